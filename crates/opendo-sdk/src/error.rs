@@ -1,0 +1,72 @@
+use std::fmt;
+
+use crate::bindings::opendo::durable_object::types as wit;
+
+/// Why a storage call was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StorageErrorCode {
+    /// An argument is malformed.
+    InvalidArgument,
+    /// A size or count limit was exceeded (key, value, batch).
+    LimitExceeded,
+    /// The object's storage cap was reached.
+    StorageFull,
+}
+
+/// Errors an object's code sees.
+#[derive(Debug)]
+pub enum Error {
+    /// The runtime refused a storage call; nothing was written by it.
+    Storage { code: StorageErrorCode, message: String },
+    /// A value could not be encoded to or decoded from JSON.
+    Json(serde_json::Error),
+    /// A request body was expected to be UTF-8 text.
+    NotUtf8,
+    /// Any other error, with a message.
+    Message(String),
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Storage { code, message } => write!(f, "storage error ({code:?}): {message}"),
+            Error::Json(err) => write!(f, "JSON: {err}"),
+            Error::NotUtf8 => f.write_str("body is not valid UTF-8"),
+            Error::Message(message) => f.write_str(message),
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+impl From<serde_json::Error> for Error {
+    fn from(err: serde_json::Error) -> Self {
+        Error::Json(err)
+    }
+}
+
+impl From<String> for Error {
+    fn from(message: String) -> Self {
+        Error::Message(message)
+    }
+}
+
+impl From<&str> for Error {
+    fn from(message: &str) -> Self {
+        Error::Message(message.to_string())
+    }
+}
+
+impl From<wit::Error> for Error {
+    fn from(err: wit::Error) -> Self {
+        let code = match err.code {
+            wit::ErrorCode::InvalidArgument => StorageErrorCode::InvalidArgument,
+            wit::ErrorCode::LimitExceeded => StorageErrorCode::LimitExceeded,
+            wit::ErrorCode::StorageFull => StorageErrorCode::StorageFull,
+        };
+        Error::Storage { code, message: err.message }
+    }
+}
+
+/// `Result` with the SDK's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;

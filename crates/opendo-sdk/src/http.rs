@@ -1,0 +1,174 @@
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::bindings::opendo::durable_object::types as wit;
+use crate::{Error, Result};
+
+/// An HTTP method.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Method {
+    Get,
+    Head,
+    Post,
+    Put,
+    Patch,
+    Delete,
+    Options,
+    /// Any other method, as sent.
+    Other(String),
+}
+
+impl Method {
+    fn parse(method: String) -> Self {
+        match method.as_str() {
+            "GET" => Method::Get,
+            "HEAD" => Method::Head,
+            "POST" => Method::Post,
+            "PUT" => Method::Put,
+            "PATCH" => Method::Patch,
+            "DELETE" => Method::Delete,
+            "OPTIONS" => Method::Options,
+            _ => Method::Other(method),
+        }
+    }
+}
+
+/// An HTTP request addressed to this object.
+#[derive(Debug, Clone)]
+pub struct Request {
+    method: Method,
+    path_and_query: String,
+    headers: Vec<(String, Vec<u8>)>,
+    body: Vec<u8>,
+}
+
+impl Request {
+    pub(crate) fn from_wit(request: wit::Request) -> Self {
+        Request {
+            method: Method::parse(request.method),
+            path_and_query: request.path,
+            headers: request.headers,
+            body: request.body,
+        }
+    }
+
+    /// The method.
+    pub fn method(&self) -> Method {
+        self.method.clone()
+    }
+
+    /// The path inside the object, starting with `/`, without the query string.
+    pub fn path(&self) -> &str {
+        self.path_and_query.split_once('?').map_or(&self.path_and_query, |(path, _)| path)
+    }
+
+    /// The query string (after `?`), if any.
+    pub fn query(&self) -> Option<&str> {
+        self.path_and_query.split_once('?').map(|(_, query)| query)
+    }
+
+    /// The first header called `name` (case-insensitive), if it is valid UTF-8.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .and_then(|(_, v)| std::str::from_utf8(v).ok())
+    }
+
+    /// All headers, in the order received, values as raw bytes.
+    pub fn headers(&self) -> &[(String, Vec<u8>)] {
+        &self.headers
+    }
+
+    /// The body bytes.
+    pub fn bytes(&self) -> &[u8] {
+        &self.body
+    }
+
+    /// The body as UTF-8 text.
+    pub fn text(&self) -> Result<&str> {
+        std::str::from_utf8(&self.body).map_err(|_| Error::NotUtf8)
+    }
+
+    /// The body decoded from JSON.
+    pub fn json<T: DeserializeOwned>(&self) -> Result<T> {
+        Ok(serde_json::from_slice(&self.body)?)
+    }
+}
+
+/// An HTTP response.
+#[derive(Debug, Clone)]
+pub struct Response {
+    status: u16,
+    headers: Vec<(String, Vec<u8>)>,
+    body: Vec<u8>,
+}
+
+impl Response {
+    /// 200 with a UTF-8 text body.
+    pub fn ok(body: impl Into<String>) -> Result<Response> {
+        Ok(Response::text(200, body.into()))
+    }
+
+    /// `status` with `message` as a text body.
+    pub fn error(message: impl Into<String>, status: u16) -> Result<Response> {
+        Ok(Response::text(status, message.into()))
+    }
+
+    /// 200 with `value` as a JSON body.
+    pub fn from_json<T: Serialize + ?Sized>(value: &T) -> Result<Response> {
+        Ok(Response {
+            status: 200,
+            headers: vec![("content-type".into(), b"application/json".to_vec())],
+            body: serde_json::to_vec(value)?,
+        })
+    }
+
+    /// 200 with a raw body.
+    pub fn from_bytes(body: Vec<u8>) -> Result<Response> {
+        Ok(Response { status: 200, headers: Vec::new(), body })
+    }
+
+    /// 204 with no body.
+    pub fn empty() -> Result<Response> {
+        Ok(Response { status: 204, headers: Vec::new(), body: Vec::new() })
+    }
+
+    /// The same response with another status.
+    pub fn with_status(mut self, status: u16) -> Response {
+        self.status = status;
+        self
+    }
+
+    /// The same response with one more header.
+    pub fn with_header(mut self, name: &str, value: &str) -> Response {
+        self.headers.push((name.to_string(), value.as_bytes().to_vec()));
+        self
+    }
+
+    /// The status code.
+    pub fn status_code(&self) -> u16 {
+        self.status
+    }
+
+    /// The body bytes.
+    pub fn body(&self) -> &[u8] {
+        &self.body
+    }
+
+    fn text(status: u16, body: String) -> Response {
+        Response {
+            status,
+            headers: vec![("content-type".into(), b"text/plain; charset=utf-8".to_vec())],
+            body: body.into_bytes(),
+        }
+    }
+
+    pub(crate) fn internal_error(err: &Error) -> Response {
+        Response::text(500, err.to_string())
+    }
+
+    pub(crate) fn into_wit(self) -> wit::Response {
+        wit::Response { status: self.status, headers: self.headers, body: self.body }
+    }
+}

@@ -1,0 +1,125 @@
+//! Write Durable Objects in Rust for [open-do](https://github.com/open-do/open-do).
+//!
+//! An object is a type implementing [`DurableObject`], exported with
+//! [`export_durable_object!`] from a `cdylib` crate built for `wasm32-wasip2`. The runtime creates
+//! one instance per object on its first event and delivers events to it one at a time. Everything
+//! the object writes to [`Storage`] during an event commits when the event returns, before the
+//! response leaves the runtime; in-memory fields survive between events only while the object is
+//! active (it may be reset or hibernate at any time), so keep what matters in storage.
+//!
+//! ```no_run
+//! use opendo_sdk::{DurableObject, Method, Request, Response, Result, State, export_durable_object};
+//!
+//! struct Counter {
+//!     state: State,
+//! }
+//!
+//! impl DurableObject for Counter {
+//!     fn new(state: State) -> Self {
+//!         Counter { state }
+//!     }
+//!
+//!     fn fetch(&self, req: Request) -> Result<Response> {
+//!         let storage = self.state.storage();
+//!         match (req.method(), req.path()) {
+//!             (Method::Post, "/increment") => {
+//!                 let value = storage.get::<i64>("count")?.unwrap_or(0) + 1;
+//!                 storage.put("count", &value)?;
+//!                 Response::ok(value.to_string())
+//!             }
+//!             _ => Response::error("not found", 404),
+//!         }
+//!     }
+//! }
+//!
+//! export_durable_object!(Counter);
+//! ```
+//!
+//! # Encoding of typed values
+//! [`Storage::get`] and [`Storage::put`] store values as JSON text (UTF-8, via `serde_json`), so
+//! any language can read them back; [`Storage::get_bytes`] and [`Storage::put_bytes`] store raw
+//! bytes untouched.
+
+// Lets the generated bindings name this crate by its public path, from inside and outside.
+extern crate self as opendo_sdk;
+
+mod error;
+mod http;
+mod state;
+mod storage;
+
+pub use error::{Error, Result, StorageErrorCode};
+pub use http::{Method, Request, Response};
+pub use state::State;
+pub use storage::{ListOptions, Storage};
+
+#[doc(hidden)]
+pub mod bindings {
+    wit_bindgen::generate!({
+        path: "../../wit",
+        world: "durable-object",
+        pub_export_macro: true,
+        export_macro_name: "__export_handler",
+        default_bindings_module: "::opendo_sdk::bindings",
+        runtime_path: "::opendo_sdk::__private::wit_bindgen::rt",
+    });
+}
+
+/// A Durable Object class.
+///
+/// The runtime creates the value with [`DurableObject::new`] on the object's first event after
+/// it was activated (or reset), then calls the handlers one event at a time.
+pub trait DurableObject: 'static {
+    /// Creates the object's in-memory instance. Storage is already available through `state`.
+    fn new(state: State) -> Self;
+
+    /// Handles one HTTP request. An `Err` becomes a 500 response carrying the error's message;
+    /// the event's storage writes still commit (return an error response yourself, or panic, to
+    /// decide otherwise: a panic rolls the event back).
+    fn fetch(&self, req: Request) -> Result<Response>;
+}
+
+/// Exports a [`DurableObject`] type as the component's event handlers.
+///
+/// Use it once, at the top level of a `cdylib` crate: `export_durable_object!(MyObject);`.
+#[macro_export]
+macro_rules! export_durable_object {
+    ($object:ty) => {
+        const _: () = {
+            ::std::thread_local! {
+                static OBJECT: ::std::cell::OnceCell<$object> = const { ::std::cell::OnceCell::new() };
+            }
+
+            struct Export;
+
+            impl $crate::bindings::exports::opendo::durable_object::handler::Guest for Export {
+                fn fetch(
+                    request: $crate::bindings::opendo::durable_object::types::Request,
+                ) -> $crate::bindings::opendo::durable_object::types::Response {
+                    OBJECT.with(|cell| {
+                        let object = cell.get_or_init(|| {
+                            <$object as $crate::DurableObject>::new($crate::State::current())
+                        });
+                        $crate::__private::fetch(object, request)
+                    })
+                }
+            }
+
+            $crate::bindings::__export_handler!(Export);
+        };
+    };
+}
+
+#[doc(hidden)]
+pub mod __private {
+    pub use wit_bindgen;
+
+    use crate::bindings::opendo::durable_object::types as wit;
+
+    pub fn fetch<T: crate::DurableObject>(object: &T, request: wit::Request) -> wit::Response {
+        match object.fetch(crate::Request::from_wit(request)) {
+            Ok(response) => response.into_wit(),
+            Err(err) => crate::Response::internal_error(&err).into_wit(),
+        }
+    }
+}

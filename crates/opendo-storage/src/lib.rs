@@ -1,0 +1,22 @@
+//! One Durable Object's storage: a SQLite database file per object.
+//!
+//! This crate knows nothing about Wasm. It owns:
+//! - [`ObjectId`]: the 64-hex-character id of an object, derived from `(namespace, name)` or random,
+//!   with check bytes so an id of another namespace or a typo is rejected cheaply;
+//! - [`layout`]: where files live (`{data-dir}/{namespace}/{id}.sqlite`), and which namespace names
+//!   are valid. Object names never become paths: only ids do;
+//! - [`ObjectDb`]: one open object database (WAL, exclusive locking), its KV store and the
+//!   event transaction boundaries the runtime drives (a batch transaction, one savepoint per event).
+//!
+//! Internal tables use the reserved prefix `_opendo_`.
+
+mod db;
+mod error;
+mod id;
+mod kv;
+pub mod layout;
+
+pub use db::{Durability, ObjectDb};
+pub use error::{Error, Result};
+pub use id::ObjectId;
+pub use kv::{Entry, ListOptions, MAX_BATCH, MAX_ENTRY_BYTES, MAX_KEY_BYTES, MAX_RESULT_BYTES};

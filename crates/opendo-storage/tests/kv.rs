@@ -1,0 +1,217 @@
+use opendo_storage::{Durability, Error, ListOptions, MAX_BATCH, MAX_ENTRY_BYTES, MAX_KEY_BYTES, ObjectDb};
+
+fn open(dir: &tempfile::TempDir) -> ObjectDb {
+    ObjectDb::open(&dir.path().join("object.sqlite"), Durability::Relaxed).unwrap()
+}
+
+fn keys(entries: &[(String, Vec<u8>)]) -> Vec<&str> {
+    entries.iter().map(|(k, _)| k.as_str()).collect()
+}
+
+#[test]
+fn get_put_delete_round_trip() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut db = open(&dir);
+    assert_eq!(db.get("a").unwrap(), None);
+    db.put("a", b"1").unwrap();
+    assert_eq!(db.get("a").unwrap(), Some(b"1".to_vec()));
+    db.put("a", b"").unwrap();
+    assert_eq!(db.get("a").unwrap(), Some(Vec::new()), "an empty value is a value");
+    assert!(db.delete("a").unwrap());
+    assert!(!db.delete("a").unwrap());
+    assert_eq!(db.get("a").unwrap(), None);
+}
+
+#[test]
+fn keys_are_ordered_by_utf8_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut db = open(&dir);
+    // Byte order differs from UTF-16 order and from case-insensitive order.
+    let inserted = ["é", "z", "Z", "a", "", "\u{FFFD}", "😀", "a\0b", "ab", "\u{7f}"];
+    for k in inserted {
+        db.put(k, k.as_bytes()).unwrap();
+    }
+    let mut expected: Vec<&str> = inserted.to_vec();
+    expected.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
+    let all = db.list(&ListOptions::default()).unwrap();
+    assert_eq!(keys(&all), expected);
+    assert_eq!(db.get("a\0b").unwrap(), Some(b"a\0b".to_vec()), "NUL inside a key is kept");
+    let reversed = db.list(&ListOptions { reverse: true, ..Default::default() }).unwrap();
+    expected.reverse();
+    assert_eq!(keys(&reversed), expected);
+}
+
+/// Every combination of bounds, reverse and limit agrees with a straightforward model.
+#[test]
+fn list_matches_model_for_every_bound_combination() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut db = open(&dir);
+    let stored = ["", "a", "a\0", "aa", "ab", "abc", "b", "ba", "bb", "c", "é", "éa"];
+    for k in stored {
+        db.put(k, format!("v{k}").as_bytes()).unwrap();
+    }
+    let candidates: Vec<Option<&str>> =
+        vec![None, Some(""), Some("a"), Some("ab"), Some("b"), Some("bz"), Some("é"), Some("zz")];
+    let limits = [None, Some(0), Some(1), Some(3)];
+    let mut checked = 0;
+    for start in &candidates {
+        for start_after in &candidates {
+            for end in &candidates {
+                for prefix in &candidates {
+                    for reverse in [false, true] {
+                        for limit in limits {
+                            let options = ListOptions {
+                                start: start.map(String::from),
+                                start_after: start_after.map(String::from),
+                                end: end.map(String::from),
+                                prefix: prefix.map(String::from),
+                                reverse,
+                                limit,
+                            };
+                            let mut model: Vec<&str> = stored
+                                .iter()
+                                .copied()
+                                .filter(|k| start.is_none_or(|s| k.as_bytes() >= s.as_bytes()))
+                                .filter(|k| start_after.is_none_or(|s| k.as_bytes() > s.as_bytes()))
+                                .filter(|k| end.is_none_or(|e| k.as_bytes() < e.as_bytes()))
+                                .filter(|k| prefix.is_none_or(|p| k.as_bytes().starts_with(p.as_bytes())))
+                                .collect();
+                            model.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
+                            if reverse {
+                                model.reverse();
+                            }
+                            if let Some(limit) = limit {
+                                model.truncate(limit as usize);
+                            }
+                            let got = db.list(&options).unwrap();
+                            assert_eq!(keys(&got), model, "{options:?}");
+                            for (k, v) in &got {
+                                assert_eq!(v, format!("v{k}").as_bytes());
+                            }
+                            checked += 1;
+                        }
+                    }
+                }
+            }
+        }
+    }
+    assert_eq!(checked, 8 * 8 * 8 * 8 * 2 * 4);
+}
+
+#[test]
+fn size_limits_are_enforced_and_write_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut db = open(&dir);
+    let long_key = "k".repeat(MAX_KEY_BYTES + 1);
+    assert!(matches!(db.put(&long_key, b"v"), Err(Error::LimitExceeded(_))));
+    assert!(matches!(db.get(&long_key), Err(Error::LimitExceeded(_))));
+    assert!(matches!(db.delete(&long_key), Err(Error::LimitExceeded(_))));
+    let max_key = "k".repeat(MAX_KEY_BYTES);
+    db.put(&max_key, b"v").unwrap();
+
+    let big = vec![7u8; MAX_ENTRY_BYTES - 1];
+    db.put("x", &big).unwrap();
+    let too_big = vec![7u8; MAX_ENTRY_BYTES];
+    assert!(matches!(db.put("y", &too_big), Err(Error::LimitExceeded(_))));
+    assert_eq!(db.get("y").unwrap(), None);
+}
+
+#[test]
+fn batches_are_limited_and_atomic() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut db = open(&dir);
+    let entries: Vec<(String, Vec<u8>)> =
+        (0..MAX_BATCH).map(|i| (format!("k{i:03}"), vec![i as u8])).collect();
+    db.put_many(&entries).unwrap();
+    let names: Vec<String> = entries.iter().map(|(k, _)| k.clone()).collect();
+    assert_eq!(db.get_many(&names).unwrap(), entries);
+
+    let mut too_many = entries.clone();
+    too_many.push(("extra".into(), vec![1]));
+    assert!(matches!(db.put_many(&too_many), Err(Error::LimitExceeded(_))));
+    assert_eq!(db.get("extra").unwrap(), None);
+
+    // One bad entry refuses the whole batch.
+    let mixed = vec![("fine".to_string(), vec![1]), ("k".repeat(MAX_KEY_BYTES + 1), vec![1])];
+    assert!(matches!(db.put_many(&mixed), Err(Error::LimitExceeded(_))));
+    assert_eq!(db.get("fine").unwrap(), None);
+
+    let mut names_too_many = names.clone();
+    names_too_many.push("extra".into());
+    assert!(matches!(db.get_many(&names_too_many), Err(Error::LimitExceeded(_))));
+    assert!(matches!(db.delete_many(&names_too_many), Err(Error::LimitExceeded(_))));
+
+    let some = vec!["k000".to_string(), "k001".into(), "k001".into(), "missing".into()];
+    assert_eq!(db.get_many(&some).unwrap().len(), 2, "missing keys left out, duplicates once");
+    assert_eq!(db.delete_many(&some).unwrap(), 2);
+    assert_eq!(db.list(&ListOptions::default()).unwrap().len(), MAX_BATCH - 2);
+}
+
+#[test]
+fn delete_all_empties_the_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut db = open(&dir);
+    for i in 0..10 {
+        db.put(&format!("k{i}"), b"v").unwrap();
+    }
+    db.delete_all().unwrap();
+    assert!(db.list(&ListOptions::default()).unwrap().is_empty());
+    db.put("after", b"v").unwrap();
+    assert_eq!(db.get("after").unwrap(), Some(b"v".to_vec()));
+}
+
+#[test]
+fn data_survives_close_and_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("object.sqlite");
+    let mut db = ObjectDb::open(&path, Durability::Full).unwrap();
+    db.begin_batch().unwrap();
+    db.begin_event().unwrap();
+    db.put("kept", b"1").unwrap();
+    db.finish_event(true).unwrap();
+    db.commit_batch().unwrap();
+    db.close().unwrap();
+    assert!(!dir.path().join("object.sqlite-shm").exists(), "exclusive locking needs no -shm file");
+
+    let db = ObjectDb::open(&path, Durability::Full).unwrap();
+    assert_eq!(db.get("kept").unwrap(), Some(b"1".to_vec()));
+}
+
+#[test]
+fn a_failed_event_rolls_back_alone_inside_its_batch() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("object.sqlite");
+    let mut db = ObjectDb::open(&path, Durability::Relaxed).unwrap();
+    db.begin_batch().unwrap();
+    db.begin_event().unwrap();
+    db.put("first", b"1").unwrap();
+    db.finish_event(true).unwrap();
+    db.begin_event().unwrap();
+    db.put("second", b"2").unwrap();
+    db.put("first", b"overwritten").unwrap();
+    db.finish_event(false).unwrap();
+    db.begin_event().unwrap();
+    db.put("third", b"3").unwrap();
+    db.finish_event(true).unwrap();
+    db.commit_batch().unwrap();
+    db.close().unwrap();
+
+    let db = ObjectDb::open(&path, Durability::Relaxed).unwrap();
+    assert_eq!(db.get("first").unwrap(), Some(b"1".to_vec()));
+    assert_eq!(db.get("second").unwrap(), None);
+    assert_eq!(db.get("third").unwrap(), Some(b"3".to_vec()));
+}
+
+#[test]
+fn an_uncommitted_batch_is_lost_on_close() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("object.sqlite");
+    let mut db = ObjectDb::open(&path, Durability::Relaxed).unwrap();
+    db.begin_batch().unwrap();
+    db.put("never", b"1").unwrap();
+    db.rollback_batch().unwrap();
+    assert!(!db.in_transaction());
+    db.close().unwrap();
+    let db = ObjectDb::open(&path, Durability::Relaxed).unwrap();
+    assert_eq!(db.get("never").unwrap(), None);
+}
