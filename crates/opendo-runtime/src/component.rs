@@ -1,0 +1,116 @@
+//! Loading a namespace's component: header checks, the compiled-artifact cache, and checking
+//! that it fits the `durable-object` world, each failure as one message naming what is wrong.
+
+use std::hash::{Hash, Hasher};
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+use wasmtime::Engine;
+use wasmtime::component::{Component, Linker};
+
+use crate::Error;
+use crate::bindings::DurableObjectPre;
+use crate::host::Host;
+
+/// The export every object must provide.
+pub(crate) const HANDLER_EXPORT: &str = "opendo:durable-object/handler@0.1.0";
+
+const MAGIC: &[u8; 4] = b"\0asm";
+const CORE_MODULE_VERSION: [u8; 4] = [1, 0, 0, 0];
+const COMPONENT_VERSION: [u8; 4] = [0x0d, 0, 1, 0];
+
+/// Reads `path`, checks it is a component, and compiles it (or loads it from `cache_dir`).
+pub(crate) fn load(engine: &Engine, path: &Path, cache_dir: &Path) -> Result<Component, Error> {
+    let bytes = std::fs::read(path).map_err(Error::io(path))?;
+    check_header(path, &bytes)?;
+    let cached = cache_dir.join(format!("{}.cwasm", cache_key(engine, &bytes)));
+    if cached.is_file() {
+        // SAFETY: the cache lives in the runtime's data directory, written only by
+        // `store_in_cache` below from a component this engine compiled; the key includes the
+        // engine's compatibility hash, and a file that fails to load is recompiled.
+        match unsafe { Component::deserialize_file(engine, &cached) } {
+            Ok(component) => return Ok(component),
+            Err(err) => {
+                tracing::warn!(path = %cached.display(), "ignoring unusable compiled cache entry: {err:#}")
+            }
+        }
+    }
+    let component = Component::new(engine, &bytes).map_err(|err| {
+        Error::InvalidModule(format!("{} is not a valid WebAssembly component: {err:#}", path.display()))
+    })?;
+    if let Err(err) = store_in_cache(&component, cache_dir, &cached) {
+        tracing::warn!(path = %cached.display(), "could not cache the compiled component: {err}");
+    }
+    Ok(component)
+}
+
+fn check_header(path: &Path, bytes: &[u8]) -> Result<(), Error> {
+    let shown = path.display();
+    if bytes.len() < 8 || &bytes[..4] != MAGIC {
+        return Err(Error::InvalidModule(format!("{shown} is not a WebAssembly file (no `\\0asm` header)")));
+    }
+    let version: [u8; 4] = [bytes[4], bytes[5], bytes[6], bytes[7]];
+    if version == CORE_MODULE_VERSION {
+        return Err(Error::InvalidModule(format!(
+            "{shown} is a core WebAssembly module, not a component: build the object for the \
+             wasm32-wasip2 target (`cargo build --target wasm32-wasip2`), which produces a component"
+        )));
+    }
+    if version != COMPONENT_VERSION {
+        return Err(Error::InvalidModule(format!(
+            "{shown} has an unsupported WebAssembly version/layer {version:02x?}"
+        )));
+    }
+    Ok(())
+}
+
+fn cache_key(engine: &Engine, bytes: &[u8]) -> String {
+    let mut engine_hash = std::hash::DefaultHasher::new();
+    engine.precompile_compatibility_hash().hash(&mut engine_hash);
+    format!("{}-{:016x}", hex::encode(Sha256::digest(bytes)), engine_hash.finish())
+}
+
+fn store_in_cache(component: &Component, cache_dir: &Path, target: &PathBuf) -> Result<(), String> {
+    let bytes = component.serialize().map_err(|e| format!("{e:#}"))?;
+    std::fs::create_dir_all(cache_dir).map_err(|e| e.to_string())?;
+    // Write then rename, so a crash never leaves a truncated artifact under the final name.
+    let partial = target.with_extension(format!("partial-{}", std::process::id()));
+    std::fs::write(&partial, bytes).map_err(|e| e.to_string())?;
+    std::fs::rename(&partial, target).map_err(|e| e.to_string())
+}
+
+/// Checks that `component` fits the `durable-object` world and prepares it for instantiation.
+pub(crate) fn fit_world(
+    linker: &Linker<Host>,
+    component: &Component,
+    path: &Path,
+) -> Result<DurableObjectPre<Host>, Error> {
+    let mismatch = |what: String| {
+        Error::InvalidModule(format!("{} does not fit the `durable-object` world: {what}", path.display()))
+    };
+    let engine = component.engine();
+    let exports: Vec<String> =
+        component.component_type().exports(engine).map(|(name, _)| name.to_string()).collect();
+    if !exports.iter().any(|name| name == HANDLER_EXPORT) {
+        let found = if exports.is_empty() { "nothing".to_string() } else { exports.join(", ") };
+        return Err(mismatch(format!("it does not export `{HANDLER_EXPORT}` (it exports {found})")));
+    }
+    let pre = linker.instantiate_pre(component).map_err(|err| mismatch(format!("{err:#}")))?;
+    DurableObjectPre::new(pre).map_err(|err| mismatch(format!("{err:#}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn headers_are_told_apart() {
+        let path = Path::new("m.wasm");
+        let err = |bytes: &[u8]| check_header(path, bytes).unwrap_err().to_string();
+        assert!(err(b"hello world").contains("not a WebAssembly file"));
+        assert!(err(b"\0asm").contains("not a WebAssembly file"));
+        assert!(err(b"\0asm\x01\0\0\0").contains("core WebAssembly module, not a component"));
+        assert!(err(b"\0asm\x02\0\0\0").contains("unsupported"));
+        assert!(check_header(path, b"\0asm\x0d\0\x01\0").is_ok());
+    }
+}

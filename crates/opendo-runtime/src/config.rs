@@ -1,0 +1,34 @@
+use std::path::PathBuf;
+use std::time::Duration;
+
+pub use opendo_storage::Durability;
+
+/// Settings of a [`Runtime`](crate::Runtime). `Default` gives the documented defaults.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Where object databases and the compiled-component cache live.
+    pub data_dir: PathBuf,
+    /// When a commit counts as done (and so when a response may leave).
+    pub durability: Durability,
+    /// An object with no event for this long hibernates.
+    pub idle_timeout: Duration,
+    /// Largest linear memory of one object's instance, in bytes.
+    pub memory_limit: usize,
+    /// Longest time one event may run before it is interrupted.
+    pub cpu_limit: Duration,
+    /// Most events waiting for one object; more are refused as overload.
+    pub max_queued_events: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            data_dir: PathBuf::from(".opendo"),
+            durability: Durability::Full,
+            idle_timeout: Duration::from_secs(10),
+            memory_limit: 128 * 1024 * 1024,
+            cpu_limit: Duration::from_secs(30),
+            max_queued_events: 1024,
+        }
+    }
+}

@@ -1,0 +1,80 @@
+use std::fmt;
+use std::path::PathBuf;
+
+/// Errors setting up the runtime or loading a namespace.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The module is not a component of the `durable-object` world. The message names what is
+    /// missing or mismatched.
+    #[error("{0}")]
+    InvalidModule(String),
+    /// A setting or name is not acceptable.
+    #[error("{0}")]
+    InvalidConfig(String),
+    /// A file or folder could not be read or written.
+    #[error("{path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+    /// The Wasm engine could not be set up.
+    #[error("wasm engine: {0}")]
+    Engine(String),
+}
+
+impl Error {
+    pub(crate) fn io(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> Error {
+        let path = path.into();
+        move |source| Error::Io { path, source }
+    }
+}
+
+/// Why an event trapped: the class reported to the client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TrapCause {
+    /// The guest panicked (or reached `unreachable`).
+    Panic,
+    /// The event ran past its CPU time limit.
+    CpuLimit,
+    /// The instance tried to grow its memory past the limit.
+    MemoryLimit,
+    /// The guest's stack overflowed.
+    StackOverflow,
+    /// The object's storage failed underneath it.
+    Storage,
+    /// Any other trap.
+    Other,
+}
+
+impl fmt::Display for TrapCause {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            TrapCause::Panic => "panic",
+            TrapCause::CpuLimit => "CPU time limit exceeded",
+            TrapCause::MemoryLimit => "memory limit exceeded",
+            TrapCause::StackOverflow => "stack overflow",
+            TrapCause::Storage => "storage failure",
+            TrapCause::Other => "trap",
+        })
+    }
+}
+
+/// Why an event produced no response from the object.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EventError {
+    /// No namespace of that name is loaded.
+    #[error("unknown namespace `{0}`")]
+    UnknownNamespace(String),
+    /// The object name or id is not acceptable.
+    #[error("{0}")]
+    BadObjectName(String),
+    /// The object's queue of waiting events is full.
+    #[error("object overloaded: too many queued events")]
+    Overloaded,
+    /// The runtime is shutting down and takes no new events.
+    #[error("server is shutting down")]
+    ShuttingDown,
+    /// The event trapped: its writes were rolled back and the instance reset.
+    #[error("the object's event failed: {0}")]
+    Trapped(TrapCause),
+    /// The runtime failed to run or commit the event (details are in the log).
+    #[error("internal error: {0}")]
+    Internal(String),
+}

@@ -1,0 +1,97 @@
+//! Guest stdout and stderr, written to the runtime's log tagged with the object.
+
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use tokio::io::AsyncWrite;
+use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
+use wasmtime_wasi::p2::{OutputStream, Pollable, StreamResult};
+
+use super::Identity;
+
+/// Longest piece of one write that reaches the log; the rest is cut.
+const MAX_LOGGED_BYTES: usize = 8 * 1024;
+
+/// One of a guest's output streams.
+#[derive(Clone)]
+pub(crate) struct GuestLog {
+    identity: Arc<Identity>,
+    stream: &'static str,
+}
+
+impl GuestLog {
+    pub(crate) fn new(identity: Arc<Identity>, stream: &'static str) -> Self {
+        GuestLog { identity, stream }
+    }
+
+    fn emit(&self, bytes: &[u8]) {
+        let shown = &bytes[..bytes.len().min(MAX_LOGGED_BYTES)];
+        let text = String::from_utf8_lossy(shown);
+        let text = text.trim_end_matches(['\n', '\r']);
+        if text.is_empty() {
+            return;
+        }
+        tracing::info!(
+            target: "opendo::guest",
+            namespace = %self.identity.namespace,
+            object = %self.identity.id,
+            stream = self.stream,
+            truncated = bytes.len() > MAX_LOGGED_BYTES,
+            "{text}"
+        );
+    }
+}
+
+impl IsTerminal for GuestLog {
+    fn is_terminal(&self) -> bool {
+        false
+    }
+}
+
+impl StdoutStream for GuestLog {
+    fn async_stream(&self) -> Box<dyn AsyncWrite + Send + Sync> {
+        Box::new(self.clone())
+    }
+
+    fn p2_stream(&self) -> Box<dyn OutputStream> {
+        Box::new(self.clone())
+    }
+}
+
+impl OutputStream for GuestLog {
+    fn write(&mut self, bytes: Bytes) -> StreamResult<()> {
+        self.emit(&bytes);
+        Ok(())
+    }
+
+    fn flush(&mut self) -> StreamResult<()> {
+        Ok(())
+    }
+
+    fn check_write(&mut self) -> StreamResult<usize> {
+        Ok(64 * 1024)
+    }
+}
+
+#[async_trait::async_trait]
+impl Pollable for GuestLog {
+    async fn ready(&mut self) {}
+}
+
+impl AsyncWrite for GuestLog {
+    fn poll_write(self: Pin<&mut Self>, _cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        self.emit(buf);
+        Poll::Ready(Ok(buf.len()))
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+}

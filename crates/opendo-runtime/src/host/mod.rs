@@ -1,0 +1,123 @@
+//! What the host gives a guest: the `durable-object` imports (one file per WIT interface),
+//! WASI (clocks, random, stdout/stderr into the log; no files, environment or sockets), and the
+//! memory limiter.
+//!
+//! # Traps versus guest-visible errors
+//! This module decides it, in [`storage_result`]: an error caused by the guest's arguments (a key
+//! too long, a batch too big, the storage cap) is returned to the guest as `error`; a failure of
+//! the database itself (I/O, corruption) traps the event, which rolls back and resets the object.
+
+mod kv;
+mod log;
+mod state;
+
+use std::sync::Arc;
+
+use opendo_storage::{ObjectDb, ObjectId};
+use wasmtime::component::ResourceTable;
+use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+
+use crate::bindings::{ErrorCode, GuestError};
+
+pub(crate) use self::log::GuestLog;
+
+/// Who an object is; shared by its host state and its log lines.
+#[derive(Debug)]
+pub(crate) struct Identity {
+    pub(crate) namespace: Arc<str>,
+    pub(crate) id: ObjectId,
+    pub(crate) name: Option<String>,
+}
+
+/// The data of one object's wasmtime `Store`.
+pub(crate) struct Host {
+    /// The object's database. `None` only while the store is being replaced (see `object.rs`).
+    pub(crate) db: Option<ObjectDb>,
+    pub(crate) identity: Arc<Identity>,
+    pub(crate) limiter: MemoryLimiter,
+    wasi: WasiCtx,
+    table: ResourceTable,
+}
+
+impl Host {
+    pub(crate) fn new(db: Option<ObjectDb>, identity: Arc<Identity>, memory_limit: usize) -> Self {
+        let wasi = WasiCtxBuilder::new()
+            .stdout(GuestLog::new(identity.clone(), "stdout"))
+            .stderr(GuestLog::new(identity.clone(), "stderr"))
+            .build();
+        Host {
+            db,
+            identity,
+            limiter: MemoryLimiter { limit: memory_limit, hit: false },
+            wasi,
+            table: ResourceTable::new(),
+        }
+    }
+
+    fn db(&mut self) -> wasmtime::Result<&mut ObjectDb> {
+        self.db.as_mut().ok_or_else(|| wasmtime::Error::msg("object database is not open"))
+    }
+}
+
+impl WasiView for Host {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+    }
+}
+
+/// Turns a storage result into what a guest sees: its own errors as `error`, failures of the
+/// database as a trap.
+fn storage_result<T>(result: opendo_storage::Result<T>) -> wasmtime::Result<Result<T, GuestError>> {
+    use opendo_storage::Error as E;
+    let err = match result {
+        Ok(value) => return Ok(Ok(value)),
+        Err(err) => err,
+    };
+    let code = match &err {
+        E::InvalidArgument(_) => ErrorCode::InvalidArgument,
+        E::LimitExceeded(_) => ErrorCode::LimitExceeded,
+        E::StorageFull(_) => ErrorCode::StorageFull,
+        _ => return Err(wasmtime::Error::new(StorageFailure(err.to_string()))),
+    };
+    Ok(Err(GuestError { code, message: err.to_string() }))
+}
+
+/// A trap raised because the object's database failed (not because of the guest).
+#[derive(Debug, thiserror::Error)]
+#[error("object storage failed: {0}")]
+pub(crate) struct StorageFailure(pub(crate) String);
+
+/// Caps an instance's linear memory and remembers whether the cap was hit, so the trap that
+/// follows can be reported as a memory-limit trap.
+pub(crate) struct MemoryLimiter {
+    limit: usize,
+    pub(crate) hit: bool,
+}
+
+impl wasmtime::ResourceLimiter for MemoryLimiter {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        if desired > self.limit {
+            self.hit = true;
+            return Err(wasmtime::Error::msg(format!(
+                "memory limit exceeded: growing to {desired} bytes, the limit is {} bytes",
+                self.limit
+            )));
+        }
+        Ok(true)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        // Tables hold function references; a million entries is far beyond any real object.
+        Ok(desired <= 1_000_000)
+    }
+}

@@ -1,0 +1,233 @@
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
+use std::time::Duration;
+
+use opendo_storage::ObjectId;
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::task::TaskTracker;
+use wasmtime::Engine;
+use wasmtime::component::{HasSelf, Linker};
+
+use crate::bindings::{DurableObject, Request, Response};
+use crate::engine::{EpochTicker, deadline_ticks, new_engine};
+use crate::host::{Host, Identity};
+use crate::namespace::Namespace;
+use crate::object::{self, Envelope, ObjectCtx};
+use crate::{Config, Error, EventError};
+
+/// Longest object name, in bytes.
+pub const MAX_OBJECT_NAME_BYTES: usize = 256;
+
+/// Checks an object name: 1 to 256 bytes of UTF-8 with no control characters, and not `.` or `..`
+/// (which HTTP clients rewrite away).
+pub fn validate_object_name(name: &str) -> Result<(), EventError> {
+    let problem = if name.is_empty() {
+        "object name is empty"
+    } else if name.len() > MAX_OBJECT_NAME_BYTES {
+        "object name is longer than 256 bytes"
+    } else if name.chars().any(char::is_control) {
+        "object name contains a control character"
+    } else if name == "." || name == ".." {
+        "object name `.` and `..` are reserved"
+    } else {
+        return Ok(());
+    };
+    Err(EventError::BadObjectName(problem.into()))
+}
+
+/// Counters about the objects of a runtime.
+#[derive(Debug, Default)]
+pub struct Stats {
+    /// Objects with a live instance and an open database right now.
+    pub active: AtomicUsize,
+    /// Times an object was activated (its database opened) since start.
+    pub activations: AtomicU64,
+    /// Times an object hibernated after its idle timeout since start.
+    pub hibernations: AtomicU64,
+}
+
+/// The state every actor shares.
+pub(crate) struct Shared {
+    pub(crate) config: Config,
+    pub(crate) engine: Engine,
+    pub(crate) deadline_ticks: u64,
+    pub(crate) stats: Stats,
+    objects: Mutex<Objects>,
+}
+
+#[derive(Default)]
+struct Objects {
+    closing: bool,
+    mailboxes: HashMap<(Arc<str>, ObjectId), mpsc::Sender<Envelope>>,
+}
+
+impl Shared {
+    fn objects(&self) -> MutexGuard<'_, Objects> {
+        self.objects.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Called by a hibernated actor: leaves the table if no event is waiting. Events are only
+    /// sent while the table is locked, so none can slip in between the check and the removal.
+    pub(crate) fn retire(
+        &self,
+        namespace: &Arc<str>,
+        id: &ObjectId,
+        mailbox: &mpsc::Receiver<Envelope>,
+    ) -> bool {
+        let mut objects = self.objects();
+        if !mailbox.is_empty() {
+            return false;
+        }
+        objects.mailboxes.remove(&(namespace.clone(), *id));
+        true
+    }
+}
+
+/// Runs the objects of one or more namespaces.
+///
+/// Cheap to clone; all clones share the same objects.
+#[derive(Clone)]
+pub struct Runtime {
+    shared: Arc<Shared>,
+    namespaces: Arc<RwLock<HashMap<String, Arc<Namespace>>>>,
+    linker: Arc<Linker<Host>>,
+    tracker: TaskTracker,
+    _ticker: Arc<EpochTicker>,
+}
+
+impl Runtime {
+    /// A runtime with no namespace yet. Creates the data directory.
+    pub fn new(config: Config) -> Result<Self, Error> {
+        std::fs::create_dir_all(&config.data_dir).map_err(Error::io(&config.data_dir))?;
+        let engine = new_engine()?;
+        let mut linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(|e| Error::Engine(format!("{e:#}")))?;
+        DurableObject::add_to_linker::<Host, HasSelf<Host>>(&mut linker, |host| host)
+            .map_err(|e| Error::Engine(format!("{e:#}")))?;
+        let ticker = EpochTicker::start(engine.clone())?;
+        Ok(Runtime {
+            shared: Arc::new(Shared {
+                deadline_ticks: deadline_ticks(config.cpu_limit),
+                config,
+                engine,
+                stats: Stats::default(),
+                objects: Mutex::new(Objects::default()),
+            }),
+            namespaces: Arc::default(),
+            linker: Arc::new(linker),
+            tracker: TaskTracker::new(),
+            _ticker: Arc::new(ticker),
+        })
+    }
+
+    /// Loads the component at `module` as namespace `name`. Fails with one message naming what is
+    /// wrong if the file is not a component of the `durable-object` world.
+    pub fn load_namespace(&self, name: &str, module: &Path) -> Result<(), Error> {
+        let namespace =
+            Namespace::load(&self.shared.engine, &self.linker, &self.shared.config.data_dir, name, module)?;
+        let mut namespaces = self.namespaces.write().unwrap_or_else(PoisonError::into_inner);
+        if namespaces.contains_key(name) {
+            return Err(Error::InvalidConfig(format!("namespace `{name}` is loaded twice")));
+        }
+        namespaces.insert(name.to_string(), Arc::new(namespace));
+        Ok(())
+    }
+
+    /// The names of the loaded namespaces, sorted.
+    pub fn namespaces(&self) -> Vec<String> {
+        let namespaces = self.namespaces.read().unwrap_or_else(PoisonError::into_inner);
+        let mut names: Vec<String> = namespaces.keys().cloned().collect();
+        names.sort();
+        names
+    }
+
+    /// Delivers an HTTP request to the object called `object_name` in `namespace` and waits for
+    /// its response, which is released only after the event's writes are durable.
+    pub async fn fetch(
+        &self,
+        namespace: &str,
+        object_name: &str,
+        request: Request,
+    ) -> Result<Response, EventError> {
+        let namespace = self
+            .namespaces
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(namespace)
+            .cloned()
+            .ok_or_else(|| EventError::UnknownNamespace(namespace.to_string()))?;
+        validate_object_name(object_name)?;
+        let id = ObjectId::from_name(&namespace.name, object_name);
+        let (reply, outcome) = oneshot::channel();
+        self.send(&namespace, id, Some(object_name), Envelope { request, reply })?;
+        outcome.await.map_err(|_| EventError::Internal("the object stopped before answering".into()))?
+    }
+
+    fn send(
+        &self,
+        namespace: &Arc<Namespace>,
+        id: ObjectId,
+        name: Option<&str>,
+        envelope: Envelope,
+    ) -> Result<(), EventError> {
+        let mut objects = self.shared.objects();
+        if objects.closing {
+            return Err(EventError::ShuttingDown);
+        }
+        let mailbox = objects
+            .mailboxes
+            .entry((namespace.name.clone(), id))
+            .or_insert_with(|| self.spawn_actor(namespace, id, name));
+        mailbox.try_send(envelope).map_err(|err| match err {
+            mpsc::error::TrySendError::Full(_) => EventError::Overloaded,
+            mpsc::error::TrySendError::Closed(_) => EventError::Internal("the object's actor is gone".into()),
+        })
+    }
+
+    fn spawn_actor(
+        &self,
+        namespace: &Arc<Namespace>,
+        id: ObjectId,
+        name: Option<&str>,
+    ) -> mpsc::Sender<Envelope> {
+        let (sender, mailbox) = mpsc::channel(self.shared.config.max_queued_events.max(1));
+        let ctx = ObjectCtx {
+            shared: self.shared.clone(),
+            namespace: namespace.clone(),
+            identity: Arc::new(Identity {
+                namespace: namespace.name.clone(),
+                id,
+                name: name.map(String::from),
+            }),
+            db_path: namespace.dir.join(format!("{}.sqlite", id.to_hex())),
+        };
+        self.tracker.spawn(object::run(ctx, mailbox));
+        sender
+    }
+
+    /// Counters about the runtime's objects.
+    pub fn stats(&self) -> &Stats {
+        &self.shared.stats
+    }
+
+    /// Objects that are active right now.
+    pub fn active_objects(&self) -> usize {
+        self.shared.stats.active.load(Ordering::Relaxed)
+    }
+
+    /// Stops taking events, lets queued and running events finish and commit, and closes every
+    /// object's database. Returns `false` if that took longer than `grace` (the remaining events
+    /// are abandoned uncommitted: none of them was answered).
+    pub async fn shutdown(&self, grace: Duration) -> bool {
+        {
+            let mut objects = self.shared.objects();
+            objects.closing = true;
+            // Dropping the senders ends each actor once its mailbox is drained.
+            objects.mailboxes.clear();
+        }
+        self.tracker.close();
+        tokio::time::timeout(grace, self.tracker.wait()).await.is_ok()
+    }
+}

@@ -1,0 +1,266 @@
+//! The runtime with real guests (tests/guests) and real SQLite files.
+
+use std::path::Path;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use opendo_runtime::{Config, Durability, Error, EventError, Request, Response, Runtime, TrapCause};
+use opendo_test_support::{PROBE, WRONG_WORLD};
+use serde_json::{Value, json};
+
+fn config(dir: &Path) -> Config {
+    Config { data_dir: dir.to_path_buf(), durability: Durability::Relaxed, ..Config::default() }
+}
+
+fn runtime_with(config: Config) -> Runtime {
+    let runtime = Runtime::new(config).unwrap();
+    runtime.load_namespace("probe", Path::new(PROBE)).unwrap();
+    runtime
+}
+
+fn request(method: &str, path: &str, body: &[u8]) -> Request {
+    Request { method: method.into(), path: path.into(), headers: Vec::new(), body: body.to_vec() }
+}
+
+async fn call(runtime: &Runtime, object: &str, method: &str, path: &str, body: &[u8]) -> Response {
+    runtime.fetch("probe", object, request(method, path, body)).await.unwrap()
+}
+
+async fn text(runtime: &Runtime, object: &str, method: &str, path: &str, body: &[u8]) -> (u16, String) {
+    let response = call(runtime, object, method, path, body).await;
+    (response.status, String::from_utf8(response.body).unwrap())
+}
+
+async fn op(runtime: &Runtime, object: &str, op: Value) -> (u16, Value) {
+    let response = call(runtime, object, "POST", "/kv-op", op.to_string().as_bytes()).await;
+    let body = String::from_utf8(response.body).unwrap();
+    (response.status, serde_json::from_str(&body).unwrap_or(Value::String(body)))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kv_through_wasm() {
+    let dir = tempfile::tempdir().unwrap();
+    let runtime = runtime_with(config(dir.path()));
+    assert_eq!(text(&runtime, "a", "GET", "/kv/k", b"").await.0, 404);
+    assert_eq!(text(&runtime, "a", "PUT", "/kv/k", b"hello").await.0, 204);
+    assert_eq!(text(&runtime, "a", "GET", "/kv/k", b"").await, (200, "hello".into()));
+    assert_eq!(text(&runtime, "b", "GET", "/kv/k", b"").await.0, 404, "objects have separate storage");
+
+    let (status, _) =
+        op(&runtime, "a", json!({"op": "put_many", "entries": [["p/1", "one"], ["p/2", "two"], ["q", "x"]]}))
+            .await;
+    assert_eq!(status, 200);
+    let (_, listed) = op(&runtime, "a", json!({"op": "list", "prefix": "p/", "reverse": true})).await;
+    assert_eq!(listed, json!([["p/2", "two"], ["p/1", "one"]]));
+    let (_, listed) =
+        op(&runtime, "a", json!({"op": "list", "start_after": "k", "end": "q", "limit": 1})).await;
+    assert_eq!(listed, json!([["p/1", "one"]]));
+    let (_, got) = op(&runtime, "a", json!({"op": "get_many", "keys": ["q", "k", "missing"]})).await;
+    assert_eq!(got, json!([["k", "hello"], ["q", "x"]]));
+    let (_, deleted) = op(&runtime, "a", json!({"op": "delete_many", "keys": ["q", "missing"]})).await;
+    assert_eq!(deleted, json!(1));
+    assert_eq!(text(&runtime, "a", "DELETE", "/kv/k", b"").await, (200, "true".into()));
+    let (_, _) = op(&runtime, "a", json!({"op": "delete_all"})).await;
+    let (_, listed) = op(&runtime, "a", json!({"op": "list"})).await;
+    assert_eq!(listed, json!([]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn storage_limits_are_errors_the_guest_sees() {
+    let dir = tempfile::tempdir().unwrap();
+    let runtime = runtime_with(config(dir.path()));
+    let long_key = "k".repeat(2049);
+    let (status, body) = text(&runtime, "a", "PUT", &format!("/kv/{long_key}"), b"v").await;
+    assert_eq!(status, 400);
+    assert!(body.starts_with("LimitExceeded"), "{body}");
+    let too_many: Vec<String> = (0..129).map(|i| format!("k{i}")).collect();
+    let (status, body) = op(&runtime, "a", json!({"op": "get_many", "keys": too_many})).await;
+    assert_eq!(status, 400, "{body}");
+    // The event went on and the object is healthy.
+    assert_eq!(text(&runtime, "a", "PUT", "/kv/fine", b"v").await.0, 204);
+    assert_eq!(text(&runtime, "a", "GET", "/hits", b"").await.1, "4", "no reset happened");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panic_after_writes_leaves_nothing_and_resets_the_instance() {
+    let dir = tempfile::tempdir().unwrap();
+    let runtime = runtime_with(config(dir.path()));
+    assert_eq!(text(&runtime, "a", "PUT", "/kv/before", b"1").await.0, 204);
+    let outcome = runtime.fetch("probe", "a", request("POST", "/write-then-panic/doomed", b"")).await;
+    assert_eq!(outcome.unwrap_err(), EventError::Trapped(TrapCause::Panic));
+    assert_eq!(
+        text(&runtime, "a", "GET", "/kv/doomed", b"").await.0,
+        404,
+        "the panicking event's write is gone"
+    );
+    assert_eq!(text(&runtime, "a", "GET", "/kv/before", b"").await, (200, "1".into()), "earlier events kept");
+    // A fresh instance served the two reads above: its counter started again.
+    assert_eq!(text(&runtime, "a", "GET", "/hits", b"").await.1, "3");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_err_from_fetch_is_a_500_response_not_a_trap() {
+    let dir = tempfile::tempdir().unwrap();
+    let runtime = runtime_with(config(dir.path()));
+    let (status, body) = text(&runtime, "a", "GET", "/error", b"").await;
+    assert_eq!(status, 500);
+    assert!(body.contains("the probe was asked to fail"), "{body}");
+    assert_eq!(text(&runtime, "a", "GET", "/hits", b"").await.1, "2");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_of_one_object_never_overlap() {
+    let dir = tempfile::tempdir().unwrap();
+    let runtime = runtime_with(config(dir.path()));
+    let requests = 40;
+    let mut tasks = Vec::new();
+    for _ in 0..requests {
+        let runtime = runtime.clone();
+        tasks.push(tokio::spawn(async move {
+            runtime.fetch("probe", "one", request("POST", "/span", b"")).await
+        }));
+    }
+    for task in tasks {
+        assert_eq!(task.await.unwrap().unwrap().status, 200);
+    }
+    let (_, spans) = op(&runtime, "one", json!({"op": "list", "prefix": "span:"})).await;
+    let spans: Vec<(u128, u128)> = spans
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|entry| {
+            let enter = entry[0].as_str().unwrap().trim_start_matches("span:").parse().unwrap();
+            let exit: String = serde_json::from_str(entry[1].as_str().unwrap()).unwrap();
+            (enter, exit.parse().unwrap())
+        })
+        .collect();
+    assert_eq!(spans.len(), requests);
+    for pair in spans.windows(2) {
+        assert!(
+            pair[1].0 >= pair[0].1,
+            "event entered at {} before the previous one left at {}",
+            pair[1].0,
+            pair[0].1
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_object_does_not_stall_another() {
+    let dir = tempfile::tempdir().unwrap();
+    let runtime = runtime_with(config(dir.path()));
+    // Activate both first so the comparison is about running, not loading.
+    call(&runtime, "slow", "GET", "/hits", b"").await;
+    call(&runtime, "fast", "GET", "/hits", b"").await;
+    let slow = {
+        let runtime = runtime.clone();
+        tokio::spawn(
+            async move { runtime.fetch("probe", "slow", request("POST", "/spin?ms=3000", b"")).await },
+        )
+    };
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    for _ in 0..5 {
+        assert_eq!(text(&runtime, "fast", "GET", "/hits", b"").await.0, 200);
+    }
+    assert!(!slow.is_finished(), "the other object answered while the slow one was still running");
+    assert_eq!(slow.await.unwrap().unwrap().status, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_object_hibernates_and_wakes_with_its_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let runtime = runtime_with(Config { idle_timeout: Duration::from_millis(200), ..config(dir.path()) });
+    assert_eq!(text(&runtime, "a", "PUT", "/kv/x", b"kept").await.0, 204);
+    assert_eq!(runtime.active_objects(), 1);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while runtime.active_objects() > 0 {
+        assert!(Instant::now() < deadline, "the object never hibernated");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(runtime.stats().hibernations.load(Ordering::Relaxed), 1);
+    assert_eq!(text(&runtime, "a", "GET", "/kv/x", b"").await, (200, "kept".into()));
+    assert_eq!(text(&runtime, "a", "GET", "/hits", b"").await.1, "2", "a new instance after the wake");
+    assert_eq!(runtime.stats().activations.load(Ordering::Relaxed), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn committed_writes_survive_a_restart_and_the_compiled_component_is_cached() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = runtime_with(Config { durability: Durability::Full, ..config(dir.path()) });
+    assert_eq!(text(&first, "a", "PUT", "/kv/x", b"durable").await.0, 204);
+    assert!(first.shutdown(Duration::from_secs(10)).await, "clean shutdown");
+    assert_eq!(
+        first.fetch("probe", "a", request("GET", "/kv/x", b"")).await.unwrap_err(),
+        EventError::ShuttingDown
+    );
+    drop(first);
+
+    let cached: Vec<_> = std::fs::read_dir(dir.path().join(".cache/components")).unwrap().collect();
+    assert_eq!(cached.len(), 1, "one compiled artifact cached");
+
+    let second = runtime_with(config(dir.path()));
+    assert_eq!(text(&second, "a", "GET", "/kv/x", b"").await, (200, "durable".into()));
+    let db = dir
+        .path()
+        .join("probe")
+        .join(format!("{}.sqlite", opendo_storage::ObjectId::from_name("probe", "a")));
+    assert!(db.is_file(), "one SQLite file per object at {{data-dir}}/{{namespace}}/{{id}}.sqlite");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn identity_is_visible_to_the_object() {
+    let dir = tempfile::tempdir().unwrap();
+    let runtime = runtime_with(config(dir.path()));
+    let response = call(&runtime, "alice", "GET", "/whoami", b"").await;
+    let who: Value = serde_json::from_slice(&response.body).unwrap();
+    assert_eq!(who["name"], "alice");
+    assert_eq!(who["namespace"], "probe");
+    assert_eq!(who["id"], opendo_storage::ObjectId::from_name("probe", "alice").to_hex());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_namespaces_and_bad_names_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let runtime = runtime_with(config(dir.path()));
+    let outcome = runtime.fetch("nope", "a", request("GET", "/", b"")).await;
+    assert_eq!(outcome.unwrap_err(), EventError::UnknownNamespace("nope".into()));
+    for bad in ["", "..", ".", "a\0b", "tab\there", &"n".repeat(257)] {
+        let outcome = runtime.fetch("probe", bad, request("GET", "/", b"")).await;
+        assert!(matches!(outcome, Err(EventError::BadObjectName(_))), "{bad:?}: {outcome:?}");
+    }
+    let longest = "n".repeat(256);
+    assert_eq!(call(&runtime, &longest, "GET", "/hits", b"").await.status, 200);
+    assert_eq!(
+        call(&runtime, "../../etc/passwd", "GET", "/hits", b"").await.status,
+        200,
+        "names are not paths"
+    );
+}
+
+#[test]
+fn modules_that_are_not_durable_objects_are_refused_with_one_clear_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let runtime = Runtime::new(config(dir.path())).unwrap();
+    let refuse = |name: &str, path: &Path| match runtime.load_namespace(name, path) {
+        Err(Error::InvalidModule(message)) => {
+            assert!(!message.contains('\n'), "one line: {message}");
+            message
+        }
+        other => panic!("expected InvalidModule, got {other:?}"),
+    };
+    let message = refuse("wrong", Path::new(WRONG_WORLD));
+    assert!(message.contains("does not fit the `durable-object` world"), "{message}");
+    assert!(message.contains("opendo:durable-object/handler@0.1.0"), "{message}");
+
+    let core = dir.path().join("core.wasm");
+    std::fs::write(&core, b"\0asm\x01\0\0\0").unwrap();
+    assert!(refuse("core", &core).contains("core WebAssembly module, not a component"));
+
+    let text = dir.path().join("notes.wasm");
+    std::fs::write(&text, b"just some text").unwrap();
+    assert!(refuse("text", &text).contains("not a WebAssembly file"));
+
+    let missing = dir.path().join("missing.wasm");
+    assert!(matches!(runtime.load_namespace("missing", &missing), Err(Error::Io { .. })));
+    assert!(matches!(runtime.load_namespace("bad/name", Path::new(PROBE)), Err(Error::InvalidConfig(_))));
+}
