@@ -1,1 +1,117 @@
-fn main() {}
+//! `opendo`: run Durable Object components over HTTP.
+
+mod args;
+mod guest_build;
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Parser;
+use opendo_runtime::{Config, Runtime};
+use opendo_server::ServerConfig;
+
+use crate::args::{Cli, Command, LogFormat, RunArgs};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Run(args) => {
+            init_logging(args.log_format);
+            match run(args) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(err) => {
+                    eprintln!("error: {err:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Human => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+fn run(args: RunArgs) -> anyhow::Result<()> {
+    let module = guest_build::resolve_module(&args.module)?;
+    let namespace = match &args.namespace {
+        Some(name) => name.clone(),
+        None => module
+            .file_stem()
+            .and_then(|stem| stem.to_str())
+            .context("cannot derive a namespace name from the module file name: pass --namespace")?
+            .to_string(),
+    };
+    let config = Config {
+        data_dir: args.data_dir.clone(),
+        durability: args.durability.into(),
+        idle_timeout: args.idle_timeout.into(),
+        memory_limit: args.memory_limit.0,
+        cpu_limit: args.cpu_limit.into(),
+        max_queued_events: args.max_queued_events,
+    };
+    let server_config = ServerConfig {
+        max_body_bytes: args.max_body_size.0,
+        shutdown_grace: args.shutdown_grace.into(),
+        ..ServerConfig::default()
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting tokio")?;
+    rt.block_on(async move {
+        let runtime = Runtime::new(config)?;
+        runtime.load_namespace(&namespace, &module)?;
+        let listener = tokio::net::TcpListener::bind(args.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", args.listen))?;
+        let address = listener.local_addr().context("reading the listening address")?;
+        tracing::info!(
+            namespace = %namespace,
+            module = %module.display(),
+            data_dir = %args.data_dir.display(),
+            durability = ?args.durability,
+            "serving"
+        );
+        // Tests and scripts read this line to find the port (with `--listen 127.0.0.1:0`).
+        println!(
+            "Listening on http://{address}  (objects at http://{address}/{namespace}/{{object-name}}/...)"
+        );
+        opendo_server::serve(listener, runtime.clone(), server_config, shutdown_signal()).await?;
+        tracing::info!("closing objects");
+        if !runtime.shutdown(args.shutdown_grace.into()).await {
+            tracing::warn!("grace period over: events still running were abandoned uncommitted");
+        }
+        tracing::info!("stopped");
+        anyhow::Ok(())
+    })?;
+    // Blocking threads (a guest stuck in a loop) must not keep the process alive.
+    rt.shutdown_timeout(Duration::from_secs(1));
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut terminate = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(signal) => signal,
+            Err(err) => {
+                tracing::warn!("cannot listen for SIGTERM: {err}");
+                let _ = interrupt.await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = interrupt => {},
+            _ = terminate.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = interrupt.await;
+    tracing::info!("shutdown requested: finishing in-flight events");
+}

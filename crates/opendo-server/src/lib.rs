@@ -1,1 +1,13 @@
+//! The HTTP front of open-do.
+//!
+//! `/{namespace}/{object-name}/{rest...}?query` is delivered to object `{object-name}` (percent-
+//! decoded UTF-8, 1 to 256 bytes) of `{namespace}`, which sees the path `/{rest...}?query`.
+//! Errors of the runtime itself get a short plain-text body: 404 unknown namespace, 400 bad
+//! object name, 413 body over the limit, 503 with `Retry-After` when the object is overloaded or
+//! the server is shutting down, 500 when the event trapped (the body names the cause class).
 
+mod routing;
+mod serve;
+
+pub use routing::{Route, RouteError, route};
+pub use serve::{Error, ServerConfig, serve};

@@ -1,0 +1,81 @@
+//! `opendo run <crate dir>`: building a Rust guest crate into a component first.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use anyhow::{Context, bail};
+
+const TARGET: &str = "wasm32-wasip2";
+
+/// The component to serve: `path` itself if it is a file, or the component built from the Rust
+/// crate in folder `path`.
+pub fn resolve_module(path: &Path) -> anyhow::Result<PathBuf> {
+    if path.is_file() {
+        return Ok(path.to_path_buf());
+    }
+    if !path.exists() {
+        bail!("{} does not exist: pass a .wasm component or a guest crate folder", path.display());
+    }
+    let manifest = path.join("Cargo.toml");
+    if !manifest.is_file() {
+        bail!(
+            "{} is a folder without a Cargo.toml: pass a .wasm component or a guest crate folder",
+            path.display()
+        );
+    }
+    ensure_target_installed()?;
+    build(&manifest)
+}
+
+fn ensure_target_installed() -> anyhow::Result<()> {
+    let sysroot = Command::new("rustc")
+        .args(["--print", "sysroot"])
+        .output()
+        .context("cannot run rustc: building a guest crate needs the Rust toolchain")?;
+    let sysroot = PathBuf::from(String::from_utf8_lossy(&sysroot.stdout).trim());
+    if sysroot.join("lib/rustlib").join(TARGET).is_dir() {
+        return Ok(());
+    }
+    eprintln!("Installing the {TARGET} target (rustup target add {TARGET})...");
+    let status =
+        Command::new("rustup").args(["target", "add", TARGET]).status().context("cannot run rustup")?;
+    if !status.success() {
+        bail!("`rustup target add {TARGET}` failed: install the target and retry");
+    }
+    Ok(())
+}
+
+fn build(manifest: &Path) -> anyhow::Result<PathBuf> {
+    eprintln!("Building {} for {TARGET}...", manifest.parent().unwrap_or(manifest).display());
+    let output = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        .args(["build", "--release", "--target", TARGET, "--message-format=json-render-diagnostics"])
+        .arg("--manifest-path")
+        .arg(manifest)
+        // Cargo's progress and errors go straight to the terminal.
+        .stderr(Stdio::inherit())
+        .stdout(Stdio::piped())
+        .output()
+        .context("cannot run cargo")?;
+    if !output.status.success() {
+        bail!("building {} failed (cargo's errors are above)", manifest.display());
+    }
+    let manifest = manifest.canonicalize().with_context(|| format!("resolving {}", manifest.display()))?;
+    let mut found = Vec::new();
+    for line in String::from_utf8_lossy(&output.stdout).lines() {
+        let Ok(message) = serde_json::from_str::<serde_json::Value>(line) else { continue };
+        let is_ours = message["manifest_path"].as_str().is_some_and(|p| Path::new(p) == manifest);
+        if message["reason"] != "compiler-artifact" || !is_ours {
+            continue;
+        }
+        let files = message["filenames"].as_array().into_iter().flatten().filter_map(|f| f.as_str());
+        found.extend(files.filter(|f| f.ends_with(".wasm")).map(PathBuf::from));
+    }
+    match found.as_slice() {
+        [one] => Ok(one.clone()),
+        [] => bail!(
+            "building {} produced no .wasm: a guest crate needs `[lib] crate-type = [\"cdylib\"]`",
+            manifest.display()
+        ),
+        _ => bail!("building {} produced several .wasm files: pass the one to run", manifest.display()),
+    }
+}
