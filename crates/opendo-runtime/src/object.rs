@@ -108,10 +108,8 @@ impl Active {
     fn close(mut self, ctx: &ObjectCtx) {
         let db = self.store.data_mut().db.take();
         drop(self);
-        if let Some(db) = db {
-            if let Err(err) = db.close() {
-                tracing::error!(namespace = %ctx.identity.namespace, object = %ctx.identity.id, "closing object database: {err}");
-            }
+        if let Some(Err(err)) = db.map(ObjectDb::close) {
+            tracing::error!(namespace = %ctx.identity.namespace, object = %ctx.identity.id, "closing object database: {err}");
         }
         ctx.shared.stats.active.fetch_sub(1, Ordering::Relaxed);
     }

@@ -148,10 +148,10 @@ impl ObjectDb {
 
     /// Entries matching `options`.
     pub fn list(&self, options: &ListOptions) -> Result<Vec<Entry>> {
-        for bound in [&options.start, &options.start_after, &options.end, &options.prefix] {
-            if let Some(bound) = bound {
-                check_key(bound)?;
-            }
+        for bound in
+            [&options.start, &options.start_after, &options.end, &options.prefix].into_iter().flatten()
+        {
+            check_key(bound)?;
         }
         // Every lower bound becomes an inclusive one (the smallest string after `k` is `k\0`),
         // every upper bound an exclusive one; the tightest of each wins.

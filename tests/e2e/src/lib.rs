@@ -1,1 +1,218 @@
+//! Harness for end-to-end tests: starts the real `opendo` binary on port 0, talks HTTP to it,
+//! stops it with a signal or kills it.
+//!
+//! The binary is `target/{profile}/opendo` next to the test executable (cargo builds it for the
+//! `opendo-cli` tests of the same `cargo test` run), or the path in `OPENDO_BIN`.
 
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// Path of the `opendo` binary under test.
+pub fn opendo_bin() -> PathBuf {
+    if let Some(path) = std::env::var_os("OPENDO_BIN") {
+        return PathBuf::from(path);
+    }
+    let exe = std::env::current_exe().expect("test executable path");
+    let profile_dir = exe.parent().and_then(Path::parent).expect("target/{profile}/deps/<test>");
+    let bin = profile_dir.join(format!("opendo{}", std::env::consts::EXE_SUFFIX));
+    assert!(
+        bin.is_file(),
+        "{} is missing: run `cargo build -p opendo-cli` (or `cargo test --workspace`)",
+        bin.display()
+    );
+    bin
+}
+
+/// A running `opendo run` process.
+pub struct Server {
+    child: Child,
+    pub addr: SocketAddr,
+    stderr_path: PathBuf,
+    agent: ureq::Agent,
+}
+
+/// An HTTP answer: status and body text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Answer {
+    pub status: u16,
+    pub body: String,
+    pub retry_after: Option<String>,
+}
+
+impl Server {
+    /// Starts `opendo run <module> --listen 127.0.0.1:0 --data-dir <data_dir> <extra...>` and waits
+    /// until it listens. Its log goes to `<data_dir>/../opendo-<n>.log`.
+    pub fn start(module: &Path, data_dir: &Path, extra: &[&str]) -> Server {
+        let stderr_path = log_path(data_dir);
+        let stderr = std::fs::File::create(&stderr_path).expect("create log file");
+        let mut child = Command::new(opendo_bin())
+            .arg("run")
+            .arg(module)
+            .args(["--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(data_dir)
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(stderr)
+            .spawn()
+            .expect("spawn opendo");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let (found, address) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(rest) = line.strip_prefix("Listening on http://") {
+                    let addr = rest.split_whitespace().next().unwrap_or_default().to_string();
+                    let _ = found.send(addr);
+                }
+            }
+        });
+        let addr = match address.recv_timeout(Duration::from_secs(120)) {
+            Ok(addr) => addr.parse().expect("address in the Listening line"),
+            Err(_) => {
+                let _ = child.kill();
+                let log = std::fs::read_to_string(&stderr_path).unwrap_or_default();
+                panic!("opendo did not start listening; its log:\n{log}");
+            }
+        };
+        let agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(60)))
+            .build()
+            .into();
+        Server { child, addr, stderr_path, agent }
+    }
+
+    /// The full URL of `path` on this server.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// Sends a request with an optional body.
+    pub fn send(&self, method: &str, path: &str, body: &[u8]) -> Answer {
+        let url = self.url(path);
+        let result = match method {
+            "GET" => self.agent.get(&url).call(),
+            "DELETE" => self.agent.delete(&url).call(),
+            "POST" => self.agent.post(&url).send(body),
+            "PUT" => self.agent.put(&url).send(body),
+            "PATCH" => self.agent.patch(&url).send(body),
+            other => panic!("method {other} not supported by the harness"),
+        };
+        let mut response = result.unwrap_or_else(|e| panic!("{method} {url}: {e}"));
+        let retry_after =
+            response.headers().get("retry-after").and_then(|v| v.to_str().ok()).map(String::from);
+        let body = response.body_mut().read_to_string().expect("response body");
+        Answer { status: response.status().as_u16(), body, retry_after }
+    }
+
+    pub fn get(&self, path: &str) -> Answer {
+        self.send("GET", path, b"")
+    }
+
+    pub fn post(&self, path: &str) -> Answer {
+        self.send("POST", path, b"")
+    }
+
+    /// Sends `head` (request line and headers, without the blank line) and `body` as raw bytes,
+    /// for requests a well-behaved client refuses to make. Returns the status code, or `None`
+    /// if the server closed the connection without answering.
+    pub fn raw(&self, head: &str, body: &[u8]) -> Option<(u16, String)> {
+        let mut stream = TcpStream::connect(self.addr).expect("connect");
+        stream.set_read_timeout(Some(Duration::from_secs(30))).expect("timeout");
+        let request = format!("{head}\r\nHost: {}\r\nConnection: close\r\n\r\n", self.addr);
+        stream.write_all(request.as_bytes()).ok()?;
+        stream.write_all(body).ok()?;
+        let mut answer = Vec::new();
+        let _ = stream.read_to_end(&mut answer);
+        let text = String::from_utf8_lossy(&answer).into_owned();
+        let status = text.strip_prefix("HTTP/1.1 ")?.get(..3)?.parse().ok()?;
+        let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+        Some((status, body))
+    }
+
+    /// Sends SIGINT and waits for the process to exit.
+    pub fn interrupt(mut self) -> ExitStatus {
+        self.signal("INT");
+        self.wait(Duration::from_secs(60))
+    }
+
+    /// Sends SIGTERM and waits for the process to exit.
+    pub fn terminate(mut self) -> ExitStatus {
+        self.signal("TERM");
+        self.wait(Duration::from_secs(60))
+    }
+
+    /// Kills the process at once (SIGKILL).
+    pub fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// What the server has logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.stderr_path).unwrap_or_default()
+    }
+
+    fn signal(&mut self, name: &str) {
+        let status = Command::new("kill").arg(format!("-{name}")).arg(self.child.id().to_string()).status();
+        assert!(status.is_ok_and(|s| s.success()), "kill -{name} failed");
+    }
+
+    fn wait(&mut self, limit: Duration) -> ExitStatus {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait for opendo") {
+                return status;
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                panic!("opendo did not exit within {limit:?}; its log:\n{}", self.log());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn log_path(data_dir: &Path) -> PathBuf {
+    let parent = data_dir.parent().unwrap_or(data_dir);
+    (0..).map(|n| parent.join(format!("opendo-{n}.log"))).find(|p| !p.exists()).expect("a free log name")
+}
+
+/// Runs `opendo run <module> --listen 127.0.0.1:0 ...` expecting it to refuse to start.
+/// Returns the exit status and what it printed on stderr.
+pub fn run_expecting_refusal(module: &Path, data_dir: &Path) -> (ExitStatus, String) {
+    let stderr_path = log_path(data_dir);
+    let stderr = std::fs::File::create(&stderr_path).expect("create log file");
+    let mut child = Command::new(opendo_bin())
+        .arg("run")
+        .arg(module)
+        .args(["--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(data_dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(stderr)
+        .spawn()
+        .expect("run opendo");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait for opendo") {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("opendo started instead of refusing {}", module.display());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    (status, std::fs::read_to_string(&stderr_path).unwrap_or_default())
+}

@@ -1,0 +1,68 @@
+//! Runtime errors as HTTP, over the real binary.
+
+use std::path::Path;
+
+use opendo_e2e::Server;
+use opendo_test_support::{EXAMPLE_COUNTER, PROBE};
+
+#[test]
+fn routing_errors_have_their_status_and_a_plain_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let server =
+        Server::start(Path::new(EXAMPLE_COUNTER), &dir.path().join("data"), &["--max-body-size", "1KiB"]);
+
+    let unknown = server.get("/nope/alice");
+    assert_eq!(unknown.status, 404);
+    assert!(unknown.body.contains("unknown namespace `nope`"), "{unknown:?}");
+    assert_eq!(server.get("/").status, 404);
+    assert_eq!(server.get("/counter").status, 400);
+
+    let long_name = "n".repeat(257);
+    assert_eq!(server.get(&format!("/counter/{long_name}")).status, 400);
+    assert_eq!(server.get(&format!("/counter/{}", "n".repeat(256))).status, 200);
+    for bad in ["%zz", "abc%4", "%FF%FE", "a%00b", "%2E%2E", "%2E", "tab%09"] {
+        let (status, body) = server.raw(&format!("GET /counter/{bad}/x HTTP/1.1"), b"").expect("an answer");
+        assert_eq!(status, 400, "{bad}: {body}");
+    }
+    // An encoded slash is part of the name, not a path separator.
+    assert_eq!(server.post("/counter/a%2Fb/increment").body, "1");
+    assert_eq!(server.get("/counter/a%2Fb").body, "1");
+    assert_eq!(server.get("/counter/a").body, "0");
+
+    let big = vec![b'x'; 2048];
+    let too_large = server.send("POST", "/counter/alice/increment", &big);
+    assert_eq!(too_large.status, 413);
+    assert!(too_large.body.contains("1024 bytes"), "{too_large:?}");
+    assert_eq!(server.get("/counter/alice").body, "0", "the refused request reached no object");
+}
+
+#[test]
+fn a_trapped_event_is_a_500_naming_the_cause_and_leaves_no_write() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(Path::new(PROBE), &dir.path().join("data"), &[]);
+    let trapped = server.post("/probe/p/write-then-panic/doomed");
+    assert_eq!(trapped.status, 500);
+    assert!(trapped.body.contains("panic"), "{trapped:?}");
+    assert_eq!(server.get("/probe/p/kv/doomed").status, 404);
+    assert_eq!(server.send("PUT", "/probe/p/kv/after", b"ok").status, 204);
+    assert_eq!(server.get("/probe/p/kv/after").body, "ok");
+    assert!(server.log().contains("cause=panic"), "the log names the cause:\n{}", server.log());
+}
+
+#[test]
+fn guest_output_reaches_the_log_tagged_with_the_object() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(Path::new(PROBE), &dir.path().join("data"), &[]);
+    assert_eq!(server.post("/probe/talker/print").body, "printed");
+    let id = serde_like_id(&server.get("/probe/talker/whoami").body);
+    let log = server.log();
+    let line =
+        log.lines().find(|l| l.contains("probe says hello on stdout")).expect("stdout line in the log");
+    assert!(line.contains(&id), "tagged with the object id: {line}");
+    assert!(log.contains("probe says hello on stderr"));
+}
+
+fn serde_like_id(whoami: &str) -> String {
+    let start = whoami.find("\"id\":\"").expect("id field") + 6;
+    whoami[start..start + 64].to_string()
+}
