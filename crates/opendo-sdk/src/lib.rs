@@ -123,3 +123,8 @@ pub mod __private {
         }
     }
 }
+
+/// The README's example object compiles against this SDK.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+pub struct ReadmeDoctests;

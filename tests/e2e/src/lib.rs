@@ -32,6 +32,13 @@ pub struct Server {
     child: Child,
     pub addr: SocketAddr,
     stderr_path: PathBuf,
+    client: Client,
+}
+
+/// An HTTP client for one server; cheap to clone into other threads.
+#[derive(Clone)]
+pub struct Client {
+    addr: SocketAddr,
     agent: ureq::Agent,
 }
 
@@ -82,38 +89,29 @@ impl Server {
             .timeout_global(Some(Duration::from_secs(60)))
             .build()
             .into();
-        Server { child, addr, stderr_path, agent }
+        Server { child, addr, stderr_path, client: Client { addr, agent } }
+    }
+
+    /// A client for this server that can outlive a borrow of it.
+    pub fn client(&self) -> Client {
+        self.client.clone()
+    }
+
+    pub fn send(&self, method: &str, path: &str, body: &[u8]) -> Answer {
+        self.client.send(method, path, body)
+    }
+
+    pub fn get(&self, path: &str) -> Answer {
+        self.client.get(path)
+    }
+
+    pub fn post(&self, path: &str) -> Answer {
+        self.client.post(path)
     }
 
     /// The full URL of `path` on this server.
     pub fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.addr)
-    }
-
-    /// Sends a request with an optional body.
-    pub fn send(&self, method: &str, path: &str, body: &[u8]) -> Answer {
-        let url = self.url(path);
-        let result = match method {
-            "GET" => self.agent.get(&url).call(),
-            "DELETE" => self.agent.delete(&url).call(),
-            "POST" => self.agent.post(&url).send(body),
-            "PUT" => self.agent.put(&url).send(body),
-            "PATCH" => self.agent.patch(&url).send(body),
-            other => panic!("method {other} not supported by the harness"),
-        };
-        let mut response = result.unwrap_or_else(|e| panic!("{method} {url}: {e}"));
-        let retry_after =
-            response.headers().get("retry-after").and_then(|v| v.to_str().ok()).map(String::from);
-        let body = response.body_mut().read_to_string().expect("response body");
-        Answer { status: response.status().as_u16(), body, retry_after }
-    }
-
-    pub fn get(&self, path: &str) -> Answer {
-        self.send("GET", path, b"")
-    }
-
-    pub fn post(&self, path: &str) -> Answer {
-        self.send("POST", path, b"")
+        self.client.url(path)
     }
 
     /// Sends `head` (request line and headers, without the blank line) and `body` as raw bytes,
@@ -173,6 +171,39 @@ impl Server {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+}
+
+impl Client {
+    /// The full URL of `path` on this server.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// Sends a request with an optional body.
+    pub fn send(&self, method: &str, path: &str, body: &[u8]) -> Answer {
+        let url = self.url(path);
+        let result = match method {
+            "GET" => self.agent.get(&url).call(),
+            "DELETE" => self.agent.delete(&url).call(),
+            "POST" => self.agent.post(&url).send(body),
+            "PUT" => self.agent.put(&url).send(body),
+            "PATCH" => self.agent.patch(&url).send(body),
+            other => panic!("method {other} not supported by the harness"),
+        };
+        let mut response = result.unwrap_or_else(|e| panic!("{method} {url}: {e}"));
+        let retry_after =
+            response.headers().get("retry-after").and_then(|v| v.to_str().ok()).map(String::from);
+        let body = response.body_mut().read_to_string().expect("response body");
+        Answer { status: response.status().as_u16(), body, retry_after }
+    }
+
+    pub fn get(&self, path: &str) -> Answer {
+        self.send("GET", path, b"")
+    }
+
+    pub fn post(&self, path: &str) -> Answer {
+        self.send("POST", path, b"")
     }
 }
 

@@ -61,3 +61,20 @@ fn a_crate_folder_is_built_and_served() {
     let server = Server::start(&crate_dir, &dir.path().join("data"), &[]);
     assert_eq!(server.post("/counter/built/increment").body, "1");
 }
+
+#[test]
+fn shutdown_lets_in_flight_events_finish_and_commit() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let probe = Path::new(opendo_test_support::PROBE);
+    let server = Server::start(probe, &data, &[]);
+    assert_eq!(server.get("/probe/slow/hits").status, 200);
+    let client = server.client();
+    let in_flight = std::thread::spawn(move || client.post("/probe/slow/spin?ms=1500"));
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let status = server.terminate();
+    assert!(status.success(), "exit 0 after a graceful shutdown, got {status}");
+    let answer = in_flight.join().unwrap();
+    assert_eq!(answer.status, 200, "the in-flight event was answered: {answer:?}");
+    assert_eq!(answer.body, "done");
+}

@@ -1,0 +1,26 @@
+# Commands contributors type. `just --list` shows them.
+
+# Install what building guests needs (the wasm32-wasip2 standard library).
+setup:
+    rustup target add wasm32-wasip2
+
+# Serve the counter example on 127.0.0.1:8787.
+run example="counter":
+    cargo run -- run guest-examples/{{example}}
+
+# The whole test suite (builds the test guests first).
+test:
+    cargo test --workspace
+
+# Formatting and lints, as CI runs them.
+lint:
+    cargo fmt --all -- --check
+    cd tests/guests && cargo fmt --all -- --check
+    cd guest-examples && cargo fmt --all -- --check
+    cargo clippy --workspace --all-targets -- -D warnings
+
+# Format everything, including the guest workspaces.
+fmt:
+    cargo fmt --all
+    cd tests/guests && cargo fmt --all
+    cd guest-examples && cargo fmt --all
