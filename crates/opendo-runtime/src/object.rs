@@ -40,6 +40,24 @@ pub(crate) struct ObjectCtx {
 struct Active {
     store: Store<Host>,
     instance: Option<DurableObject>,
+    _counted: Counted,
+}
+
+/// Counts an active object in the runtime's stats for as long as it lives.
+struct Counted(Arc<Shared>);
+
+impl Counted {
+    fn new(shared: &Arc<Shared>) -> Self {
+        shared.stats.active.fetch_add(1, Ordering::Relaxed);
+        shared.stats.activations.fetch_add(1, Ordering::Relaxed);
+        Counted(shared.clone())
+    }
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        self.0.stats.active.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 impl Active {
@@ -48,9 +66,7 @@ impl Active {
             tracing::error!(namespace = %ctx.identity.namespace, object = %ctx.identity.id, "cannot open object database: {err}");
             EventError::Internal("cannot open the object's storage".into())
         })?;
-        ctx.shared.stats.active.fetch_add(1, Ordering::Relaxed);
-        ctx.shared.stats.activations.fetch_add(1, Ordering::Relaxed);
-        Ok(Active { store: new_store(ctx, Some(db)), instance: None })
+        Ok(Active { store: new_store(ctx, Some(db)), instance: None, _counted: Counted::new(&ctx.shared) })
     }
 
     fn db(&mut self) -> Result<&mut ObjectDb, opendo_storage::Error> {
@@ -107,11 +123,9 @@ impl Active {
     /// Drops the instance and closes the database (checkpointing its WAL).
     fn close(mut self, ctx: &ObjectCtx) {
         let db = self.store.data_mut().db.take();
-        drop(self);
         if let Some(Err(err)) = db.map(ObjectDb::close) {
             tracing::error!(namespace = %ctx.identity.namespace, object = %ctx.identity.id, "closing object database: {err}");
         }
-        ctx.shared.stats.active.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -158,7 +172,6 @@ pub(crate) async fn run(ctx: ObjectCtx, mut mailbox: mpsc::Receiver<Envelope>) {
             Err(err) => {
                 // A panic in host code: the batch's callers see their reply channel closed.
                 tracing::error!(namespace = %ctx.identity.namespace, object = %ctx.identity.id, "event batch failed: {err}");
-                ctx.shared.stats.active.fetch_sub(1, Ordering::Relaxed);
                 None
             }
         };

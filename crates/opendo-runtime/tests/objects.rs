@@ -264,3 +264,48 @@ fn modules_that_are_not_durable_objects_are_refused_with_one_clear_message() {
     assert!(matches!(runtime.load_namespace("missing", &missing), Err(Error::Io { .. })));
     assert!(matches!(runtime.load_namespace("bad/name", Path::new(PROBE)), Err(Error::InvalidConfig(_))));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_past_the_cpu_limit_traps_and_rolls_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let runtime = runtime_with(Config { cpu_limit: Duration::from_millis(200), ..config(dir.path()) });
+    assert_eq!(text(&runtime, "a", "PUT", "/kv/before", b"1").await.0, 204);
+    let outcome = runtime.fetch("probe", "a", request("POST", "/spin?ms=60000", b"")).await;
+    assert_eq!(outcome.unwrap_err(), EventError::Trapped(TrapCause::CpuLimit));
+    assert_eq!(text(&runtime, "a", "GET", "/kv/before", b"").await, (200, "1".into()));
+    assert_eq!(text(&runtime, "a", "POST", "/spin?ms=10", b"").await.1, "done", "the object works again");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn growing_memory_past_the_limit_traps() {
+    let dir = tempfile::tempdir().unwrap();
+    let runtime = runtime_with(Config { memory_limit: 16 << 20, ..config(dir.path()) });
+    assert_eq!(text(&runtime, "a", "POST", "/grow?mb=4", b"").await, (200, (4usize << 20).to_string()));
+    let outcome = runtime.fetch("probe", "a", request("POST", "/grow?mb=64", b"")).await;
+    assert_eq!(outcome.unwrap_err(), EventError::Trapped(TrapCause::MemoryLimit));
+    assert_eq!(text(&runtime, "a", "GET", "/hits", b"").await.1, "1", "a fresh instance after the trap");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_queue_is_refused_as_overload() {
+    let dir = tempfile::tempdir().unwrap();
+    let runtime = runtime_with(Config { max_queued_events: 1, ..config(dir.path()) });
+    call(&runtime, "busy", "GET", "/hits", b"").await;
+    let running = {
+        let runtime = runtime.clone();
+        tokio::spawn(
+            async move { runtime.fetch("probe", "busy", request("POST", "/spin?ms=1500", b"")).await },
+        )
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let queued = {
+        let runtime = runtime.clone();
+        tokio::spawn(async move { runtime.fetch("probe", "busy", request("GET", "/hits", b"")).await })
+    };
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let refused = runtime.fetch("probe", "busy", request("GET", "/hits", b"")).await;
+    assert_eq!(refused.unwrap_err(), EventError::Overloaded);
+    assert_eq!(call(&runtime, "other", "GET", "/hits", b"").await.status, 200, "other objects unaffected");
+    assert_eq!(running.await.unwrap().unwrap().status, 200);
+    assert_eq!(queued.await.unwrap().unwrap().status, 200);
+}

@@ -7,33 +7,7 @@
 //! response leaves the runtime; in-memory fields survive between events only while the object is
 //! active (it may be reset or hibernate at any time), so keep what matters in storage.
 //!
-//! ```no_run
-//! use opendo_sdk::{DurableObject, Method, Request, Response, Result, State, export_durable_object};
-//!
-//! struct Counter {
-//!     state: State,
-//! }
-//!
-//! impl DurableObject for Counter {
-//!     fn new(state: State) -> Self {
-//!         Counter { state }
-//!     }
-//!
-//!     fn fetch(&self, req: Request) -> Result<Response> {
-//!         let storage = self.state.storage();
-//!         match (req.method(), req.path()) {
-//!             (Method::Post, "/increment") => {
-//!                 let value = storage.get::<i64>("count")?.unwrap_or(0) + 1;
-//!                 storage.put("count", &value)?;
-//!                 Response::ok(value.to_string())
-//!             }
-//!             _ => Response::error("not found", 404),
-//!         }
-//!     }
-//! }
-//!
-//! export_durable_object!(Counter);
-//! ```
+//! See [`DurableObject`] for a complete object.
 //!
 //! # Encoding of typed values
 //! [`Storage::get`] and [`Storage::put`] store values as JSON text (UTF-8, via `serde_json`), so
@@ -69,6 +43,34 @@ pub mod bindings {
 ///
 /// The runtime creates the value with [`DurableObject::new`] on the object's first event after
 /// it was activated (or reset), then calls the handlers one event at a time.
+///
+/// ```
+/// use opendo_sdk::{DurableObject, Method, Request, Response, Result, State, export_durable_object};
+///
+/// struct Counter {
+///     state: State,
+/// }
+///
+/// impl DurableObject for Counter {
+///     fn new(state: State) -> Self {
+///         Counter { state }
+///     }
+///
+///     fn fetch(&self, req: Request) -> Result<Response> {
+///         let storage = self.state.storage();
+///         match (req.method(), req.path()) {
+///             (Method::Post, "/increment") => {
+///                 let value = storage.get::<i64>("count")?.unwrap_or(0) + 1;
+///                 storage.put("count", &value)?;
+///                 Response::ok(value.to_string())
+///             }
+///             _ => Response::error("not found", 404),
+///         }
+///     }
+/// }
+///
+/// export_durable_object!(Counter);
+/// ```
 pub trait DurableObject: 'static {
     /// Creates the object's in-memory instance. Storage is already available through `state`.
     fn new(state: State) -> Self;

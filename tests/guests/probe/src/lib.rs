@@ -5,6 +5,7 @@
 //! - `GET /hits`: events served by this instance (in memory: resets with the instance).
 //! - `POST /span`: records its start and end wall-clock times around a short busy wait.
 //! - `POST /spin?ms=N`: busy-waits N milliseconds.
+//! - `POST /grow?mb=N`: allocates and fills N MiB.
 //! - `GET /whoami`: id, name and namespace as JSON.
 //! - `GET /error`: returns an `Err` from `fetch`.
 //! - `POST /print`: writes a line to stdout and stderr.
@@ -53,6 +54,17 @@ fn now_nanos() -> u128 {
 fn spin(duration: Duration) {
     let until = SystemTime::now() + duration;
     while SystemTime::now() < until {}
+}
+
+/// The number in query parameter `name`, or 0.
+fn query_number(req: &Request, name: &str) -> u64 {
+    let query = req.query().unwrap_or("");
+    query
+        .split('&')
+        .filter_map(|pair| pair.split_once('='))
+        .find(|(key, _)| *key == name)
+        .and_then(|(_, value)| value.parse().ok())
+        .unwrap_or(0)
 }
 
 fn text_entries(entries: Vec<(String, Vec<u8>)>) -> Vec<(String, String)> {
@@ -143,10 +155,12 @@ impl DurableObject for Probe {
                 Response::ok("ok")
             }
             (Method::Post, "/spin") => {
-                let ms =
-                    req.query().and_then(|q| q.strip_prefix("ms=")).and_then(|v| v.parse().ok()).unwrap_or(0);
-                spin(Duration::from_millis(ms));
+                spin(Duration::from_millis(query_number(&req, "ms")));
                 Response::ok("done")
+            }
+            (Method::Post, "/grow") => {
+                let bytes = vec![1u8; (query_number(&req, "mb") as usize) << 20];
+                Response::ok(bytes.iter().map(|b| *b as usize).sum::<usize>().to_string())
             }
             (method, path) => {
                 if let Some(key) = path.strip_prefix("/write-then-panic/") {
