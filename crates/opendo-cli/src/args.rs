@@ -59,6 +59,11 @@ pub struct RunArgs {
     #[arg(long, default_value = "30s")]
     pub cpu_limit: humantime::Duration,
 
+    /// Largest database of one object (KV and SQL together); writes past it fail with an error
+    /// the object sees (e.g. 10GiB, 500MiB).
+    #[arg(long, default_value = "10GiB", value_parser = parse_size)]
+    pub storage_cap: Size,
+
     /// Largest request body accepted; larger requests get 413 (e.g. 32MiB).
     #[arg(long, default_value = "32MiB", value_parser = parse_size)]
     pub max_body_size: Size,

@@ -60,6 +60,7 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
         memory_limit: args.memory_limit.0,
         cpu_limit: args.cpu_limit.into(),
         max_queued_events: args.max_queued_events,
+        storage_cap: args.storage_cap.0 as u64,
     };
     let server_config = ServerConfig {
         max_body_bytes: args.max_body_size.0,

@@ -18,6 +18,8 @@ pub struct Config {
     pub cpu_limit: Duration,
     /// Most events waiting for one object; more are refused as overload.
     pub max_queued_events: usize,
+    /// Largest size of one object's database; writes past it fail with a guest-visible error.
+    pub storage_cap: u64,
 }
 
 impl Default for Config {
@@ -29,6 +31,7 @@ impl Default for Config {
             memory_limit: 128 * 1024 * 1024,
             cpu_limit: Duration::from_secs(30),
             max_queued_events: 1024,
+            storage_cap: opendo_storage::DEFAULT_STORAGE_CAP,
         }
     }
 }

@@ -74,6 +74,10 @@ pub enum EventError {
     /// The event trapped: its writes were rolled back and the instance reset.
     #[error("the object's event failed: {0}")]
     Trapped(TrapCause),
+    /// The event returned, but its writes could not be kept for a reason the guest caused (for
+    /// example foreign-key violations it deferred and never resolved); they were rolled back.
+    #[error("the object's writes were rolled back: {0}")]
+    Refused(String),
     /// The runtime failed to run or commit the event (details are in the log).
     #[error("internal error: {0}")]
     Internal(String),

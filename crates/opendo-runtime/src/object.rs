@@ -8,13 +8,14 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::time::Instant;
 
-use opendo_storage::ObjectDb;
+use opendo_storage::{ObjectDb, Settings};
 use tokio::sync::{mpsc, oneshot};
 use wasmtime::{Store, Trap};
 
 use crate::bindings::{DurableObject, Request, Response};
-use crate::host::{Host, Identity, StorageFailure};
+use crate::host::{DeadlineExceeded, Host, Identity, StorageFailure};
 use crate::namespace::Namespace;
 use crate::runtime::Shared;
 use crate::{EventError, TrapCause};
@@ -62,7 +63,9 @@ impl Drop for Counted {
 
 impl Active {
     fn open(ctx: &ObjectCtx) -> Result<Self, EventError> {
-        let db = ObjectDb::open(&ctx.db_path, ctx.shared.config.durability).map_err(|err| {
+        let settings =
+            Settings { durability: ctx.shared.config.durability, storage_cap: ctx.shared.config.storage_cap };
+        let db = ObjectDb::open(&ctx.db_path, settings).map_err(|err| {
             tracing::error!(namespace = %ctx.identity.namespace, object = %ctx.identity.id, "cannot open object database: {err}");
             EventError::Internal("cannot open the object's storage".into())
         })?;
@@ -103,6 +106,8 @@ impl Active {
             TrapCause::MemoryLimit
         } else if err.downcast_ref::<StorageFailure>().is_some() {
             TrapCause::Storage
+        } else if err.downcast_ref::<DeadlineExceeded>().is_some() {
+            TrapCause::CpuLimit
         } else {
             match err.downcast_ref::<Trap>() {
                 Some(Trap::UnreachableCodeReached) => TrapCause::Panic,
@@ -202,13 +207,20 @@ fn run_batch(ctx: &ObjectCtx, active: Option<Active>, batch: Vec<Envelope>) -> O
     let outcome = (|| -> Result<(), opendo_storage::Error> {
         active.db()?.begin_batch()?;
         for envelope in pending.by_ref() {
-            active.db()?.begin_event()?;
+            let db = active.db()?;
+            db.begin_event()?;
+            db.set_deadline(Some(Instant::now() + ctx.shared.config.cpu_limit));
             let result = active.fetch(ctx, &envelope.request);
-            active.db()?.finish_event(result.is_ok())?;
+            let refused = active.db()?.finish_event(result.is_ok())?;
             if result.is_err() {
                 active.reset(ctx);
             }
-            done.push((envelope.reply, result.map_err(EventError::Trapped)));
+            let outcome = match (result, refused) {
+                (Err(cause), _) => Err(EventError::Trapped(cause)),
+                (Ok(_), Some(reason)) => Err(EventError::Refused(reason.to_string())),
+                (Ok(response), None) => Ok(response),
+            };
+            done.push((envelope.reply, outcome));
         }
         active.db()?.commit_batch()
     })();

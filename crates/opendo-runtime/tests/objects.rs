@@ -4,38 +4,12 @@ use std::path::Path;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use opendo_runtime::{Config, Durability, Error, EventError, Request, Response, Runtime, TrapCause};
+mod common;
+
+use common::{call, config, op, request, runtime_with, text};
+use opendo_runtime::{Config, Durability, Error, EventError, Runtime, TrapCause};
 use opendo_test_support::{PROBE, WRONG_WORLD};
 use serde_json::{Value, json};
-
-fn config(dir: &Path) -> Config {
-    Config { data_dir: dir.to_path_buf(), durability: Durability::Relaxed, ..Config::default() }
-}
-
-fn runtime_with(config: Config) -> Runtime {
-    let runtime = Runtime::new(config).unwrap();
-    runtime.load_namespace("probe", Path::new(PROBE)).unwrap();
-    runtime
-}
-
-fn request(method: &str, path: &str, body: &[u8]) -> Request {
-    Request { method: method.into(), path: path.into(), headers: Vec::new(), body: body.to_vec() }
-}
-
-async fn call(runtime: &Runtime, object: &str, method: &str, path: &str, body: &[u8]) -> Response {
-    runtime.fetch("probe", object, request(method, path, body)).await.unwrap()
-}
-
-async fn text(runtime: &Runtime, object: &str, method: &str, path: &str, body: &[u8]) -> (u16, String) {
-    let response = call(runtime, object, method, path, body).await;
-    (response.status, String::from_utf8(response.body).unwrap())
-}
-
-async fn op(runtime: &Runtime, object: &str, op: Value) -> (u16, Value) {
-    let response = call(runtime, object, "POST", "/kv-op", op.to_string().as_bytes()).await;
-    let body = String::from_utf8(response.body).unwrap();
-    (response.status, serde_json::from_str(&body).unwrap_or(Value::String(body)))
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kv_through_wasm() {

@@ -11,13 +11,27 @@ pub enum StorageErrorCode {
     LimitExceeded,
     /// The object's storage cap was reached.
     StorageFull,
+    /// SQLite refused or failed the SQL (syntax, constraint, type...).
+    SqlError,
+    /// The SQL sandbox refused the statement.
+    NotAuthorized,
+    /// A transaction was used wrongly (committed twice, or with an inner one still open).
+    Transaction,
 }
 
 /// Errors an object's code sees.
 #[derive(Debug)]
 pub enum Error {
     /// The runtime refused a storage call; nothing was written by it.
-    Storage { code: StorageErrorCode, message: String },
+    Storage {
+        code: StorageErrorCode,
+        message: String,
+        /// For [`StorageErrorCode::SqlError`]: SQLite's extended result code (2067 is a UNIQUE
+        /// constraint, 787 a FOREIGN KEY constraint...).
+        sqlite_code: Option<i32>,
+    },
+    /// A query expected exactly one row and got another number.
+    RowCount(usize),
     /// A value could not be encoded to or decoded from JSON.
     Json(serde_json::Error),
     /// A request body was expected to be UTF-8 text.
@@ -29,7 +43,8 @@ pub enum Error {
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Error::Storage { code, message } => write!(f, "storage error ({code:?}): {message}"),
+            Error::Storage { code, message, .. } => write!(f, "storage error ({code:?}): {message}"),
+            Error::RowCount(rows) => write!(f, "expected exactly one row, got {rows}"),
             Error::Json(err) => write!(f, "JSON: {err}"),
             Error::NotUtf8 => f.write_str("body is not valid UTF-8"),
             Error::Message(message) => f.write_str(message),
@@ -63,8 +78,11 @@ impl From<wit::Error> for Error {
             wit::ErrorCode::InvalidArgument => StorageErrorCode::InvalidArgument,
             wit::ErrorCode::LimitExceeded => StorageErrorCode::LimitExceeded,
             wit::ErrorCode::StorageFull => StorageErrorCode::StorageFull,
+            wit::ErrorCode::SqlError => StorageErrorCode::SqlError,
+            wit::ErrorCode::NotAuthorized => StorageErrorCode::NotAuthorized,
+            wit::ErrorCode::Transaction => StorageErrorCode::Transaction,
         };
-        Error::Storage { code, message: err.message }
+        Error::Storage { code, message: err.message, sqlite_code: err.sqlite_code }
     }
 }
 

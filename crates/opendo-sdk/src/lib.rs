@@ -19,13 +19,17 @@ extern crate self as opendo_sdk;
 
 mod error;
 mod http;
+mod sql;
 mod state;
 mod storage;
+mod transaction;
 
 pub use error::{Error, Result, StorageErrorCode};
 pub use http::{Method, Request, Response};
+pub use sql::{SqlCursor, SqlStorage, SqlStorageValue};
 pub use state::State;
 pub use storage::{ListOptions, Storage};
+pub use transaction::Transaction;
 
 #[doc(hidden)]
 pub mod bindings {

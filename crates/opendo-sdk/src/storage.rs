@@ -1,8 +1,8 @@
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::Result;
 use crate::bindings::opendo::durable_object::kv;
+use crate::{Error, Result, SqlStorage, Transaction};
 
 /// The object's key-value storage.
 ///
@@ -158,8 +158,47 @@ impl Storage {
         Ok(kv::list(&options.options)?)
     }
 
-    /// Deletes everything the object stored, atomically with the rest of the event.
+    /// Deletes everything the object stored (every key, and every SQL table, view, index and
+    /// trigger), atomically with the rest of the event.
     pub fn delete_all(&self) -> Result<()> {
         Ok(kv::delete_all()?)
+    }
+
+    /// SQL on the object's database.
+    pub fn sql(&self) -> SqlStorage {
+        SqlStorage::new()
+    }
+
+    /// Runs `f` in a transaction: its KV and SQL writes are kept if it returns `Ok` and undone if
+    /// it returns `Err` (including an early return with `?`). Transactions nest.
+    ///
+    /// ```no_run
+    /// # fn demo(storage: opendo_sdk::Storage) -> opendo_sdk::Result<()> {
+    /// storage.transaction(|txn| {
+    ///     txn.put("a", &1)?;
+    ///     txn.sql().exec("INSERT INTO log VALUES ('a set')", None)?;
+    ///     Ok::<_, opendo_sdk::Error>(())
+    /// })?;
+    /// # Ok(()) }
+    /// ```
+    pub fn transaction<T, E: From<Error>>(&self, f: impl FnOnce(&Storage) -> Result<T, E>) -> Result<T, E> {
+        let transaction = Transaction::begin()?;
+        match f(self) {
+            Ok(value) => {
+                transaction.commit()?;
+                Ok(value)
+            }
+            Err(err) => {
+                // Rolling back can only fail if the transaction already ended; the closure's
+                // error is the one that matters.
+                let _ = transaction.rollback();
+                Err(err)
+            }
+        }
+    }
+
+    /// Opens a transaction to commit or roll back by hand (see [`Transaction`]).
+    pub fn begin_transaction(&self) -> Result<Transaction> {
+        Transaction::begin()
     }
 }

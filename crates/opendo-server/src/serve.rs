@@ -181,7 +181,7 @@ fn event_error(err: &EventError) -> HttpResponse {
             response.headers_mut().insert(RETRY_AFTER, HeaderValue::from_static("1"));
             response
         }
-        EventError::Trapped(_) | EventError::Internal(_) => {
+        EventError::Trapped(_) | EventError::Refused(_) | EventError::Internal(_) => {
             plain(StatusCode::INTERNAL_SERVER_ERROR, &err.to_string())
         }
     }

@@ -1,8 +1,14 @@
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
 
 use rusqlite::Connection;
 
+use crate::sandbox::Sandbox;
 use crate::{Error, Result};
+
+/// Default storage cap of one object.
+pub const DEFAULT_STORAGE_CAP: u64 = 10 * 1024 * 1024 * 1024;
 
 /// When a commit counts as done.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -15,6 +21,27 @@ pub enum Durability {
     Relaxed,
 }
 
+/// How an object database is opened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Settings {
+    pub durability: Durability,
+    /// Largest size the database may grow to, in bytes; writes past it fail with
+    /// [`Error::StorageFull`].
+    pub storage_cap: u64,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings { durability: Durability::Full, storage_cap: DEFAULT_STORAGE_CAP }
+    }
+}
+
+impl From<Durability> for Settings {
+    fn from(durability: Durability) -> Self {
+        Settings { durability, ..Settings::default() }
+    }
+}
+
 /// One object's open SQLite database.
 ///
 /// The runtime drives transactions in two levels: a *batch* (one SQLite transaction, committed
@@ -23,6 +50,11 @@ pub enum Durability {
 #[derive(Debug)]
 pub struct ObjectDb {
     pub(crate) conn: Connection,
+    pub(crate) sandbox: Arc<Sandbox>,
+    /// Savepoint numbers of the guest's open transactions, innermost last.
+    pub(crate) transactions: Vec<u64>,
+    pub(crate) next_transaction: u64,
+    storage_cap: u64,
     path: PathBuf,
 }
 
@@ -35,9 +67,10 @@ impl ObjectDb {
     ///
     /// The file is in WAL mode with exclusive locking: one connection per object, no `-shm` file.
     /// A database left by a crash is recovered by SQLite here.
-    pub fn open(path: &Path, durability: Durability) -> Result<Self> {
-        let conn = Connection::open(path)?;
-        let synchronous = match durability {
+    pub fn open(path: &Path, settings: impl Into<Settings>) -> Result<Self> {
+        let settings = settings.into();
+        let mut conn = Connection::open(path)?;
+        let synchronous = match settings.durability {
             Durability::Full => "FULL",
             Durability::Relaxed => "NORMAL",
         };
@@ -46,7 +79,8 @@ impl ObjectDb {
             "PRAGMA locking_mode = EXCLUSIVE;
              PRAGMA journal_mode = WAL;
              PRAGMA synchronous = {synchronous};
-             PRAGMA journal_size_limit = 4194304;"
+             PRAGMA journal_size_limit = 4194304;
+             PRAGMA foreign_keys = ON;"
         ))?;
         let mode: String = conn.query_row("PRAGMA journal_mode", [], |row| row.get(0))?;
         if !mode.eq_ignore_ascii_case("wal") {
@@ -56,7 +90,23 @@ impl ObjectDb {
             )));
         }
         conn.execute_batch(SCHEMA)?;
-        Ok(Self { conn, path: path.to_path_buf() })
+        let page_size: i64 = conn.query_row("PRAGMA page_size", [], |row| row.get(0))?;
+        // The cap is checked after each write ([`ObjectDb::write_atomically`]), which can undo just
+        // that write. SQLite's own limit is only a backstop above it: hitting it may roll back the
+        // whole transaction.
+        let hard_cap = settings.storage_cap.saturating_add((settings.storage_cap / 8).max(16 << 20));
+        let max_pages = (hard_cap / u64::try_from(page_size).unwrap_or(4096).max(512)).max(16);
+        conn.execute_batch(&format!("PRAGMA max_page_count = {max_pages}"))?;
+        let sandbox = Arc::new(Sandbox::default());
+        sandbox.install(&mut conn)?;
+        Ok(Self {
+            conn,
+            sandbox,
+            transactions: Vec::new(),
+            next_transaction: 0,
+            storage_cap: settings.storage_cap,
+            path: path.to_path_buf(),
+        })
     }
 
     /// The file this database lives in.
@@ -88,16 +138,68 @@ impl ObjectDb {
     }
 
     /// Ends the current event: keeps its writes (`keep`) or rolls back to where it began.
-    pub fn finish_event(&mut self, keep: bool) -> Result<()> {
-        if !keep {
+    /// Transactions the guest left open are rolled back either way.
+    ///
+    /// Returns `Some(error)` if the event asked to keep its writes but they had to be rolled back
+    /// because of the guest (foreign-key violations it deferred and never resolved).
+    pub fn finish_event(&mut self, keep: bool) -> Result<Option<Error>> {
+        self.set_deadline(None);
+        if self.conn.is_autocommit() {
+            // SQLite rolled the whole transaction back by itself (it does so on some I/O errors).
+            return Err(Error::Corrupt("the batch transaction was rolled back by SQLite".into()));
+        }
+        self.rollback_open_transactions()?;
+        let refused = if keep && self.deferred_foreign_key_violations() > 0 {
+            Some(Error::Sql {
+                code: rusqlite::ffi::SQLITE_CONSTRAINT_FOREIGNKEY,
+                message:
+                    "FOREIGN KEY constraint failed: the event ended with deferred foreign key violations, \
+                          so its writes were rolled back"
+                        .into(),
+            })
+        } else {
+            None
+        };
+        if !keep || refused.is_some() {
             self.run("ROLLBACK TO _opendo_event")?;
         }
-        self.run("RELEASE _opendo_event")
+        self.run("RELEASE _opendo_event")?;
+        if refused.is_some() || self.deferred_foreign_key_violations() > 0 {
+            // Deferral lasts until the batch commits; never let it reach the next event.
+            self.run("PRAGMA defer_foreign_keys = OFF")?;
+        }
+        Ok(refused)
+    }
+
+    /// Foreign-key violations deferred (`PRAGMA defer_foreign_keys`) and not yet resolved.
+    fn deferred_foreign_key_violations(&self) -> i32 {
+        let (mut current, mut highest) = (0, 0);
+        // SAFETY: the handle is the live connection owned by `self`; the outputs are plain ints.
+        let rc = unsafe {
+            rusqlite::ffi::sqlite3_db_status(
+                self.conn.handle(),
+                rusqlite::ffi::SQLITE_DBSTATUS_DEFERRED_FKS,
+                &mut current,
+                &mut highest,
+                0,
+            )
+        };
+        if rc == rusqlite::ffi::SQLITE_OK { current } else { 0 }
+    }
+
+    /// Statements still running at `deadline` are interrupted with [`Error::Interrupted`].
+    pub fn set_deadline(&self, deadline: Option<Instant>) {
+        self.sandbox.set_deadline(deadline);
     }
 
     /// Whether a batch transaction is open.
     pub fn in_transaction(&self) -> bool {
         !self.conn.is_autocommit()
+    }
+
+    /// Runs SQLite's integrity check: `"ok"` means the file is sound.
+    pub fn integrity_check(&self) -> Result<String> {
+        Ok(self.conn.query_row("PRAGMA integrity_check", [], |row| row.get(0))?)
     }
 
     /// Closes the database, checkpointing the WAL into the main file.
@@ -111,12 +213,17 @@ impl ObjectDb {
     }
 
     /// Runs `f` atomically: if it fails, whatever it wrote is undone.
-    pub(crate) fn atomically<T>(&mut self, f: impl FnOnce(&Self) -> Result<T>) -> Result<T> {
+    pub(crate) fn atomically<T>(&self, f: impl FnOnce(&Self) -> Result<T>) -> Result<T> {
         self.run("SAVEPOINT _opendo_op")?;
         match f(self) {
             Ok(value) => {
                 self.run("RELEASE _opendo_op")?;
                 Ok(value)
+            }
+            Err(err) if self.conn.is_autocommit() => {
+                // SQLite gave up the whole transaction (it may on a full disk or an I/O error):
+                // not something one call can undo.
+                Err(Error::Corrupt(format!("SQLite rolled back the transaction after: {err}")))
             }
             Err(err) => {
                 self.run("ROLLBACK TO _opendo_op")?;
@@ -124,5 +231,21 @@ impl ObjectDb {
                 Err(err)
             }
         }
+    }
+
+    /// Like [`ObjectDb::atomically`], and refuses (undoing it) a write that leaves the database
+    /// larger than its storage cap.
+    pub(crate) fn write_atomically<T>(&self, f: impl FnOnce(&Self) -> Result<T>) -> Result<T> {
+        self.atomically(|db| {
+            let value = f(db)?;
+            let size = db.database_size()?;
+            if size > db.storage_cap {
+                return Err(Error::StorageFull(format!(
+                    "the object's storage would grow to {size} bytes, past its cap of {} bytes",
+                    db.storage_cap
+                )));
+            }
+            Ok(value)
+        })
     }
 }

@@ -1,7 +1,10 @@
+use rusqlite::ErrorCode;
+
 /// Errors of the storage crate.
 ///
-/// The first three variants are caused by the caller's arguments and are meant to be shown to the
-/// guest; the others mean the database itself failed.
+/// Variants up to `Transaction` are caused by the caller (its arguments, its SQL, its use of
+/// transactions) and are meant to be shown to the guest ([`Error::is_caller_error`]); the others
+/// mean the database itself failed, or the event ran out of time.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// An argument is malformed.
@@ -13,9 +16,25 @@ pub enum Error {
     /// The write would grow the database past its cap.
     #[error("storage cap reached: {0}")]
     StorageFull(String),
+    /// SQLite refused or failed the caller's SQL (syntax, constraint, type...).
+    #[error("{message}")]
+    Sql {
+        /// SQLite's extended result code.
+        code: i32,
+        message: String,
+    },
+    /// The SQL sandbox refused the statement.
+    #[error("not authorized: {0}")]
+    NotAuthorized(String),
+    /// A transaction was used wrongly (committed twice, committed out of order...).
+    #[error("{0}")]
+    Transaction(String),
+    /// A statement ran past the event's deadline and was interrupted.
+    #[error("interrupted: the event ran past its time limit")]
+    Interrupted,
     /// SQLite reported an error on the object's database.
     #[error("sqlite: {0}")]
-    Sqlite(#[from] rusqlite::Error),
+    Sqlite(rusqlite::Error),
     /// The database holds something this runtime never writes.
     #[error("database is damaged: {0}")]
     Corrupt(String),
@@ -25,10 +44,29 @@ pub enum Error {
 }
 
 impl Error {
-    /// Whether the error was caused by the caller's input (and can be reported to the guest),
-    /// as opposed to a failure of the database itself.
+    /// Whether the error was caused by the caller (and can be reported to the guest), as opposed
+    /// to a failure of the database itself.
     pub fn is_caller_error(&self) -> bool {
-        matches!(self, Error::InvalidArgument(_) | Error::LimitExceeded(_) | Error::StorageFull(_))
+        matches!(
+            self,
+            Error::InvalidArgument(_)
+                | Error::LimitExceeded(_)
+                | Error::StorageFull(_)
+                | Error::Sql { .. }
+                | Error::NotAuthorized(_)
+                | Error::Transaction(_)
+        )
+    }
+}
+
+impl From<rusqlite::Error> for Error {
+    fn from(err: rusqlite::Error) -> Self {
+        match err.sqlite_error_code() {
+            Some(ErrorCode::DiskFull) => Error::StorageFull(err.to_string()),
+            Some(ErrorCode::OperationInterrupted) => Error::Interrupted,
+            Some(ErrorCode::TooBig) => Error::LimitExceeded(format!("string, blob or row too large: {err}")),
+            _ => Error::Sqlite(err),
+        }
     }
 }
 

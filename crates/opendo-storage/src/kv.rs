@@ -105,7 +105,7 @@ impl ObjectDb {
     /// Stores `value` under `key`.
     pub fn put(&mut self, key: &str, value: &[u8]) -> Result<()> {
         check_entry(key, value)?;
-        self.put_unchecked(key, value)
+        self.write_atomically(|db| db.put_unchecked(key, value))
     }
 
     fn put_unchecked(&self, key: &str, value: &[u8]) -> Result<()> {
@@ -119,7 +119,7 @@ impl ObjectDb {
     pub fn put_many(&mut self, entries: &[Entry]) -> Result<()> {
         check_batch(entries.len())?;
         entries.iter().try_for_each(|(k, v)| check_entry(k, v))?;
-        self.atomically(|db| entries.iter().try_for_each(|(k, v)| db.put_unchecked(k, v)))
+        self.write_atomically(|db| entries.iter().try_for_each(|(k, v)| db.put_unchecked(k, v)))
     }
 
     /// Deletes `key`; returns whether it existed.
@@ -222,8 +222,60 @@ impl ObjectDb {
         Ok(entries)
     }
 
-    /// Deletes everything the object stored.
+    /// Deletes everything the object stored: every key and every table, index, view and
+    /// trigger the guest created.
     pub fn delete_all(&mut self) -> Result<()> {
-        self.atomically(|db| db.run("DELETE FROM _opendo_kv"))
+        self.atomically(|db| {
+            db.run("DELETE FROM _opendo_kv")?;
+            // Dropping a table others refer to must not trip foreign keys half-way.
+            db.run("PRAGMA defer_foreign_keys = ON")?;
+            // Virtual tables first: dropping one drops its shadow tables.
+            for (kind, name) in db.guest_schema()? {
+                let sql = db.conn.query_row(
+                    "SELECT sql FROM sqlite_schema WHERE type = ?1 AND name = ?2",
+                    [&kind, &name],
+                    |row| row.get::<_, Option<String>>(0),
+                );
+                if kind == "table"
+                    && sql
+                        .ok()
+                        .flatten()
+                        .is_some_and(|s| s.to_ascii_uppercase().starts_with("CREATE VIRTUAL"))
+                {
+                    db.conn.execute_batch(&format!("DROP TABLE IF EXISTS {}", quote(&name)))?;
+                }
+            }
+            for (kind, name) in db.guest_schema()? {
+                let statement = match kind.as_str() {
+                    "view" => format!("DROP VIEW IF EXISTS {}", quote(&name)),
+                    "table" => format!("DROP TABLE IF EXISTS {}", quote(&name)),
+                    _ => continue, // indexes and triggers go with their tables
+                };
+                db.conn.execute_batch(&statement)?;
+            }
+            db.run("PRAGMA defer_foreign_keys = OFF")?;
+            Ok(())
+        })
     }
+
+    /// Tables and views the guest created.
+    fn guest_schema(&self) -> Result<Vec<(String, String)>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT type, name FROM sqlite_schema WHERE type IN ('table', 'view') AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\'",
+        )?;
+        let rows = stmt.query_map([], |row| Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?)))?;
+        let mut schema = Vec::new();
+        for row in rows {
+            let (kind, name) = row?;
+            if !crate::sandbox::is_reserved(&name) {
+                schema.push((kind, name));
+            }
+        }
+        Ok(schema)
+    }
+}
+
+/// `name` as a quoted SQL identifier.
+fn quote(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
 }

@@ -5,8 +5,9 @@
 //!   with check bytes so an id of another namespace or a typo is rejected cheaply;
 //! - [`layout`]: where files live (`{data-dir}/{namespace}/{id}.sqlite`), and which namespace names
 //!   are valid. Object names never become paths: only ids do;
-//! - [`ObjectDb`]: one open object database (WAL, exclusive locking), its KV store and the
-//!   event transaction boundaries the runtime drives (a batch transaction, one savepoint per event).
+//! - [`ObjectDb`]: one open object database (WAL, exclusive locking), its KV store, guest SQL in
+//!   the [`sandbox`], guest transactions (nested savepoints), and the event transaction boundaries
+//!   the runtime drives (a batch transaction, one savepoint per event).
 //!
 //! Internal tables use the reserved prefix `_opendo_`.
 
@@ -15,8 +16,13 @@ mod error;
 mod id;
 mod kv;
 pub mod layout;
+pub mod sandbox;
+mod sql;
+mod txn;
 
-pub use db::{Durability, ObjectDb};
+pub use db::{DEFAULT_STORAGE_CAP, Durability, ObjectDb, Settings};
 pub use error::{Error, Result};
 pub use id::ObjectId;
 pub use kv::{Entry, ListOptions, MAX_BATCH, MAX_ENTRY_BYTES, MAX_KEY_BYTES, MAX_RESULT_BYTES};
+pub use sql::{MAX_SQL_RESULT_BYTES, SqlResult, SqlValue};
+pub use txn::TransactionId;

@@ -9,7 +9,9 @@
 
 mod kv;
 mod log;
+mod sql;
 mod state;
+mod transaction;
 
 use std::sync::Arc;
 
@@ -73,14 +75,25 @@ fn storage_result<T>(result: opendo_storage::Result<T>) -> wasmtime::Result<Resu
         Ok(value) => return Ok(Ok(value)),
         Err(err) => err,
     };
-    let code = match &err {
-        E::InvalidArgument(_) => ErrorCode::InvalidArgument,
-        E::LimitExceeded(_) => ErrorCode::LimitExceeded,
-        E::StorageFull(_) => ErrorCode::StorageFull,
-        _ => return Err(wasmtime::Error::new(StorageFailure(err.to_string()))),
+    let (code, sqlite_code) = match &err {
+        E::InvalidArgument(_) => (ErrorCode::InvalidArgument, None),
+        E::LimitExceeded(_) => (ErrorCode::LimitExceeded, None),
+        E::StorageFull(_) => (ErrorCode::StorageFull, None),
+        E::Sql { code, .. } => (ErrorCode::SqlError, Some(*code)),
+        E::NotAuthorized(_) => (ErrorCode::NotAuthorized, None),
+        E::Transaction(_) => (ErrorCode::Transaction, None),
+        E::Interrupted => return Err(wasmtime::Error::new(DeadlineExceeded)),
+        E::Sqlite(_) | E::Corrupt(_) | E::Io { .. } => {
+            return Err(wasmtime::Error::new(StorageFailure(err.to_string())));
+        }
     };
-    Ok(Err(GuestError { code, message: err.to_string() }))
+    Ok(Err(GuestError { code, message: err.to_string(), sqlite_code }))
 }
+
+/// A trap raised because a statement ran past the event's deadline (the CPU limit).
+#[derive(Debug, thiserror::Error)]
+#[error("a storage call ran past the event's time limit")]
+pub(crate) struct DeadlineExceeded;
 
 /// A trap raised because the object's database failed (not because of the guest).
 #[derive(Debug, thiserror::Error)]

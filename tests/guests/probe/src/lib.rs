@@ -9,12 +9,16 @@
 //! - `GET /whoami`: id, name and namespace as JSON.
 //! - `GET /error`: returns an `Err` from `fetch`.
 //! - `POST /print`: writes a line to stdout and stderr.
+//! - `POST /sql` with JSON `{"query": ..., "params": [...]}`: runs SQL, answers the result as JSON
+//!   (400 with `{"code", "message", "sqlite_code"}` when refused). Arrays of numbers bind as blobs.
+//! - `POST /txn/{scenario}`: exercises transactions (see [`Probe::transaction_scenario`]).
 
 use std::cell::Cell;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use opendo_sdk::{
-    DurableObject, Error, ListOptions, Method, Request, Response, Result, State, export_durable_object,
+    DurableObject, Error, ListOptions, Method, Request, Response, Result, SqlStorageValue, State,
+    export_durable_object,
 };
 use serde::Deserialize;
 
@@ -71,7 +75,137 @@ fn text_entries(entries: Vec<(String, Vec<u8>)>) -> Vec<(String, String)> {
     entries.into_iter().map(|(k, v)| (k, String::from_utf8_lossy(&v).into_owned())).collect()
 }
 
+#[derive(Deserialize)]
+struct SqlCall {
+    query: String,
+    #[serde(default)]
+    params: Vec<serde_json::Value>,
+}
+
+fn bind(value: serde_json::Value) -> SqlStorageValue {
+    match value {
+        serde_json::Value::Null => SqlStorageValue::Null,
+        serde_json::Value::Bool(b) => SqlStorageValue::Boolean(b),
+        serde_json::Value::Number(n) => match n.as_i64() {
+            Some(i) => SqlStorageValue::Integer(i),
+            None => SqlStorageValue::Float(n.as_f64().unwrap_or(f64::NAN)),
+        },
+        serde_json::Value::String(s) => SqlStorageValue::String(s),
+        serde_json::Value::Array(bytes) => {
+            SqlStorageValue::Blob(bytes.iter().map(|b| b.as_u64().unwrap_or(0) as u8).collect())
+        }
+        serde_json::Value::Object(_) => SqlStorageValue::Null,
+    }
+}
+
+fn storage_error(err: Error) -> Result<Response> {
+    match err {
+        Error::Storage { code, message, sqlite_code } => {
+            let body = serde_json::json!({"code": format!("{code:?}"), "message": message, "sqlite_code": sqlite_code});
+            Ok(Response::from_json(&body)?.with_status(400))
+        }
+        other => Err(other),
+    }
+}
+
 impl Probe {
+    fn sql(&self, call: SqlCall) -> Result<Response> {
+        let params: Vec<SqlStorageValue> = call.params.into_iter().map(bind).collect();
+        let cursor = match self.state.storage().sql().exec(&call.query, params) {
+            Ok(cursor) => cursor,
+            Err(err) => return storage_error(err),
+        };
+        let rows: Vec<Vec<serde_json::Value>> = cursor
+            .raw()
+            .iter()
+            .map(|row| {
+                row.iter()
+                    .map(|v| match v {
+                        SqlStorageValue::Null => serde_json::Value::Null,
+                        SqlStorageValue::Boolean(b) => (*b).into(),
+                        SqlStorageValue::Integer(i) => (*i).into(),
+                        SqlStorageValue::Float(f) => (*f).into(),
+                        SqlStorageValue::String(s) => s.clone().into(),
+                        SqlStorageValue::Blob(b) => b.clone().into(),
+                    })
+                    .collect()
+            })
+            .collect();
+        Response::from_json(&serde_json::json!({
+            "columns": cursor.column_names(),
+            "rows": rows,
+            "rows_read": cursor.rows_read(),
+            "rows_written": cursor.rows_written(),
+        }))
+    }
+
+    /// Transaction scenarios; each writes keys under `t:` and rows into table `log`.
+    /// - `commit`: writes `t:commit` and a row in a committed transaction.
+    /// - `rollback`: writes `t:rollback` and a row, rolls back; answers this instance's hit count.
+    /// - `nested`: outer writes `t:outer`, inner writes `t:inner` and rolls back, outer commits.
+    /// - `drop`: writes `t:drop` and drops the transaction uncommitted.
+    /// - `closure-err`: the closure API writes `t:closure` and returns `Err`.
+    /// - `panic`: writes `t:panic` in an open transaction, then panics.
+    /// - `misuse`: commits an outer transaction while an inner one is open; answers the error.
+    fn transaction_scenario(&self, scenario: &str) -> Result<Response> {
+        let storage = self.state.storage();
+        let sql = storage.sql();
+        sql.exec("CREATE TABLE IF NOT EXISTS log (v TEXT)", None)?;
+        match scenario {
+            "commit" => {
+                let txn = storage.begin_transaction()?;
+                storage.put("t:commit", &1)?;
+                sql.exec("INSERT INTO log VALUES ('commit')", None)?;
+                txn.commit()?;
+            }
+            "rollback" => {
+                let txn = storage.begin_transaction()?;
+                storage.put("t:rollback", &1)?;
+                sql.exec("INSERT INTO log VALUES ('rollback')", None)?;
+                txn.rollback()?;
+                return Response::ok(self.hits.get().to_string());
+            }
+            "nested" => {
+                let outer = storage.begin_transaction()?;
+                storage.put("t:outer", &1)?;
+                let inner = storage.begin_transaction()?;
+                storage.put("t:inner", &1)?;
+                sql.exec("INSERT INTO log VALUES ('inner')", None)?;
+                inner.rollback()?;
+                outer.commit()?;
+            }
+            "drop" => {
+                let txn = storage.begin_transaction()?;
+                storage.put("t:drop", &1)?;
+                drop(txn);
+            }
+            "closure-err" => {
+                let outcome: Result<()> = storage.transaction(|txn| {
+                    txn.put("t:closure", &1)?;
+                    txn.sql().exec("INSERT INTO log VALUES ('closure')", None)?;
+                    Err(Error::Message("changed my mind".into()))
+                });
+                return Response::ok(format!("{}", outcome.is_err()));
+            }
+            "panic" => {
+                let _txn = storage.begin_transaction()?;
+                storage.put("t:panic", &1)?;
+                sql.exec("INSERT INTO log VALUES ('panic')", None)?;
+                panic!("the probe panics inside a transaction");
+            }
+            "misuse" => {
+                let outer = storage.begin_transaction()?;
+                let _inner = storage.begin_transaction()?;
+                return match outer.commit() {
+                    Ok(()) => Response::ok("committed"),
+                    Err(err) => storage_error(err),
+                };
+            }
+            _ => return Response::error("no such scenario", 404),
+        }
+        Response::ok("done")
+    }
+
     fn op(&self, op: Op) -> Result<Response> {
         let storage = self.state.storage();
         match op {
@@ -138,9 +272,13 @@ impl DurableObject for Probe {
                 eprintln!("probe says hello on stderr");
                 Response::ok("printed")
             }
+            (Method::Post, "/sql") => match req.json::<SqlCall>() {
+                Ok(call) => self.sql(call),
+                Err(err) => Response::error(format!("bad sql call: {err}"), 400),
+            },
             (Method::Post, "/kv-op") => match req.json::<Op>() {
                 Ok(op) => match self.op(op) {
-                    Err(Error::Storage { code, message }) => {
+                    Err(Error::Storage { code, message, .. }) => {
                         Response::error(format!("{code:?}: {message}"), 400)
                     }
                     other => other,
@@ -163,6 +301,9 @@ impl DurableObject for Probe {
                 Response::ok(bytes.iter().map(|b| *b as usize).sum::<usize>().to_string())
             }
             (method, path) => {
+                if let Some(scenario) = path.strip_prefix("/txn/") {
+                    return self.transaction_scenario(scenario);
+                }
                 if let Some(key) = path.strip_prefix("/write-then-panic/") {
                     storage.put_bytes(key, b"written before the panic")?;
                     panic!("the probe panics on purpose after writing {key}");
@@ -177,7 +318,7 @@ impl DurableObject for Probe {
                     },
                     Method::Put => match storage.put_bytes(key, req.bytes()) {
                         Ok(()) => Response::empty(),
-                        Err(Error::Storage { code, message }) => {
+                        Err(Error::Storage { code, message, .. }) => {
                             Response::error(format!("{code:?}: {message}"), 400)
                         }
                         Err(err) => Err(err),

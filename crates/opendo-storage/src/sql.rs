@@ -1,0 +1,261 @@
+//! Guest SQL on the object's database: `exec` and `database_size`.
+
+use std::ffi::{CStr, c_int};
+
+use rusqlite::types::ValueRef;
+use rusqlite::{Connection, ErrorCode, Statement, ffi};
+
+use crate::sandbox::{self, MAX_SQL_BYTES, MAX_SQL_PARAMS, Sandbox};
+use crate::{Error, ObjectDb, Result};
+
+/// Largest total of values one `exec` returns.
+pub const MAX_SQL_RESULT_BYTES: usize = 32 * 1024 * 1024;
+
+/// A SQL value.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SqlValue {
+    Null,
+    Integer(i64),
+    Real(f64),
+    Text(String),
+    Blob(Vec<u8>),
+}
+
+/// What `exec` returns: the last statement's columns and rows, and counters over all statements.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct SqlResult {
+    pub columns: Vec<String>,
+    pub rows: Vec<Vec<SqlValue>>,
+    /// Rows returned plus rows visited by full scans (an estimate of the work done).
+    pub rows_read: u64,
+    /// Rows inserted, updated or deleted.
+    pub rows_written: u64,
+}
+
+impl rusqlite::ToSql for SqlValue {
+    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+        Ok(rusqlite::types::ToSqlOutput::Borrowed(match self {
+            SqlValue::Null => ValueRef::Null,
+            SqlValue::Integer(i) => ValueRef::Integer(*i),
+            SqlValue::Real(r) => ValueRef::Real(*r),
+            SqlValue::Text(t) => ValueRef::Text(t.as_bytes()),
+            SqlValue::Blob(b) => ValueRef::Blob(b),
+        }))
+    }
+}
+
+fn value_of(value: ValueRef<'_>) -> SqlValue {
+    match value {
+        ValueRef::Null => SqlValue::Null,
+        ValueRef::Integer(i) => SqlValue::Integer(i),
+        ValueRef::Real(r) => SqlValue::Real(r),
+        ValueRef::Text(t) => SqlValue::Text(String::from_utf8_lossy(t).into_owned()),
+        ValueRef::Blob(b) => SqlValue::Blob(b.to_vec()),
+    }
+}
+
+fn value_size(value: &SqlValue) -> usize {
+    match value {
+        SqlValue::Text(t) => t.len(),
+        SqlValue::Blob(b) => b.len(),
+        _ => 8,
+    }
+}
+
+impl ObjectDb {
+    /// Runs guest SQL: one or more `;`-separated statements, in the sandbox. `params` bind to
+    /// the last statement, whose columns and rows are returned.
+    pub fn exec(&mut self, query: &str, params: &[SqlValue]) -> Result<SqlResult> {
+        if query.len() > MAX_SQL_BYTES {
+            return Err(Error::LimitExceeded(format!(
+                "SQL text of {} bytes is longer than the limit of {MAX_SQL_BYTES} bytes",
+                query.len()
+            )));
+        }
+        if params.len() > MAX_SQL_PARAMS {
+            return Err(Error::LimitExceeded(format!(
+                "{} bound parameters are more than the limit of {MAX_SQL_PARAMS}",
+                params.len()
+            )));
+        }
+        if sandbox::mentions_reserved(query) {
+            return Err(Error::NotAuthorized(format!(
+                "names starting with `{}` are reserved for the runtime",
+                sandbox::RESERVED_PREFIX
+            )));
+        }
+        let outcome = self.write_atomically(|db| {
+            let _guest = db.sandbox.guest(&db.conn);
+            run_statements(&db.conn, &db.sandbox, query, params)
+        });
+        outcome.map_err(|err| guest_error(err, self.sandbox.take_denial()))
+    }
+
+    /// Bytes the database file takes (pages in use times page size).
+    pub fn database_size(&self) -> Result<u64> {
+        let pages: i64 = self.conn.query_row("PRAGMA page_count", [], |row| row.get(0))?;
+        let page_size: i64 = self.conn.query_row("PRAGMA page_size", [], |row| row.get(0))?;
+        Ok(u64::try_from(pages * page_size).unwrap_or(0))
+    }
+}
+
+fn run_statements(
+    conn: &Connection,
+    sandbox: &Sandbox,
+    query: &str,
+    params: &[SqlValue],
+) -> Result<SqlResult> {
+    let mut result = SqlResult::default();
+    let mut rest = query;
+    loop {
+        let (len, empty) = first_statement(conn, rest)?;
+        let text = &rest[..len];
+        rest = &rest[len..];
+        if empty {
+            if len == 0 {
+                break;
+            }
+            continue;
+        }
+        let last = !has_statement(conn, rest);
+        // Looking ahead may have prepared (and been refused) a later statement: not this one.
+        sandbox.take_denial();
+        let mut stmt = conn.prepare(text)?;
+        let changes_before = conn.total_changes();
+        if last {
+            if stmt.parameter_count() != params.len() {
+                return Err(Error::Sql {
+                    code: ffi::SQLITE_RANGE,
+                    message: format!(
+                        "the statement has {} parameters but {} values were given",
+                        stmt.parameter_count(),
+                        params.len()
+                    ),
+                });
+            }
+            for (i, value) in params.iter().enumerate() {
+                stmt.raw_bind_parameter(i + 1, value)?;
+            }
+            result.columns = stmt.column_names().map(str::to_string).collect();
+            result.rows = collect_rows(&mut stmt)?;
+        } else {
+            if stmt.parameter_count() > 0 {
+                return Err(Error::Sql {
+                    code: ffi::SQLITE_RANGE,
+                    message:
+                        "parameters bind to the last statement only; an earlier statement has parameters"
+                            .into(),
+                });
+            }
+            collect_rows(&mut stmt)?;
+        }
+        result.rows_read +=
+            u64::try_from(stmt.get_status(rusqlite::StatementStatus::FullscanStep)).unwrap_or(0);
+        result.rows_written += conn.total_changes() - changes_before;
+        if last {
+            result.rows_read += result.rows.len() as u64;
+            break;
+        }
+    }
+    Ok(result)
+}
+
+fn collect_rows(stmt: &mut Statement<'_>) -> Result<Vec<Vec<SqlValue>>> {
+    let columns = stmt.column_count();
+    let mut rows = Vec::new();
+    let mut total = 0usize;
+    let mut cursor = stmt.raw_query();
+    while let Some(row) = cursor.next()? {
+        let mut values = Vec::with_capacity(columns);
+        for i in 0..columns {
+            let value = value_of(row.get_ref(i)?);
+            total += value_size(&value);
+            values.push(value);
+        }
+        if total > MAX_SQL_RESULT_BYTES {
+            return Err(Error::LimitExceeded(format!(
+                "query result is larger than {MAX_SQL_RESULT_BYTES} bytes; select less or page with LIMIT"
+            )));
+        }
+        rows.push(values);
+    }
+    Ok(rows)
+}
+
+/// Whether `sql` holds another statement (not only spaces, comments and `;`).
+fn has_statement(conn: &Connection, mut sql: &str) -> bool {
+    loop {
+        if sql.trim_matches(|c: char| c.is_whitespace() || c == ';').is_empty() {
+            return false;
+        }
+        match first_statement(conn, sql) {
+            // It does not even prepare yet (it may need what an earlier statement creates).
+            Err(_) => return true,
+            Ok((_, false)) => return true,
+            Ok((0, true)) => return false,
+            Ok((len, true)) => sql = &sql[len..],
+        }
+    }
+}
+
+/// Length in bytes of the first statement of `sql` (up to and including its `;`), and whether it
+/// is empty (only spaces or comments). SQLite's own parser decides, so triggers with `BEGIN ...;
+/// END` and semicolons inside strings are handled as SQLite handles them.
+fn first_statement(conn: &Connection, sql: &str) -> Result<(usize, bool)> {
+    let len = c_int::try_from(sql.len()).map_err(|_| Error::LimitExceeded("SQL text too long".into()))?;
+    let mut stmt: *mut ffi::sqlite3_stmt = std::ptr::null_mut();
+    let mut tail: *const std::ffi::c_char = std::ptr::null();
+    // SAFETY: `conn.handle()` is the live connection `conn` borrows; SQLite reads at most `len`
+    // bytes from `sql`, writes `stmt` and `tail` (a pointer into `sql`), and the statement it
+    // prepares is finalized below before anything else uses the connection.
+    let rc =
+        unsafe { ffi::sqlite3_prepare_v2(conn.handle(), sql.as_ptr().cast(), len, &mut stmt, &mut tail) };
+    let empty = stmt.is_null();
+    // SAFETY: finalizing a null pointer is a no-op; a prepared statement is finalized once.
+    unsafe { ffi::sqlite3_finalize(stmt) };
+    if rc != ffi::SQLITE_OK {
+        // SAFETY: the connection is live; the message is copied before the next SQLite call.
+        let message =
+            unsafe { CStr::from_ptr(ffi::sqlite3_errmsg(conn.handle())) }.to_string_lossy().into_owned();
+        return Err(Error::from(rusqlite::Error::SqliteFailure(ffi::Error::new(rc), Some(message))));
+    }
+    let consumed =
+        if tail.is_null() { sql.len() } else { (tail as usize).saturating_sub(sql.as_ptr() as usize) };
+    Ok((consumed.min(sql.len()), empty))
+}
+
+/// Turns what went wrong in guest SQL into the error the guest sees.
+fn guest_error(err: Error, denial: Option<String>) -> Error {
+    let Error::Sqlite(sqlite) = err else { return err };
+    if let Some(reason) = denial {
+        // SQLite reports some refusals (functions) as plain errors: the sandbox knows better.
+        return Error::NotAuthorized(reason);
+    }
+    let Some(code) = sqlite.sqlite_error_code() else {
+        return Error::Sql { code: ffi::SQLITE_MISUSE, message: sqlite.to_string() };
+    };
+    match code {
+        ErrorCode::AuthorizationForStatementDenied => {
+            Error::NotAuthorized("the statement is not allowed".into())
+        }
+        // A failure of the file or the database itself, not of the guest's SQL.
+        ErrorCode::SystemIoFailure
+        | ErrorCode::DatabaseCorrupt
+        | ErrorCode::NotADatabase
+        | ErrorCode::CannotOpen
+        | ErrorCode::OutOfMemory
+        | ErrorCode::DatabaseBusy
+        | ErrorCode::DatabaseLocked => Error::Sqlite(sqlite),
+        _ => {
+            let extended = match &sqlite {
+                rusqlite::Error::SqliteFailure(e, _) => e.extended_code,
+                _ => ffi::SQLITE_ERROR,
+            };
+            let message = match &sqlite {
+                rusqlite::Error::SqliteFailure(_, Some(message)) => message.clone(),
+                other => other.to_string(),
+            };
+            Error::Sql { code: extended, message }
+        }
+    }
+}
