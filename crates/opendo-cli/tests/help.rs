@@ -25,6 +25,8 @@ fn run_help_lists_every_flag_with_its_default() {
         "128MiB",
         "--cpu-limit",
         "30s",
+        "--storage-cap",
+        "10GiB",
         "--max-body-size",
         "--max-queued-events",
         "--shutdown-grace",
