@@ -68,6 +68,24 @@ pub struct RunArgs {
     #[arg(long, default_value = "32MiB", value_parser = parse_size)]
     pub max_body_size: Size,
 
+    /// Largest response body an object may return; a larger one fails the event (500, its writes
+    /// rolled back).
+    #[arg(long, default_value = "32MiB", value_parser = parse_size)]
+    pub max_response_size: Size,
+
+    /// Largest native stack of a guest; deeper recursion traps the event.
+    #[arg(long, default_value = "512KiB", value_parser = parse_size)]
+    pub max_stack_size: Size,
+
+    /// Guest stdout/stderr writes per second per object that reach the log; the rest are dropped
+    /// and counted.
+    #[arg(long, default_value_t = 100)]
+    pub guest_log_rate: u32,
+
+    /// How long a client may take to send a request's headers before its connection is closed.
+    #[arg(long, default_value = "30s")]
+    pub header_read_timeout: humantime::Duration,
+
     /// Most events waiting for one object; more get 503 with Retry-After.
     #[arg(long, default_value_t = 1024)]
     pub max_queued_events: usize,

@@ -61,11 +61,14 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
         cpu_limit: args.cpu_limit.into(),
         max_queued_events: args.max_queued_events,
         storage_cap: args.storage_cap.0 as u64,
+        max_response_bytes: args.max_response_size.0,
+        max_wasm_stack: args.max_stack_size.0,
+        log_writes_per_second: args.guest_log_rate,
     };
     let server_config = ServerConfig {
         max_body_bytes: args.max_body_size.0,
         shutdown_grace: args.shutdown_grace.into(),
-        ..ServerConfig::default()
+        header_read_timeout: args.header_read_timeout.into(),
     };
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting tokio")?;
     rt.block_on(async move {

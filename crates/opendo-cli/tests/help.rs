@@ -29,6 +29,10 @@ fn run_help_lists_every_flag_with_its_default() {
         "10GiB",
         "--max-body-size",
         "--max-queued-events",
+        "--max-response-size",
+        "--max-stack-size",
+        "--guest-log-rate",
+        "--header-read-timeout",
         "--shutdown-grace",
         "--log-format",
     ] {

@@ -20,6 +20,13 @@ pub struct Config {
     pub max_queued_events: usize,
     /// Largest size of one object's database; writes past it fail with a guest-visible error.
     pub storage_cap: u64,
+    /// Largest response body an object may return; a larger one fails the event.
+    pub max_response_bytes: usize,
+    /// Largest native stack a guest may use; deeper recursion traps.
+    pub max_wasm_stack: usize,
+    /// Guest stdout/stderr writes per second per object that reach the log; more are dropped
+    /// (and counted in one warning).
+    pub log_writes_per_second: u32,
 }
 
 impl Default for Config {
@@ -32,6 +39,9 @@ impl Default for Config {
             cpu_limit: Duration::from_secs(30),
             max_queued_events: 1024,
             storage_cap: opendo_storage::DEFAULT_STORAGE_CAP,
+            max_response_bytes: 32 * 1024 * 1024,
+            max_wasm_stack: 512 * 1024,
+            log_writes_per_second: 100,
         }
     }
 }

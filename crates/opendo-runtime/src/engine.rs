@@ -6,14 +6,15 @@ use std::time::Duration;
 
 use wasmtime::Engine;
 
-use crate::Error;
+use crate::{Config, Error};
 
 /// How often the engine's epoch advances. An event's CPU limit is counted in these ticks.
 pub(crate) const EPOCH_TICK: Duration = Duration::from_millis(10);
 
-pub(crate) fn new_engine() -> Result<Engine, Error> {
+pub(crate) fn new_engine(settings: &Config) -> Result<Engine, Error> {
     let mut config = wasmtime::Config::new();
     config.wasm_component_model(true);
+    config.max_wasm_stack(settings.max_wasm_stack);
     // Every call gets a deadline in epoch ticks; a guest past it traps (the CPU limit).
     config.epoch_interruption(true);
     Engine::new(&config).map_err(|e| Error::Engine(format!("{e:#}")))

@@ -39,6 +39,8 @@ pub enum TrapCause {
     StackOverflow,
     /// The object's storage failed underneath it.
     Storage,
+    /// The object returned a response body larger than the limit.
+    ResponseTooLarge,
     /// Any other trap.
     Other,
 }
@@ -51,6 +53,7 @@ impl fmt::Display for TrapCause {
             TrapCause::MemoryLimit => "memory limit exceeded",
             TrapCause::StackOverflow => "stack overflow",
             TrapCause::Storage => "storage failure",
+            TrapCause::ResponseTooLarge => "response too large",
             TrapCause::Other => "trap",
         })
     }

@@ -98,7 +98,19 @@ impl Active {
             Some(instance) => instance.opendo_durable_object_handler().call_fetch(&mut self.store, request),
             None => Err(wasmtime::Error::msg("instance missing after instantiation")),
         };
-        result.map_err(|e| self.classify(ctx, &e))
+        let response = result.map_err(|e| self.classify(ctx, &e))?;
+        let limit = ctx.shared.config.max_response_bytes;
+        if response.body.len() > limit {
+            tracing::warn!(
+                namespace = %ctx.identity.namespace,
+                object = %ctx.identity.id,
+                cause = %TrapCause::ResponseTooLarge,
+                "response body of {} bytes is over the limit of {limit} bytes; event rolled back",
+                response.body.len()
+            );
+            return Err(TrapCause::ResponseTooLarge);
+        }
+        Ok(response)
     }
 
     fn classify(&self, ctx: &ObjectCtx, err: &wasmtime::Error) -> TrapCause {

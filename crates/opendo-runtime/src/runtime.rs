@@ -12,7 +12,7 @@ use wasmtime::component::{HasSelf, Linker};
 
 use crate::bindings::{DurableObject, Request, Response};
 use crate::engine::{EpochTicker, deadline_ticks, new_engine};
-use crate::host::{Host, Identity};
+use crate::host::{Host, Identity, LogBudget};
 use crate::namespace::Namespace;
 use crate::object::{self, Envelope, ObjectCtx};
 use crate::{Config, Error, EventError};
@@ -101,7 +101,7 @@ impl Runtime {
     /// A runtime with no namespace yet. Creates the data directory.
     pub fn new(config: Config) -> Result<Self, Error> {
         std::fs::create_dir_all(&config.data_dir).map_err(Error::io(&config.data_dir))?;
-        let engine = new_engine()?;
+        let engine = new_engine(&config)?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(|e| Error::Engine(format!("{e:#}")))?;
         DurableObject::add_to_linker::<Host, HasSelf<Host>>(&mut linker, |host| host)
@@ -200,6 +200,7 @@ impl Runtime {
                 namespace: namespace.name.clone(),
                 id,
                 name: name.map(String::from),
+                log_budget: Mutex::new(LogBudget::new(self.shared.config.log_writes_per_second)),
             }),
             db_path: namespace.dir.join(format!("{}.sqlite", id.to_hex())),
         };

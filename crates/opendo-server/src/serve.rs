@@ -80,10 +80,19 @@ pub async fn serve(
                     let runtime = runtime.clone();
                     async move { Ok::<_, Infallible>(handle(&runtime, request, max_body).await) }
                 });
-                let connection = builder.serve_connection(TokioIo::new(stream), service).into_owned();
-                let connection = graceful.watch(connection);
+                let builder = builder.clone();
+                let watcher = graceful.watcher();
+                let first_byte_timeout = config.header_read_timeout;
                 tokio::spawn(async move {
-                    if let Err(err) = connection.await {
+                    // Telling HTTP/1 from HTTP/2 waits for the first bytes with no timeout of its
+                    // own: a client that connects and sends nothing is dropped here.
+                    let mut first = [0u8; 1];
+                    if !matches!(tokio::time::timeout(first_byte_timeout, stream.peek(&mut first)).await, Ok(Ok(1..))) {
+                        tracing::debug!(%peer, "connection sent nothing before the header timeout");
+                        return;
+                    }
+                    let connection = builder.serve_connection(TokioIo::new(stream), service);
+                    if let Err(err) = watcher.watch(connection.into_owned()).await {
                         tracing::debug!(%peer, "connection ended: {err}");
                     }
                 });

@@ -2,7 +2,8 @@
 //! stops it with a signal or kills it.
 //!
 //! The binary is `target/{profile}/opendo` next to the test executable (cargo builds it for the
-//! `opendo-cli` tests of the same `cargo test` run), or the path in `OPENDO_BIN`.
+//! `opendo-cli` tests of the same `cargo test --workspace` run), or the path in `OPENDO_BIN`.
+//! `cargo test -p opendo-e2e` alone does not rebuild it: run `cargo build -p opendo-cli` first.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -180,8 +181,14 @@ impl Client {
         format!("http://{}{path}", self.addr)
     }
 
-    /// Sends a request with an optional body.
+    /// Sends a request with an optional body; panics if there is no answer.
     pub fn send(&self, method: &str, path: &str, body: &[u8]) -> Answer {
+        let url = self.url(path);
+        self.try_send(method, path, body).unwrap_or_else(|| panic!("{method} {url}: no answer"))
+    }
+
+    /// Sends a request; `None` if the connection failed (for example, the server was killed).
+    pub fn try_send(&self, method: &str, path: &str, body: &[u8]) -> Option<Answer> {
         let url = self.url(path);
         let result = match method {
             "GET" => self.agent.get(&url).call(),
@@ -191,11 +198,11 @@ impl Client {
             "PATCH" => self.agent.patch(&url).send(body),
             other => panic!("method {other} not supported by the harness"),
         };
-        let mut response = result.unwrap_or_else(|e| panic!("{method} {url}: {e}"));
+        let mut response = result.ok()?;
         let retry_after =
             response.headers().get("retry-after").and_then(|v| v.to_str().ok()).map(String::from);
-        let body = response.body_mut().read_to_string().expect("response body");
-        Answer { status: response.status().as_u16(), body, retry_after }
+        let body = response.body_mut().read_to_string().ok()?;
+        Some(Answer { status: response.status().as_u16(), body, retry_after })
     }
 
     pub fn get(&self, path: &str) -> Answer {

@@ -2,8 +2,9 @@
 
 use std::io;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError};
 use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use tokio::io::AsyncWrite;
@@ -14,6 +15,38 @@ use super::Identity;
 
 /// Longest piece of one write that reaches the log; the rest is cut.
 const MAX_LOGGED_BYTES: usize = 8 * 1024;
+
+/// A per-object allowance of guest writes per second, so a chatty guest cannot flood the log.
+#[derive(Debug)]
+pub(crate) struct LogBudget {
+    per_second: u32,
+    window_start: Instant,
+    used: u32,
+    dropped: u64,
+}
+
+impl LogBudget {
+    pub(crate) fn new(per_second: u32) -> Self {
+        LogBudget { per_second, window_start: Instant::now(), used: 0, dropped: 0 }
+    }
+
+    /// Whether one more write may be logged, and whether this is the first one dropped in the
+    /// current second (which is reported once).
+    fn admit(&mut self) -> (bool, bool) {
+        let now = Instant::now();
+        if now.duration_since(self.window_start) >= Duration::from_secs(1) {
+            self.window_start = now;
+            self.used = 0;
+            self.dropped = 0;
+        }
+        if self.used < self.per_second {
+            self.used += 1;
+            return (true, false);
+        }
+        self.dropped += 1;
+        (false, self.dropped == 1)
+    }
+}
 
 /// One of a guest's output streams.
 #[derive(Clone)]
@@ -28,6 +61,19 @@ impl GuestLog {
     }
 
     fn emit(&self, bytes: &[u8]) {
+        let (admitted, first_dropped) =
+            self.identity.log_budget.lock().unwrap_or_else(PoisonError::into_inner).admit();
+        if first_dropped {
+            tracing::warn!(
+                target: "opendo::guest",
+                namespace = %self.identity.namespace,
+                object = %self.identity.id,
+                "guest output over its rate limit: dropping its writes for the rest of this second"
+            );
+        }
+        if !admitted {
+            return;
+        }
         let shown = &bytes[..bytes.len().min(MAX_LOGGED_BYTES)];
         let text = String::from_utf8_lossy(shown);
         let text = text.trim_end_matches(['\n', '\r']);

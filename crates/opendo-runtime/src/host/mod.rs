@@ -21,14 +21,16 @@ use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
 use crate::bindings::{ErrorCode, GuestError};
 
-pub(crate) use self::log::GuestLog;
+pub(crate) use self::log::{GuestLog, LogBudget};
 
-/// Who an object is; shared by its host state and its log lines.
+/// Who an object is; shared by its host state and its log lines for the life of its actor.
 #[derive(Debug)]
 pub(crate) struct Identity {
     pub(crate) namespace: Arc<str>,
     pub(crate) id: ObjectId,
     pub(crate) name: Option<String>,
+    /// How much guest output may still reach the log (shared by stdout and stderr).
+    pub(crate) log_budget: std::sync::Mutex<LogBudget>,
 }
 
 /// The data of one object's wasmtime `Store`.
