@@ -51,6 +51,11 @@ pub struct RunArgs {
     #[arg(long, value_enum, default_value_t = DurabilityArg::Full)]
     pub durability: DurabilityArg,
 
+    /// Most objects active at once (each holds its database files open); activating one more
+    /// hibernates the least recently used [default: fits the open-file limit].
+    #[arg(long)]
+    pub max_active: Option<usize>,
+
     /// Largest linear memory of one object's instance (e.g. 128MiB); growing past it traps the event.
     #[arg(long, default_value = "128MiB", value_parser = parse_size)]
     pub memory_limit: Size,

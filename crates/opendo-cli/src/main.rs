@@ -64,6 +64,8 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
         max_response_bytes: args.max_response_size.0,
         max_wasm_stack: args.max_stack_size.0,
         log_writes_per_second: args.guest_log_rate,
+        max_active: args.max_active.unwrap_or_else(opendo_runtime::default_max_active).max(1),
+        ..Config::default()
     };
     let server_config = ServerConfig {
         max_body_bytes: args.max_body_size.0,

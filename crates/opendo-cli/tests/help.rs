@@ -21,6 +21,7 @@ fn run_help_lists_every_flag_with_its_default() {
         "--durability",
         "relaxed",
         "--namespace",
+        "--max-active",
         "--memory-limit",
         "128MiB",
         "--cpu-limit",

@@ -8,4 +8,5 @@ wasmtime::component::bindgen!({
     imports: { default: trappable },
 });
 
+pub use exports::opendo::durable_object::handler::AlarmInfo;
 pub use opendo::durable_object::types::{Error as GuestError, ErrorCode, Request, Response};

@@ -1,6 +1,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::Clock;
+
 pub use opendo_storage::Durability;
 
 /// Settings of a [`Runtime`](crate::Runtime). `Default` gives the documented defaults.
@@ -27,6 +29,12 @@ pub struct Config {
     /// Guest stdout/stderr writes per second per object that reach the log; more are dropped
     /// (and counted in one warning).
     pub log_writes_per_second: u32,
+    /// Delay before the first retry of a failed alarm; each further retry doubles it.
+    pub alarm_retry_base: Duration,
+    /// The clock alarms are scheduled by.
+    pub clock: Clock,
+    /// Most objects active at once; activating one more hibernates the least recently used.
+    pub max_active: usize,
 }
 
 impl Default for Config {
@@ -42,6 +50,19 @@ impl Default for Config {
             max_response_bytes: 32 * 1024 * 1024,
             max_wasm_stack: 512 * 1024,
             log_writes_per_second: 100,
+            alarm_retry_base: Duration::from_secs(2),
+            clock: Clock::system(),
+            max_active: default_max_active(),
         }
     }
+}
+
+/// File descriptors each active object holds: its database and its WAL.
+pub const FILES_PER_ACTIVE_OBJECT: u64 = 2;
+
+/// An active-object cap that fits the process's open-file limit, keeping 256 descriptors for
+/// connections, the alarm indexes and the runtime itself.
+pub fn default_max_active() -> usize {
+    let limit = rustix::process::getrlimit(rustix::process::Resource::Nofile).current.unwrap_or(1024);
+    usize::try_from(limit.saturating_sub(256) / FILES_PER_ACTIVE_OBJECT).unwrap_or(usize::MAX).max(1)
 }

@@ -28,6 +28,7 @@
 //! `cpu_limit` worth of ticks. Linear memory is capped per instance by a resource limiter.
 
 mod bindings;
+mod clock;
 mod component;
 mod config;
 mod engine;
@@ -36,8 +37,10 @@ mod host;
 mod namespace;
 mod object;
 mod runtime;
+mod scheduler;
 
 pub use bindings::{Request, Response};
-pub use config::{Config, Durability};
+pub use clock::Clock;
+pub use config::{Config, Durability, FILES_PER_ACTIVE_OBJECT, default_max_active};
 pub use error::{Error, EventError, TrapCause};
 pub use runtime::{MAX_OBJECT_NAME_BYTES, Runtime, Stats, validate_object_name};

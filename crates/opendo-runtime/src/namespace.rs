@@ -1,5 +1,7 @@
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use opendo_storage::{AlarmIndex, Durability};
 
 use wasmtime::Engine;
 use wasmtime::component::Linker;
@@ -13,6 +15,7 @@ pub(crate) struct Namespace {
     pub(crate) name: Arc<str>,
     pub(crate) dir: PathBuf,
     pub(crate) pre: DurableObjectPre<Host>,
+    alarms: Mutex<AlarmIndex>,
 }
 
 impl Namespace {
@@ -22,6 +25,7 @@ impl Namespace {
         data_dir: &Path,
         name: &str,
         module: &Path,
+        durability: Durability,
     ) -> Result<Self, Error> {
         opendo_storage::layout::validate_namespace(name).map_err(|e| Error::InvalidConfig(e.to_string()))?;
         let cache_dir = data_dir.join(".cache").join("components");
@@ -29,6 +33,15 @@ impl Namespace {
         let pre = component::fit_world(linker, &component, module)?;
         let dir = opendo_storage::layout::namespace_dir(data_dir, name);
         std::fs::create_dir_all(&dir).map_err(Error::io(&dir))?;
-        Ok(Namespace { name: name.into(), dir, pre })
+        let index_path = opendo_storage::layout::alarm_index_path(data_dir, name);
+        let alarms = AlarmIndex::open(&index_path, durability).map_err(|e| {
+            Error::InvalidConfig(format!("cannot open the alarm index {}: {e}", index_path.display()))
+        })?;
+        Ok(Namespace { name: name.into(), dir, pre, alarms: Mutex::new(alarms) })
+    }
+
+    /// Runs `f` on the namespace's alarm index (one connection, shared by its objects).
+    pub(crate) fn with_alarm_index<T>(&self, f: impl FnOnce(&AlarmIndex) -> T) -> T {
+        f(&self.alarms.lock().unwrap_or_else(PoisonError::into_inner))
     }
 }

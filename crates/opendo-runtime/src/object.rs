@@ -10,11 +10,13 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
-use opendo_storage::{ObjectDb, Settings};
+use std::time::Duration;
+
+use opendo_storage::{Alarm, ObjectDb, Settings};
 use tokio::sync::{mpsc, oneshot};
 use wasmtime::{Store, Trap};
 
-use crate::bindings::{DurableObject, Request, Response};
+use crate::bindings::{AlarmInfo, DurableObject, Request, Response};
 use crate::host::{DeadlineExceeded, Host, Identity, StorageFailure};
 use crate::namespace::Namespace;
 use crate::runtime::Shared;
@@ -23,10 +25,63 @@ use crate::{EventError, TrapCause};
 /// Most events committed together.
 const MAX_BATCH: usize = 64;
 
+/// Failed alarm runs retried before the alarm is dropped.
+pub(crate) const MAX_ALARM_RETRIES: u32 = 6;
+
 /// One event waiting in a mailbox, with where its outcome goes.
-pub(crate) struct Envelope {
-    pub(crate) request: Request,
-    pub(crate) reply: oneshot::Sender<Result<Response, EventError>>,
+pub(crate) enum Envelope {
+    Fetch {
+        request: Request,
+        reply: oneshot::Sender<Result<Response, EventError>>,
+    },
+    /// The scheduler found the object's alarm (possibly) due.
+    Alarm {
+        reply: oneshot::Sender<Result<AlarmRun, EventError>>,
+    },
+}
+
+/// What an alarm event did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum AlarmRun {
+    /// No alarm was due (the index entry was early or stale).
+    NotDue,
+    /// The handler ran and succeeded.
+    Ran,
+    /// The handler failed; the alarm is set again for retry number `retry_count`.
+    Retrying { retry_count: u32 },
+    /// The handler failed after every retry; the alarm was deleted.
+    Dropped,
+}
+
+impl Envelope {
+    fn fail(self, err: EventError) {
+        match self {
+            Envelope::Fetch { reply, .. } => drop(reply.send(Err(err))),
+            Envelope::Alarm { reply } => drop(reply.send(Err(err))),
+        }
+    }
+}
+
+/// An event that ran, with its outcome held until the batch commits.
+enum Done {
+    Fetch(oneshot::Sender<Result<Response, EventError>>, Result<Response, EventError>),
+    Alarm(oneshot::Sender<Result<AlarmRun, EventError>>, AlarmRun),
+}
+
+impl Done {
+    fn release(self) {
+        match self {
+            Done::Fetch(reply, outcome) => drop(reply.send(outcome)),
+            Done::Alarm(reply, run) => drop(reply.send(Ok(run))),
+        }
+    }
+
+    fn fail(self, err: EventError) {
+        match self {
+            Done::Fetch(reply, _) => drop(reply.send(Err(err))),
+            Done::Alarm(reply, _) => drop(reply.send(Err(err))),
+        }
+    }
 }
 
 /// What an actor needs to know, shared with its blocking batches.
@@ -87,7 +142,12 @@ impl Active {
         self.instance = None;
     }
 
-    fn fetch(&mut self, ctx: &ObjectCtx, request: &Request) -> Result<Response, TrapCause> {
+    /// Calls into the instance (instantiating it first if needed) under the event's limits.
+    fn call<T>(
+        &mut self,
+        ctx: &ObjectCtx,
+        f: impl FnOnce(&DurableObject, &mut Store<Host>) -> wasmtime::Result<T>,
+    ) -> Result<T, TrapCause> {
         self.store.set_epoch_deadline(ctx.shared.deadline_ticks);
         self.store.data_mut().limiter.hit = false;
         if self.instance.is_none() {
@@ -95,10 +155,16 @@ impl Active {
             self.instance = Some(instance.map_err(|e| self.classify(ctx, &e))?);
         }
         let result = match &self.instance {
-            Some(instance) => instance.opendo_durable_object_handler().call_fetch(&mut self.store, request),
+            Some(instance) => f(instance, &mut self.store),
             None => Err(wasmtime::Error::msg("instance missing after instantiation")),
         };
-        let response = result.map_err(|e| self.classify(ctx, &e))?;
+        result.map_err(|e| self.classify(ctx, &e))
+    }
+
+    fn fetch(&mut self, ctx: &ObjectCtx, request: &Request) -> Result<Response, TrapCause> {
+        let response = self.call(ctx, |instance, store| {
+            instance.opendo_durable_object_handler().call_fetch(store, request)
+        })?;
         let limit = ctx.shared.config.max_response_bytes;
         if response.body.len() > limit {
             tracing::warn!(
@@ -134,6 +200,7 @@ impl Active {
             cause = %cause,
             "event trapped, rolled back and instance reset: {err:?}"
         );
+        ctx.shared.stats.traps.fetch_add(1, Ordering::Relaxed);
         cause
     }
 
@@ -209,7 +276,7 @@ fn run_batch(ctx: &ObjectCtx, active: Option<Active>, batch: Vec<Envelope>) -> O
         Ok(active) => active,
         Err(err) => {
             for envelope in batch {
-                let _ = envelope.reply.send(Err(err.clone()));
+                envelope.fail(err.clone());
             }
             return None;
         }
@@ -218,28 +285,38 @@ fn run_batch(ctx: &ObjectCtx, active: Option<Active>, batch: Vec<Envelope>) -> O
     let mut pending = batch.into_iter();
     let outcome = (|| -> Result<(), opendo_storage::Error> {
         active.db()?.begin_batch()?;
+        let alarm_before = active.db()?.get_alarm()?;
+        let mut ran_alarm = false;
         for envelope in pending.by_ref() {
-            let db = active.db()?;
-            db.begin_event()?;
-            db.set_deadline(Some(Instant::now() + ctx.shared.config.cpu_limit));
-            let result = active.fetch(ctx, &envelope.request);
-            let refused = active.db()?.finish_event(result.is_ok())?;
-            if result.is_err() {
-                active.reset(ctx);
+            match envelope {
+                Envelope::Fetch { request, reply } => {
+                    let outcome = run_fetch(ctx, &mut active, &request)?;
+                    done.push(Done::Fetch(reply, outcome));
+                }
+                Envelope::Alarm { reply } => {
+                    ran_alarm = true;
+                    done.push(Done::Alarm(reply, run_alarm(ctx, &mut active)?));
+                }
             }
-            let outcome = match (result, refused) {
-                (Err(cause), _) => Err(EventError::Trapped(cause)),
-                (Ok(_), Some(reason)) => Err(EventError::Refused(reason.to_string())),
-                (Ok(response), None) => Ok(response),
-            };
-            done.push((envelope.reply, outcome));
         }
-        active.db()?.commit_batch()
+        let alarm_after = active.db()?.get_alarm()?;
+        let moved = alarm_before.map(|a| a.time_ms) != alarm_after.map(|a| a.time_ms);
+        if let (true, Some(alarm)) = (moved, alarm_after) {
+            // Before the commit, so the index never misses an alarm the database holds.
+            ctx.namespace.with_alarm_index(|index| {
+                index.lower(&ctx.identity.id, ctx.identity.name.as_deref(), alarm.time_ms)
+            })?;
+        }
+        active.db()?.commit_batch()?;
+        if moved || ran_alarm {
+            sync_alarm_index(ctx, alarm_after);
+        }
+        Ok(())
     })();
     match outcome {
         Ok(()) => {
-            for (reply, result) in done {
-                let _ = reply.send(result);
+            for event in done {
+                event.release();
             }
             Some(active)
         }
@@ -254,11 +331,117 @@ fn run_batch(ctx: &ObjectCtx, active: Option<Active>, batch: Vec<Envelope>) -> O
                 let _ = db.rollback_batch();
             }
             let failure = EventError::Internal("the object's storage failed; nothing was written".into());
-            for reply in done.into_iter().map(|(reply, _)| reply).chain(pending.map(|e| e.reply)) {
-                let _ = reply.send(Err(failure.clone()));
+            for event in done {
+                event.fail(failure.clone());
+            }
+            for envelope in pending {
+                envelope.fail(failure.clone());
             }
             active.close(ctx);
             None
+        }
+    }
+}
+
+fn run_fetch(
+    ctx: &ObjectCtx,
+    active: &mut Active,
+    request: &Request,
+) -> Result<Result<Response, EventError>, opendo_storage::Error> {
+    let db = active.db()?;
+    db.begin_event()?;
+    db.set_deadline(Some(Instant::now() + ctx.shared.config.cpu_limit));
+    let result = active.fetch(ctx, request);
+    let refused = active.db()?.finish_event(result.is_ok())?;
+    if result.is_err() {
+        active.reset(ctx);
+    }
+    Ok(match (result, refused) {
+        (Err(cause), _) => Err(EventError::Trapped(cause)),
+        (Ok(_), Some(reason)) => Err(EventError::Refused(reason.to_string())),
+        (Ok(response), None) => Ok(response),
+    })
+}
+
+/// Runs the object's alarm if it is due: clears it, calls the handler, and on failure sets it
+/// again for a retry (or drops it after [`MAX_ALARM_RETRIES`]).
+fn run_alarm(ctx: &ObjectCtx, active: &mut Active) -> Result<AlarmRun, opendo_storage::Error> {
+    let now = ctx.shared.config.clock.now_ms();
+    let Some(alarm) = active.db()?.get_alarm()? else { return Ok(AlarmRun::NotDue) };
+    if alarm.time_ms > now {
+        return Ok(AlarmRun::NotDue);
+    }
+    let db = active.db()?;
+    db.begin_event()?;
+    db.set_deadline(Some(Instant::now() + ctx.shared.config.cpu_limit));
+    // Inside the handler `get-alarm` is none unless the handler sets a new alarm.
+    db.delete_alarm()?;
+    let info = AlarmInfo { retry_count: alarm.retry_count, is_retry: alarm.retry_count > 0 };
+    ctx.shared.stats.alarm_runs.fetch_add(1, Ordering::Relaxed);
+    let result =
+        active.call(ctx, |instance, store| instance.opendo_durable_object_handler().call_alarm(store, info));
+    let failure = match &result {
+        Ok(Ok(())) => None,
+        Ok(Err(message)) => Some(format!("the handler returned an error: {message}")),
+        Err(cause) => Some(format!("the handler trapped: {cause}")),
+    };
+    let refused = active.db()?.finish_event(failure.is_none())?;
+    if result.is_err() {
+        active.reset(ctx);
+    }
+    let Some(reason) = failure.or(refused.map(|e| e.to_string())) else { return Ok(AlarmRun::Ran) };
+    let retry_count = alarm.retry_count + 1;
+    if retry_count > MAX_ALARM_RETRIES {
+        active.db()?.delete_alarm()?;
+        ctx.shared.stats.alarms_dropped.fetch_add(1, Ordering::Relaxed);
+        tracing::error!(
+            namespace = %ctx.identity.namespace,
+            object = %ctx.identity.id,
+            "alarm dropped after {MAX_ALARM_RETRIES} retries; last failure: {reason}"
+        );
+        return Ok(AlarmRun::Dropped);
+    }
+    let delay = retry_delay(ctx.shared.config.alarm_retry_base, retry_count);
+    let time_ms = now.saturating_add(i64::try_from(delay.as_millis()).unwrap_or(i64::MAX));
+    active.db()?.put_alarm(Alarm { time_ms, retry_count })?;
+    ctx.shared.stats.alarm_retries.fetch_add(1, Ordering::Relaxed);
+    tracing::warn!(
+        namespace = %ctx.identity.namespace,
+        object = %ctx.identity.id,
+        retry_count,
+        "alarm failed, retrying in {delay:?}: {reason}"
+    );
+    Ok(AlarmRun::Retrying { retry_count })
+}
+
+/// `base * 2^(retry - 1)`, plus up to 25% jitter.
+fn retry_delay(base: Duration, retry_count: u32) -> Duration {
+    let delay = base.saturating_mul(1 << retry_count.saturating_sub(1).min(20));
+    delay.mul_f64(1.0 + rand::random::<f64>() * 0.25)
+}
+
+/// After a commit: makes the index entry exact (or removes it) and wakes the scheduler. A failure
+/// here leaves an early or stale entry, which the scheduler corrects later.
+fn sync_alarm_index(ctx: &ObjectCtx, alarm: Option<Alarm>) {
+    let synced = ctx.namespace.with_alarm_index(|index| match alarm {
+        Some(alarm) => index.set(&ctx.identity.id, ctx.identity.name.as_deref(), alarm.time_ms),
+        None => index.remove(&ctx.identity.id),
+    });
+    if let Err(err) = synced {
+        tracing::warn!(namespace = %ctx.identity.namespace, object = %ctx.identity.id, "updating the alarm index: {err}");
+    }
+    ctx.shared.alarm_wakeup.notify_one();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_delays_double_with_at_most_a_quarter_of_jitter() {
+        for (retry, base_ms) in [(1, 2000), (2, 4000), (3, 8000), (6, 64000)] {
+            let delay = retry_delay(Duration::from_secs(2), retry).as_millis();
+            assert!(delay >= base_ms && delay <= base_ms * 5 / 4, "retry {retry}: {delay} ms");
         }
     }
 }

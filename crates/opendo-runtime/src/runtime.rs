@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 use std::time::Duration;
 
 use opendo_storage::ObjectId;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{Notify, mpsc, oneshot};
 use tokio_util::task::TaskTracker;
 use wasmtime::Engine;
 use wasmtime::component::{HasSelf, Linker};
@@ -14,7 +14,7 @@ use crate::bindings::{DurableObject, Request, Response};
 use crate::engine::{EpochTicker, deadline_ticks, new_engine};
 use crate::host::{Host, Identity, LogBudget};
 use crate::namespace::Namespace;
-use crate::object::{self, Envelope, ObjectCtx};
+use crate::object::{self, AlarmRun, Envelope, ObjectCtx};
 use crate::{Config, Error, EventError};
 
 /// Longest object name, in bytes.
@@ -46,6 +46,16 @@ pub struct Stats {
     pub activations: AtomicU64,
     /// Times an object hibernated after its idle timeout since start.
     pub hibernations: AtomicU64,
+    /// Objects hibernated early because `max_active` was reached.
+    pub evictions: AtomicU64,
+    /// Events that trapped.
+    pub traps: AtomicU64,
+    /// Alarm handler runs (successful or not).
+    pub alarm_runs: AtomicU64,
+    /// Failed alarm runs scheduled for a retry.
+    pub alarm_retries: AtomicU64,
+    /// Alarms dropped after their last retry failed.
+    pub alarms_dropped: AtomicU64,
 }
 
 /// The state every actor shares.
@@ -54,6 +64,8 @@ pub(crate) struct Shared {
     pub(crate) engine: Engine,
     pub(crate) deadline_ticks: u64,
     pub(crate) stats: Stats,
+    /// Woken when an alarm may have become due sooner, or the runtime is closing.
+    pub(crate) alarm_wakeup: Notify,
     objects: Mutex<Objects>,
 }
 
@@ -94,6 +106,7 @@ pub struct Runtime {
     namespaces: Arc<RwLock<HashMap<String, Arc<Namespace>>>>,
     linker: Arc<Linker<Host>>,
     tracker: TaskTracker,
+    scheduler: Arc<std::sync::Once>,
     _ticker: Arc<EpochTicker>,
 }
 
@@ -113,26 +126,73 @@ impl Runtime {
                 config,
                 engine,
                 stats: Stats::default(),
+                alarm_wakeup: Notify::new(),
                 objects: Mutex::new(Objects::default()),
             }),
             namespaces: Arc::default(),
             linker: Arc::new(linker),
             tracker: TaskTracker::new(),
+            scheduler: Arc::new(std::sync::Once::new()),
             _ticker: Arc::new(ticker),
         })
     }
 
     /// Loads the component at `module` as namespace `name`. Fails with one message naming what is
     /// wrong if the file is not a component of the `durable-object` world.
+    ///
+    /// Must be called inside a tokio runtime: the first namespace starts the alarm scheduler.
     pub fn load_namespace(&self, name: &str, module: &Path) -> Result<(), Error> {
-        let namespace =
-            Namespace::load(&self.shared.engine, &self.linker, &self.shared.config.data_dir, name, module)?;
+        let handle = tokio::runtime::Handle::try_current().map_err(|_| {
+            Error::InvalidConfig("load_namespace must be called inside a tokio runtime".into())
+        })?;
+        let config = &self.shared.config;
+        let namespace = Namespace::load(
+            &self.shared.engine,
+            &self.linker,
+            &config.data_dir,
+            name,
+            module,
+            config.durability,
+        )?;
         let mut namespaces = self.namespaces.write().unwrap_or_else(PoisonError::into_inner);
         if namespaces.contains_key(name) {
             return Err(Error::InvalidConfig(format!("namespace `{name}` is loaded twice")));
         }
         namespaces.insert(name.to_string(), Arc::new(namespace));
+        drop(namespaces);
+        self.scheduler.call_once(|| {
+            handle.spawn(crate::scheduler::run(self.clone()));
+        });
+        self.shared.alarm_wakeup.notify_one();
         Ok(())
+    }
+
+    pub(crate) fn loaded_namespaces(&self) -> Vec<Arc<Namespace>> {
+        self.namespaces.read().unwrap_or_else(PoisonError::into_inner).values().cloned().collect()
+    }
+
+    pub(crate) fn is_closing(&self) -> bool {
+        self.shared.objects().closing
+    }
+
+    pub(crate) fn wakeup(&self) -> &Notify {
+        &self.shared.alarm_wakeup
+    }
+
+    pub(crate) fn clock_now_ms(&self) -> i64 {
+        self.shared.config.clock.now_ms()
+    }
+
+    /// Asks the object `id` of `namespace` to run its alarm if due.
+    pub(crate) fn fire_alarm(
+        &self,
+        namespace: &Arc<Namespace>,
+        id: ObjectId,
+        name: Option<&str>,
+    ) -> Result<oneshot::Receiver<Result<AlarmRun, EventError>>, EventError> {
+        let (reply, outcome) = oneshot::channel();
+        self.send(namespace, id, name, Envelope::Alarm { reply })?;
+        Ok(outcome)
     }
 
     /// The names of the loaded namespaces, sorted.
@@ -161,7 +221,7 @@ impl Runtime {
         validate_object_name(object_name)?;
         let id = ObjectId::from_name(&namespace.name, object_name);
         let (reply, outcome) = oneshot::channel();
-        self.send(&namespace, id, Some(object_name), Envelope { request, reply })?;
+        self.send(&namespace, id, Some(object_name), Envelope::Fetch { request, reply })?;
         outcome.await.map_err(|_| EventError::Internal("the object stopped before answering".into()))?
     }
 
@@ -228,6 +288,7 @@ impl Runtime {
             // Dropping the senders ends each actor once its mailbox is drained.
             objects.mailboxes.clear();
         }
+        self.shared.alarm_wakeup.notify_one();
         self.tracker.close();
         tokio::time::timeout(grace, self.tracker.wait()).await.is_ok()
     }

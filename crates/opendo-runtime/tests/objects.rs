@@ -211,8 +211,8 @@ async fn unknown_namespaces_and_bad_names_are_refused() {
     );
 }
 
-#[test]
-fn modules_that_are_not_durable_objects_are_refused_with_one_clear_message() {
+#[tokio::test]
+async fn modules_that_are_not_durable_objects_are_refused_with_one_clear_message() {
     let dir = tempfile::tempdir().unwrap();
     let runtime = Runtime::new(config(dir.path())).unwrap();
     let refuse = |name: &str, path: &Path| match runtime.load_namespace(name, path) {

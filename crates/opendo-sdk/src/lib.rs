@@ -17,6 +17,7 @@
 // Lets the generated bindings name this crate by its public path, from inside and outside.
 extern crate self as opendo_sdk;
 
+mod alarm;
 mod error;
 mod http;
 mod sql;
@@ -24,6 +25,7 @@ mod state;
 mod storage;
 mod transaction;
 
+pub use alarm::{AlarmInfo, ScheduledTime};
 pub use error::{Error, Result, StorageErrorCode};
 pub use http::{Method, Request, Response};
 pub use sql::{SqlCursor, SqlStorage, SqlStorageValue};
@@ -83,6 +85,15 @@ pub trait DurableObject: 'static {
     /// the event's storage writes still commit (return an error response yourself, or panic, to
     /// decide otherwise: a panic rolls the event back).
     fn fetch(&self, req: Request) -> Result<Response>;
+
+    /// Runs when the object's alarm is due (see [`Storage::set_alarm`]). The alarm is already
+    /// cleared: set a new one here to keep a schedule going. `Ok` commits the call's writes; an
+    /// `Err` or a panic rolls them back and the alarm is retried (after 2, 4, ... 64 seconds),
+    /// so make the handler safe to run more than once. The default does nothing.
+    fn alarm(&self, info: AlarmInfo) -> Result<()> {
+        let _ = info;
+        Ok(())
+    }
 }
 
 /// Exports a [`DurableObject`] type as the component's event handlers.
@@ -109,6 +120,17 @@ macro_rules! export_durable_object {
                         $crate::__private::fetch(object, request)
                     })
                 }
+
+                fn alarm(
+                    info: $crate::bindings::exports::opendo::durable_object::handler::AlarmInfo,
+                ) -> ::std::result::Result<(), ::std::string::String> {
+                    OBJECT.with(|cell| {
+                        let object = cell.get_or_init(|| {
+                            <$object as $crate::DurableObject>::new($crate::State::current())
+                        });
+                        $crate::__private::alarm(object, info)
+                    })
+                }
             }
 
             $crate::bindings::__export_handler!(Export);
@@ -120,6 +142,7 @@ macro_rules! export_durable_object {
 pub mod __private {
     pub use wit_bindgen;
 
+    use crate::bindings::exports::opendo::durable_object::handler as handler_wit;
     use crate::bindings::opendo::durable_object::types as wit;
 
     pub fn fetch<T: crate::DurableObject>(object: &T, request: wit::Request) -> wit::Response {
@@ -127,6 +150,11 @@ pub mod __private {
             Ok(response) => response.into_wit(),
             Err(err) => crate::Response::internal_error(&err).into_wit(),
         }
+    }
+
+    pub fn alarm<T: crate::DurableObject>(object: &T, info: handler_wit::AlarmInfo) -> Result<(), String> {
+        let info = crate::AlarmInfo { retry_count: info.retry_count, is_retry: info.is_retry };
+        object.alarm(info).map_err(|err| err.to_string())
     }
 }
 

@@ -1,8 +1,8 @@
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::bindings::opendo::durable_object::kv;
-use crate::{Error, Result, SqlStorage, Transaction};
+use crate::bindings::opendo::durable_object::{alarms, kv};
+use crate::{Error, Result, ScheduledTime, SqlStorage, Transaction};
 
 /// The object's key-value storage.
 ///
@@ -162,6 +162,23 @@ impl Storage {
     /// trigger), atomically with the rest of the event.
     pub fn delete_all(&self) -> Result<()> {
         Ok(kv::delete_all()?)
+    }
+
+    /// Sets the object's alarm (replacing any): `alarm` runs at that time, at least once. Takes
+    /// an epoch time in milliseconds (`i64`), a `SystemTime`, or a `Duration` from now. A time in
+    /// the past fires as soon as possible. Joins the event's transaction.
+    pub fn set_alarm(&self, time: impl Into<ScheduledTime>) -> Result<()> {
+        Ok(alarms::set_alarm(time.into().epoch_ms())?)
+    }
+
+    /// The alarm's time in milliseconds since the Unix epoch, if one is set.
+    pub fn get_alarm(&self) -> Result<Option<i64>> {
+        Ok(alarms::get_alarm()?)
+    }
+
+    /// Removes the alarm, if any.
+    pub fn delete_alarm(&self) -> Result<()> {
+        Ok(alarms::delete_alarm()?)
     }
 
     /// SQL on the object's database.

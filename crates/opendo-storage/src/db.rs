@@ -60,6 +60,11 @@ pub struct ObjectDb {
 
 const SCHEMA: &str = "
     CREATE TABLE IF NOT EXISTS _opendo_kv (key BLOB PRIMARY KEY NOT NULL, value BLOB NOT NULL) WITHOUT ROWID;
+    CREATE TABLE IF NOT EXISTS _opendo_alarm (
+        id INTEGER PRIMARY KEY CHECK (id = 0),
+        time_ms INTEGER NOT NULL,
+        retry_count INTEGER NOT NULL DEFAULT 0
+    );
 ";
 
 impl ObjectDb {

@@ -227,6 +227,7 @@ impl ObjectDb {
     pub fn delete_all(&mut self) -> Result<()> {
         self.atomically(|db| {
             db.run("DELETE FROM _opendo_kv")?;
+            db.run("DELETE FROM _opendo_alarm")?;
             // Dropping a table others refer to must not trip foreign keys half-way.
             db.run("PRAGMA defer_foreign_keys = ON")?;
             // Virtual tables first: dropping one drops its shadow tables.

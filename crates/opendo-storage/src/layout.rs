@@ -2,6 +2,7 @@
 //!
 //! ```text
 //! {data-dir}/{namespace}/{id}.sqlite     one database per object (plus its -wal file)
+//! {data-dir}/{namespace}/_alarms.sqlite  the namespace's alarm index
 //! ```
 //! Namespace names are checked by [`validate_namespace`]; object names never reach the
 //! filesystem, only their hex ids do, so no name can escape the data directory.
@@ -30,6 +31,11 @@ pub fn validate_namespace(name: &str) -> Result<()> {
 /// The folder holding a namespace's object databases.
 pub fn namespace_dir(data_dir: &Path, namespace: &str) -> PathBuf {
     data_dir.join(namespace)
+}
+
+/// The alarm index of a namespace (its name cannot be an object id).
+pub fn alarm_index_path(data_dir: &Path, namespace: &str) -> PathBuf {
+    namespace_dir(data_dir, namespace).join("_alarms.sqlite")
 }
 
 /// The database file of one object.

@@ -9,8 +9,12 @@
 //!   the [`sandbox`], guest transactions (nested savepoints), and the event transaction boundaries
 //!   the runtime drives (a batch transaction, one savepoint per event).
 //!
+//! - [`AlarmIndex`]: a namespace's alarms, mirrored from the object databases (see `alarm.rs`
+//!   for the crash-ordering argument).
+//!
 //! Internal tables use the reserved prefix `_opendo_`.
 
+mod alarm;
 mod db;
 mod error;
 mod id;
@@ -20,6 +24,7 @@ pub mod sandbox;
 mod sql;
 mod txn;
 
+pub use alarm::{Alarm, AlarmIndex, IndexEntry};
 pub use db::{DEFAULT_STORAGE_CAP, Durability, ObjectDb, Settings};
 pub use error::{Error, Result};
 pub use id::ObjectId;

@@ -7,6 +7,7 @@
 //! too long, a batch too big, the storage cap) is returned to the guest as `error`; a failure of
 //! the database itself (I/O, corruption) traps the event, which rolls back and resets the object.
 
+mod alarms;
 mod kv;
 mod log;
 mod sql;

@@ -12,12 +12,17 @@
 //! - `POST /sql` with JSON `{"query": ..., "params": [...]}`: runs SQL, answers the result as JSON
 //!   (400 with `{"code", "message", "sqlite_code"}` when refused). Arrays of numbers bind as blobs.
 //! - `POST /txn/{scenario}`: exercises transactions (see [`Probe::transaction_scenario`]).
+//! - `POST /alarm/set?at=MS` or `?in=MS`: sets the alarm (absolute epoch ms, or from now).
+//! - `POST /alarm/set-then-panic?in=MS`: sets the alarm, then panics.
+//! - `GET /alarm`, `DELETE /alarm`: reads or deletes the alarm.
+//! - `PUT /alarm/mode` with a mode as body: how the alarm handler behaves (see
+//!   [`Probe::alarm`]). `GET /alarm/runs`: the recorded successful runs, as JSON.
 
 use std::cell::Cell;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use opendo_sdk::{
-    DurableObject, Error, ListOptions, Method, Request, Response, Result, SqlStorageValue, State,
+    AlarmInfo, DurableObject, Error, ListOptions, Method, Request, Response, Result, SqlStorageValue, State,
     export_durable_object,
 };
 use serde::Deserialize;
@@ -109,6 +114,38 @@ fn storage_error(err: Error) -> Result<Response> {
 }
 
 impl Probe {
+    fn alarm_route(&self, req: &Request, path: &str) -> Result<Response> {
+        let storage = self.state.storage();
+        match (req.method(), path) {
+            (Method::Post, "/alarm/set") | (Method::Post, "/alarm/set-then-panic") => {
+                let at = match req.query().unwrap_or("").split_once('=') {
+                    Some(("at", value)) => value.parse::<i64>().map_err(|e| Error::Message(e.to_string()))?,
+                    _ => (now_nanos() / 1_000_000) as i64 + query_number(req, "in") as i64,
+                };
+                storage.set_alarm(at)?;
+                if path.ends_with("panic") {
+                    panic!("the probe panics after setting its alarm");
+                }
+                Response::ok(at.to_string())
+            }
+            (Method::Get, "/alarm") => Response::from_json(&storage.get_alarm()?),
+            (Method::Delete, "/alarm") => {
+                storage.delete_alarm()?;
+                Response::empty()
+            }
+            (Method::Put, "/alarm/mode") => {
+                storage.put("alarm-mode", req.text()?)?;
+                Response::empty()
+            }
+            (Method::Get, "/alarm/runs") => {
+                let runs: Vec<(String, serde_json::Value)> =
+                    storage.list(ListOptions::new().prefix("alarm-run:"))?;
+                Response::from_json(&runs.into_iter().map(|(_, run)| run).collect::<Vec<_>>())
+            }
+            _ => Response::error("no such alarm route", 404),
+        }
+    }
+
     fn sql(&self, call: SqlCall) -> Result<Response> {
         let params: Vec<SqlStorageValue> = call.params.into_iter().map(bind).collect();
         let cursor = match self.state.storage().sql().exec(&call.query, params) {
@@ -255,6 +292,37 @@ impl DurableObject for Probe {
         Probe { state, hits: Cell::new(0) }
     }
 
+    /// Modes (`PUT /alarm/mode`): `ok` (default) records the run; `trap-twice` panics on the
+    /// first two runs; `always-trap` always panics; `err-once` returns `Err` on the first run;
+    /// `rearm-once` records the run and, the first time, sets a new alarm 50 ms later.
+    fn alarm(&self, info: AlarmInfo) -> Result<()> {
+        self.hits.set(self.hits.get() + 1);
+        let storage = self.state.storage();
+        let mode: String = storage.get("alarm-mode")?.unwrap_or_else(|| "ok".into());
+        let alarm_inside = storage.get_alarm()?;
+        match mode.as_str() {
+            "trap-twice" if info.retry_count < 2 => panic!("alarm run {} fails on purpose", info.retry_count),
+            "always-trap" => panic!("this alarm always fails"),
+            "err-once" if info.retry_count == 0 => return Err(Error::Message("not this time".into())),
+            _ => {}
+        }
+        let runs = storage.list_bytes(ListOptions::new().prefix("alarm-run:"))?.len();
+        storage.put(
+            &format!("alarm-run:{runs:04}"),
+            &serde_json::json!({
+                "retry_count": info.retry_count,
+                "is_retry": info.is_retry,
+                "alarm_inside": alarm_inside,
+                "at_ms": (now_nanos() / 1_000_000) as i64,
+            }),
+        )?;
+        if mode == "rearm-once" && storage.get::<bool>("rearmed")?.is_none() {
+            storage.put("rearmed", &true)?;
+            storage.set_alarm(std::time::Duration::from_millis(50))?;
+        }
+        Ok(())
+    }
+
     fn fetch(&self, req: Request) -> Result<Response> {
         self.hits.set(self.hits.get() + 1);
         let storage = self.state.storage();
@@ -300,6 +368,7 @@ impl DurableObject for Probe {
                 let bytes = vec![1u8; (query_number(&req, "mb") as usize) << 20];
                 Response::ok(bytes.iter().map(|b| *b as usize).sum::<usize>().to_string())
             }
+            (_, path) if path == "/alarm" || path.starts_with("/alarm/") => self.alarm_route(&req, path),
             (method, path) => {
                 if let Some(scenario) = path.strip_prefix("/txn/") {
                     return self.transaction_scenario(scenario);

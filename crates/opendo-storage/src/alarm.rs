@@ -1,0 +1,150 @@
+//! Alarms: one per object, stored in the object's own database (the truth), and mirrored in a
+//! namespace-level [`AlarmIndex`] so a scheduler can find due alarms without opening every file.
+//!
+//! # Crash ordering
+//! The invariant: for every object whose database holds an alarm at time `t`, the index holds
+//! an entry for it at a time `<= t`. The runtime keeps it by
+//! 1. before committing a batch that set or moved an alarm to `t`, lowering the index entry to
+//!    `min(entry, t)` ([`AlarmIndex::lower`], durable);
+//! 2. committing the object's database;
+//! 3. only then setting the entry to the exact time, or removing it if the alarm is gone.
+//!
+//! A crash after 1 leaves an entry that is early or points at no alarm: the scheduler wakes the
+//! object, which compares with its database, fires nothing, and corrects the entry. A crash after
+//! 2 leaves the same. So no alarm that a committed (let alone answered) event set is ever lost;
+//! at worst an object is woken once for nothing.
+
+use std::path::Path;
+
+use rusqlite::{Connection, OptionalExtension, params};
+
+use crate::{Durability, ObjectDb, ObjectId, Result};
+
+/// An object's alarm as stored: when it is due, and how many times it failed and was retried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Alarm {
+    /// Due time, milliseconds since the Unix epoch.
+    pub time_ms: i64,
+    /// Failed runs so far (0 for an alarm that has not failed yet).
+    pub retry_count: u32,
+}
+
+impl ObjectDb {
+    /// The object's alarm, if one is set.
+    pub fn get_alarm(&self) -> Result<Option<Alarm>> {
+        let mut stmt =
+            self.conn.prepare_cached("SELECT time_ms, retry_count FROM _opendo_alarm WHERE id = 0")?;
+        Ok(stmt
+            .query_row([], |row| Ok(Alarm { time_ms: row.get(0)?, retry_count: row.get(1)? }))
+            .optional()?)
+    }
+
+    /// Sets (or replaces) the alarm; a new alarm starts with no retries.
+    pub fn set_alarm(&mut self, time_ms: i64) -> Result<()> {
+        self.put_alarm(Alarm { time_ms, retry_count: 0 })
+    }
+
+    /// Stores `alarm` as is (the runtime uses it to schedule a retry).
+    pub fn put_alarm(&mut self, alarm: Alarm) -> Result<()> {
+        let mut stmt = self.conn.prepare_cached(
+            "INSERT OR REPLACE INTO _opendo_alarm (id, time_ms, retry_count) VALUES (0, ?1, ?2)",
+        )?;
+        stmt.execute(params![alarm.time_ms, alarm.retry_count])?;
+        Ok(())
+    }
+
+    /// Removes the alarm, if any.
+    pub fn delete_alarm(&mut self) -> Result<()> {
+        self.run("DELETE FROM _opendo_alarm")
+    }
+}
+
+/// The alarms of one namespace: object id, name and a time no later than its alarm.
+#[derive(Debug)]
+pub struct AlarmIndex {
+    conn: Connection,
+}
+
+/// One entry of an [`AlarmIndex`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IndexEntry {
+    pub id: ObjectId,
+    pub name: Option<String>,
+    pub time_ms: i64,
+}
+
+impl AlarmIndex {
+    /// Opens (creating if needed) the index file at `path`.
+    pub fn open(path: &Path, durability: Durability) -> Result<Self> {
+        let conn = Connection::open(path)?;
+        let synchronous = if durability == Durability::Full { "FULL" } else { "NORMAL" };
+        conn.execute_batch(&format!(
+            "PRAGMA journal_mode = WAL;
+             PRAGMA synchronous = {synchronous};
+             CREATE TABLE IF NOT EXISTS alarms (
+                 id TEXT PRIMARY KEY NOT NULL,
+                 name TEXT,
+                 time_ms INTEGER NOT NULL
+             ) WITHOUT ROWID;
+             CREATE INDEX IF NOT EXISTS alarms_by_time ON alarms (time_ms);"
+        ))?;
+        Ok(AlarmIndex { conn })
+    }
+
+    /// Makes sure the entry of `id` is no later than `time_ms` (creating it if missing).
+    pub fn lower(&self, id: &ObjectId, name: Option<&str>, time_ms: i64) -> Result<()> {
+        let mut stmt = self.conn.prepare_cached(
+            "INSERT INTO alarms (id, name, time_ms) VALUES (?1, ?2, ?3)
+             ON CONFLICT (id) DO UPDATE SET time_ms = min(time_ms, excluded.time_ms),
+                                            name = coalesce(excluded.name, name)",
+        )?;
+        stmt.execute(params![id.to_hex(), name, time_ms])?;
+        Ok(())
+    }
+
+    /// Sets the entry of `id` to exactly `time_ms`.
+    pub fn set(&self, id: &ObjectId, name: Option<&str>, time_ms: i64) -> Result<()> {
+        let mut stmt = self.conn.prepare_cached(
+            "INSERT INTO alarms (id, name, time_ms) VALUES (?1, ?2, ?3)
+             ON CONFLICT (id) DO UPDATE SET time_ms = excluded.time_ms, name = coalesce(excluded.name, name)",
+        )?;
+        stmt.execute(params![id.to_hex(), name, time_ms])?;
+        Ok(())
+    }
+
+    /// Removes the entry of `id`.
+    pub fn remove(&self, id: &ObjectId) -> Result<()> {
+        self.conn.prepare_cached("DELETE FROM alarms WHERE id = ?1")?.execute([id.to_hex()])?;
+        Ok(())
+    }
+
+    /// The earliest entry time, if any.
+    pub fn next_time(&self) -> Result<Option<i64>> {
+        Ok(self.conn.prepare_cached("SELECT min(time_ms) FROM alarms")?.query_row([], |row| row.get(0))?)
+    }
+
+    /// The earliest entry time after `now_ms`, if any.
+    pub fn next_time_after(&self, now_ms: i64) -> Result<Option<i64>> {
+        let mut stmt = self.conn.prepare_cached("SELECT min(time_ms) FROM alarms WHERE time_ms > ?1")?;
+        Ok(stmt.query_row([now_ms], |row| row.get(0))?)
+    }
+
+    /// Entries due at `now_ms`, earliest first, at most `limit`. Entries whose id does not belong
+    /// to `namespace` (a damaged index) are skipped.
+    pub fn due(&self, namespace: &str, now_ms: i64, limit: usize) -> Result<Vec<IndexEntry>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT id, name, time_ms FROM alarms WHERE time_ms <= ?1 ORDER BY time_ms LIMIT ?2",
+        )?;
+        let rows = stmt.query_map(params![now_ms, limit as i64], |row| {
+            Ok((row.get::<_, String>(0)?, row.get::<_, Option<String>>(1)?, row.get::<_, i64>(2)?))
+        })?;
+        let mut entries = Vec::new();
+        for row in rows {
+            let (id, name, time_ms) = row?;
+            if let Ok(id) = ObjectId::parse(namespace, &id) {
+                entries.push(IndexEntry { id, name, time_ms });
+            }
+        }
+        Ok(entries)
+    }
+}
