@@ -7,13 +7,13 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Instant;
 
 use std::time::Duration;
 
 use opendo_storage::{Alarm, ObjectDb, Settings};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{Notify, OwnedSemaphorePermit, mpsc, oneshot};
 use wasmtime::{Store, Trap};
 
 use crate::bindings::{AlarmInfo, DurableObject, Request, Response};
@@ -90,6 +90,20 @@ pub(crate) struct ObjectCtx {
     pub(crate) namespace: Arc<Namespace>,
     pub(crate) identity: Arc<Identity>,
     pub(crate) db_path: PathBuf,
+    pub(crate) control: Arc<ActorControl>,
+}
+
+/// What the runtime sees of an actor, to pick one to hibernate when `max_active` is reached.
+#[derive(Debug, Default)]
+pub(crate) struct ActorControl {
+    /// When its last batch ended, in nanoseconds since the runtime started.
+    pub(crate) last_used: AtomicU64,
+    /// Whether it holds an open instance and database.
+    pub(crate) active: AtomicBool,
+    /// Whether a batch is running right now.
+    pub(crate) busy: AtomicBool,
+    /// Asks it to hibernate now.
+    pub(crate) evict: Notify,
 }
 
 /// An active object: its store (holding the database) and, once instantiated, its instance.
@@ -97,6 +111,8 @@ struct Active {
     store: Store<Host>,
     instance: Option<DurableObject>,
     _counted: Counted,
+    /// One of the runtime's `max_active` slots, given back when the object closes.
+    _slot: OwnedSemaphorePermit,
 }
 
 /// Counts an active object in the runtime's stats for as long as it lives.
@@ -117,14 +133,19 @@ impl Drop for Counted {
 }
 
 impl Active {
-    fn open(ctx: &ObjectCtx) -> Result<Self, EventError> {
+    fn open(ctx: &ObjectCtx, slot: OwnedSemaphorePermit) -> Result<Self, EventError> {
         let settings =
             Settings { durability: ctx.shared.config.durability, storage_cap: ctx.shared.config.storage_cap };
         let db = ObjectDb::open(&ctx.db_path, settings).map_err(|err| {
             tracing::error!(namespace = %ctx.identity.namespace, object = %ctx.identity.id, "cannot open object database: {err}");
             EventError::Internal("cannot open the object's storage".into())
         })?;
-        Ok(Active { store: new_store(ctx, Some(db)), instance: None, _counted: Counted::new(&ctx.shared) })
+        Ok(Active {
+            store: new_store(ctx, Some(db)),
+            instance: None,
+            _counted: Counted::new(&ctx.shared),
+            _slot: slot,
+        })
     }
 
     fn db(&mut self) -> Result<&mut ObjectDb, opendo_storage::Error> {
@@ -227,14 +248,20 @@ pub(crate) async fn run(ctx: ObjectCtx, mut mailbox: mpsc::Receiver<Envelope>) {
     let idle = ctx.shared.config.idle_timeout;
     let mut active: Option<Active> = None;
     loop {
-        let first = match tokio::time::timeout(idle, mailbox.recv()).await {
+        let received = tokio::select! {
+            received = tokio::time::timeout(idle, mailbox.recv()) => received.map_err(|_| false),
+            () = ctx.control.evict.notified(), if active.is_some() => Err(true),
+        };
+        let first = match received {
             Ok(Some(envelope)) => envelope,
             // Every sender is gone: the runtime is shutting down.
             Ok(None) => break,
-            Err(_idle) => {
+            Err(evicted) => {
                 if let Some(object) = active.take() {
                     close(&ctx, object).await;
-                    ctx.shared.stats.hibernations.fetch_add(1, Ordering::Relaxed);
+                    let counter =
+                        if evicted { &ctx.shared.stats.evictions } else { &ctx.shared.stats.hibernations };
+                    counter.fetch_add(1, Ordering::Relaxed);
                 }
                 if ctx.shared.retire(&ctx.namespace.name, &ctx.identity.id, &mailbox) {
                     return;
@@ -249,9 +276,14 @@ pub(crate) async fn run(ctx: ObjectCtx, mut mailbox: mpsc::Receiver<Envelope>) {
                 Err(_) => break,
             }
         }
+        let slot = match active {
+            Some(_) => None,
+            None => Some(ctx.shared.take_active_slot(&ctx.namespace.name, &ctx.identity.id).await),
+        };
+        ctx.control.busy.store(true, Ordering::Relaxed);
         let batch_ctx = ctx.clone();
         let object = active.take();
-        active = match tokio::task::spawn_blocking(move || run_batch(&batch_ctx, object, batch)).await {
+        active = match tokio::task::spawn_blocking(move || run_batch(&batch_ctx, object, slot, batch)).await {
             Ok(object) => object,
             Err(err) => {
                 // A panic in host code: the batch's callers see their reply channel closed.
@@ -259,6 +291,9 @@ pub(crate) async fn run(ctx: ObjectCtx, mut mailbox: mpsc::Receiver<Envelope>) {
                 None
             }
         };
+        ctx.control.active.store(active.is_some(), Ordering::Relaxed);
+        ctx.control.last_used.store(ctx.shared.uptime_nanos(), Ordering::Relaxed);
+        ctx.control.busy.store(false, Ordering::Relaxed);
     }
     if let Some(object) = active.take() {
         close(&ctx, object).await;
@@ -266,13 +301,24 @@ pub(crate) async fn run(ctx: ObjectCtx, mut mailbox: mpsc::Receiver<Envelope>) {
 }
 
 async fn close(ctx: &Arc<ObjectCtx>, object: Active) {
+    ctx.control.active.store(false, Ordering::Relaxed);
     let ctx = ctx.clone();
     // Closing checkpoints and fsyncs: never on an async worker.
     let _ = tokio::task::spawn_blocking(move || object.close(&ctx)).await;
 }
 
-fn run_batch(ctx: &ObjectCtx, active: Option<Active>, batch: Vec<Envelope>) -> Option<Active> {
-    let mut active = match active.map_or_else(|| Active::open(ctx), Ok) {
+fn run_batch(
+    ctx: &ObjectCtx,
+    active: Option<Active>,
+    slot: Option<OwnedSemaphorePermit>,
+    batch: Vec<Envelope>,
+) -> Option<Active> {
+    let opened = match (active, slot) {
+        (Some(active), _) => Ok(active),
+        (None, Some(slot)) => Active::open(ctx, slot),
+        (None, None) => Err(EventError::Internal("no active slot for the object".into())),
+    };
+    let mut active = match opened {
         Ok(active) => active,
         Err(err) => {
             for envelope in batch {

@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 use std::time::Duration;
 
 use opendo_storage::ObjectId;
-use tokio::sync::{Notify, mpsc, oneshot};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 use tokio_util::task::TaskTracker;
 use wasmtime::Engine;
 use wasmtime::component::{HasSelf, Linker};
@@ -14,7 +14,7 @@ use crate::bindings::{DurableObject, Request, Response};
 use crate::engine::{EpochTicker, deadline_ticks, new_engine};
 use crate::host::{Host, Identity, LogBudget};
 use crate::namespace::Namespace;
-use crate::object::{self, AlarmRun, Envelope, ObjectCtx};
+use crate::object::{self, ActorControl, AlarmRun, Envelope, ObjectCtx};
 use crate::{Config, Error, EventError};
 
 /// Longest object name, in bytes.
@@ -66,18 +66,68 @@ pub(crate) struct Shared {
     pub(crate) stats: Stats,
     /// Woken when an alarm may have become due sooner, or the runtime is closing.
     pub(crate) alarm_wakeup: Notify,
+    /// `max_active` permits: an object holds one while active.
+    active_slots: Arc<Semaphore>,
+    started: std::time::Instant,
     objects: Mutex<Objects>,
 }
 
 #[derive(Default)]
 struct Objects {
     closing: bool,
-    mailboxes: HashMap<(Arc<str>, ObjectId), mpsc::Sender<Envelope>>,
+    mailboxes: HashMap<(Arc<str>, ObjectId), Mailbox>,
+}
+
+/// An actor as the runtime holds it: where to send its events, and its controls.
+struct Mailbox {
+    sender: mpsc::Sender<Envelope>,
+    control: Arc<ActorControl>,
 }
 
 impl Shared {
     fn objects(&self) -> MutexGuard<'_, Objects> {
         self.objects.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Nanoseconds since the runtime started (a monotonic clock for "least recently used").
+    pub(crate) fn uptime_nanos(&self) -> u64 {
+        u64::try_from(self.started.elapsed().as_nanos()).unwrap_or(u64::MAX)
+    }
+
+    /// Waits for one of the `max_active` slots, asking the least recently used idle object to
+    /// hibernate while none is free.
+    pub(crate) async fn take_active_slot(&self, namespace: &Arc<str>, id: &ObjectId) -> OwnedSemaphorePermit {
+        loop {
+            if let Ok(slot) = self.active_slots.clone().try_acquire_owned() {
+                return slot;
+            }
+            self.evict_coldest(namespace, id);
+            tokio::select! {
+                slot = self.active_slots.clone().acquire_owned() => {
+                    if let Ok(slot) = slot {
+                        return slot;
+                    }
+                }
+                // Every active object may be busy: look again shortly.
+                () = tokio::time::sleep(std::time::Duration::from_millis(50)) => {}
+            }
+        }
+    }
+
+    fn evict_coldest(&self, namespace: &Arc<str>, id: &ObjectId) {
+        let objects = self.objects();
+        let coldest = objects
+            .mailboxes
+            .iter()
+            .filter(|(key, mailbox)| {
+                (&key.0 != namespace || &key.1 != id)
+                    && mailbox.control.active.load(Ordering::Relaxed)
+                    && !mailbox.control.busy.load(Ordering::Relaxed)
+            })
+            .min_by_key(|(_, mailbox)| mailbox.control.last_used.load(Ordering::Relaxed));
+        if let Some((_, mailbox)) = coldest {
+            mailbox.control.evict.notify_one();
+        }
     }
 
     /// Called by a hibernated actor: leaves the table if no event is waiting. Events are only
@@ -120,6 +170,7 @@ impl Runtime {
         DurableObject::add_to_linker::<Host, HasSelf<Host>>(&mut linker, |host| host)
             .map_err(|e| Error::Engine(format!("{e:#}")))?;
         let ticker = EpochTicker::start(engine.clone())?;
+        let max_active = config.max_active.clamp(1, Semaphore::MAX_PERMITS);
         Ok(Runtime {
             shared: Arc::new(Shared {
                 deadline_ticks: deadline_ticks(config.cpu_limit),
@@ -127,6 +178,8 @@ impl Runtime {
                 engine,
                 stats: Stats::default(),
                 alarm_wakeup: Notify::new(),
+                active_slots: Arc::new(Semaphore::new(max_active)),
+                started: std::time::Instant::now(),
                 objects: Mutex::new(Objects::default()),
             }),
             namespaces: Arc::default(),
@@ -240,19 +293,15 @@ impl Runtime {
             .mailboxes
             .entry((namespace.name.clone(), id))
             .or_insert_with(|| self.spawn_actor(namespace, id, name));
-        mailbox.try_send(envelope).map_err(|err| match err {
+        mailbox.sender.try_send(envelope).map_err(|err| match err {
             mpsc::error::TrySendError::Full(_) => EventError::Overloaded,
             mpsc::error::TrySendError::Closed(_) => EventError::Internal("the object's actor is gone".into()),
         })
     }
 
-    fn spawn_actor(
-        &self,
-        namespace: &Arc<Namespace>,
-        id: ObjectId,
-        name: Option<&str>,
-    ) -> mpsc::Sender<Envelope> {
+    fn spawn_actor(&self, namespace: &Arc<Namespace>, id: ObjectId, name: Option<&str>) -> Mailbox {
         let (sender, mailbox) = mpsc::channel(self.shared.config.max_queued_events.max(1));
+        let control = Arc::new(ActorControl::default());
         let ctx = ObjectCtx {
             shared: self.shared.clone(),
             namespace: namespace.clone(),
@@ -263,9 +312,10 @@ impl Runtime {
                 log_budget: Mutex::new(LogBudget::new(self.shared.config.log_writes_per_second)),
             }),
             db_path: namespace.dir.join(format!("{}.sqlite", id.to_hex())),
+            control: control.clone(),
         };
         self.tracker.spawn(object::run(ctx, mailbox));
-        sender
+        Mailbox { sender, control }
     }
 
     /// Counters about the runtime's objects.

@@ -283,3 +283,34 @@ async fn a_full_queue_is_refused_as_overload() {
     assert_eq!(running.await.unwrap().unwrap().status, 200);
     assert_eq!(queued.await.unwrap().unwrap().status, 200);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn max_active_keeps_the_live_objects_under_the_cap_and_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let runtime = runtime_with(Config { max_active: 10, ..config(dir.path()) });
+    let mut most_active = 0;
+    for round in 0..2 {
+        let mut tasks = Vec::new();
+        for i in 0..100 {
+            let shared = runtime.clone();
+            tasks.push(tokio::spawn(async move {
+                let path = format!("/kv/value{round}");
+                shared
+                    .fetch("probe", &format!("obj{i}"), request("PUT", &path, format!("{i}").as_bytes()))
+                    .await
+            }));
+            most_active = most_active.max(runtime.active_objects());
+        }
+        for task in tasks {
+            assert_eq!(task.await.unwrap().unwrap().status, 204);
+            most_active = most_active.max(runtime.active_objects());
+        }
+    }
+    assert!(most_active <= 10, "at most 10 objects live at once, saw {most_active}");
+    for i in 0..100 {
+        assert_eq!(text(&runtime, &format!("obj{i}"), "GET", "/kv/value0", b"").await, (200, i.to_string()));
+        assert_eq!(text(&runtime, &format!("obj{i}"), "GET", "/kv/value1", b"").await, (200, i.to_string()));
+        assert!(runtime.active_objects() <= 10);
+    }
+    assert!(runtime.stats().evictions.load(std::sync::atomic::Ordering::Relaxed) >= 90);
+}
