@@ -354,6 +354,7 @@ fn run_batch(
             })?;
         }
         active.db()?.commit_batch()?;
+        ctx.shared.stats.commits.fetch_add(1, Ordering::Relaxed);
         if moved || ran_alarm {
             sync_alarm_index(ctx, alarm_after);
         }

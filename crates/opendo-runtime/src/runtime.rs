@@ -46,6 +46,8 @@ pub struct Stats {
     pub activations: AtomicU64,
     /// Times an object hibernated after its idle timeout since start.
     pub hibernations: AtomicU64,
+    /// Batch transactions committed (several queued events share one: group commit).
+    pub commits: AtomicU64,
     /// Objects hibernated early because `max_active` was reached.
     pub evictions: AtomicU64,
     /// Events that trapped.

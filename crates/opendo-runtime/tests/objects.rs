@@ -314,3 +314,35 @@ async fn max_active_keeps_the_live_objects_under_the_cap_and_loses_nothing() {
     }
     assert!(runtime.stats().evictions.load(std::sync::atomic::Ordering::Relaxed) >= 90);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queued_events_share_one_commit_and_a_trap_rolls_back_only_its_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let runtime = runtime_with(config(dir.path()));
+    call(&runtime, "g", "GET", "/hits", b"").await;
+    let commits_before = runtime.stats().commits.load(std::sync::atomic::Ordering::Relaxed);
+    // Hold the object busy so the next events queue up and run as one batch.
+    let busy = {
+        let runtime = runtime.clone();
+        tokio::spawn(async move { runtime.fetch("probe", "g", request("POST", "/spin?ms=800", b"")).await })
+    };
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let queued: Vec<_> = [("PUT", "/kv/one"), ("POST", "/write-then-panic/two"), ("PUT", "/kv/three")]
+        .into_iter()
+        .map(|(method, path)| {
+            let runtime = runtime.clone();
+            tokio::spawn(async move { runtime.fetch("probe", "g", request(method, path, b"v")).await })
+        })
+        .collect();
+    assert_eq!(busy.await.unwrap().unwrap().status, 200);
+    let mut outcomes = Vec::new();
+    for task in queued {
+        outcomes.push(task.await.unwrap().map(|response| response.status));
+    }
+    assert_eq!(outcomes, vec![Ok(204), Err(EventError::Trapped(TrapCause::Panic)), Ok(204)]);
+    let commits = runtime.stats().commits.load(std::sync::atomic::Ordering::Relaxed) - commits_before;
+    assert_eq!(commits, 2, "the busy event, then one commit for the three queued events");
+    assert_eq!(text(&runtime, "g", "GET", "/kv/one", b"").await.0, 200);
+    assert_eq!(text(&runtime, "g", "GET", "/kv/two", b"").await.0, 404, "the trapped event left nothing");
+    assert_eq!(text(&runtime, "g", "GET", "/kv/three", b"").await.0, 200);
+}
