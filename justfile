@@ -24,3 +24,7 @@ fmt:
     cargo fmt --all
     cd tests/guests && cargo fmt --all
     cd guest-examples && cargo fmt --all
+
+# Benchmark open-do against workerd (installs workerd with npm); see docs/performance.md.
+bench *args:
+    bash bench/run.sh {{args}}

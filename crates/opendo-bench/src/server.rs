@@ -1,0 +1,87 @@
+//! Starting and stopping the servers under test.
+
+use std::net::{SocketAddr, TcpListener};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+
+/// A server process, killed when dropped.
+pub struct Server {
+    pub name: &'static str,
+    pub addr: SocketAddr,
+    child: Child,
+}
+
+fn free_port() -> anyhow::Result<SocketAddr> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?)
+}
+
+impl Server {
+    /// `opendo run <module>` with full durability (fsync before every answer).
+    pub fn opendo(binary: &Path, module: &Path, data: &Path, idle_timeout: &str) -> anyhow::Result<Server> {
+        let addr = free_port()?;
+        let child = Command::new(binary)
+            .arg("run")
+            .arg(module)
+            .args(["--namespace", "bench", "--durability", "full", "--idle-timeout", idle_timeout])
+            .arg("--listen")
+            .arg(addr.to_string())
+            .arg("--data-dir")
+            .arg(data)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .with_context(|| format!("starting {}", binary.display()))?;
+        Server::ready(Server { name: "open-do", addr, child }, "/bench/ready/hello")
+    }
+
+    /// `workerd serve` with the bench config (workerd fsyncs every write before answering).
+    pub fn workerd(binary: &Path, config_dir: &Path, data: &Path) -> anyhow::Result<Server> {
+        let addr = free_port()?;
+        std::fs::create_dir_all(data)?;
+        let child = Command::new(binary)
+            .current_dir(config_dir)
+            .args(["serve", "config.capnp", "--socket-addr"])
+            .arg(format!("http={addr}"))
+            .arg("--directory-path")
+            .arg(format!("objects={}", data.display()))
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .with_context(|| format!("starting {}", binary.display()))?;
+        Server::ready(Server { name: "workerd", addr, child }, "/ready")
+    }
+
+    fn ready(mut server: Server, path: &str) -> anyhow::Result<Server> {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        while Instant::now() < deadline {
+            if let Some(status) = server.child.try_wait()? {
+                bail!("{} exited during start: {status}", server.name);
+            }
+            if runtime.block_on(crate::load::once(server.addr, path)).is_ok() {
+                return Ok(server);
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        bail!("{} did not answer {path} within 60 s", server.name)
+    }
+
+    /// Resident memory of the process, in bytes (from /proc).
+    pub fn rss_bytes(&self) -> Option<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).ok()?;
+        let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+        let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+        Some(kib * 1024)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
