@@ -8,6 +8,9 @@ use rusqlite::{Connection, ErrorCode, Statement, ffi};
 use crate::sandbox::{self, MAX_SQL_BYTES, MAX_SQL_PARAMS, Sandbox};
 use crate::{Error, ObjectDb, Result};
 
+/// Appended to guest statements kept in the statement cache (see `run_statements`).
+const GUEST_MARKER: &str = "/* guest */";
+
 /// Largest total of values one `exec` returns.
 pub const MAX_SQL_RESULT_BYTES: usize = 32 * 1024 * 1024;
 
@@ -106,6 +109,19 @@ fn run_statements(
     params: &[SqlValue],
 ) -> Result<SqlResult> {
     let mut result = SqlResult::default();
+    // The common case, one statement without comments: prepared once and cached.
+    let single = query.trim_end_matches(|c: char| c.is_whitespace() || c == ';');
+    if single.trim().is_empty() {
+        return Ok(result);
+    }
+    if !single.contains(';') && !single.contains("--") && !single.contains("/*") {
+        // The marker keeps guest statements apart from the runtime's own in the statement
+        // cache: a cached statement is not authorized again, so a guest's `COMMIT` must never
+        // be served the runtime's cached `COMMIT`. Guest text here has no comment of its own.
+        let mut stmt = conn.prepare_cached(&format!("{single} {GUEST_MARKER}"))?;
+        run_one(conn, &mut stmt, Some(params), &mut result)?;
+        return Ok(result);
+    }
     let mut rest = query;
     loop {
         let (len, empty) = first_statement(conn, rest)?;
@@ -121,8 +137,25 @@ fn run_statements(
         // Looking ahead may have prepared (and been refused) a later statement: not this one.
         sandbox.take_denial();
         let mut stmt = conn.prepare(text)?;
-        let changes_before = conn.total_changes();
+        run_one(conn, &mut stmt, last.then_some(params), &mut result)?;
         if last {
+            break;
+        }
+    }
+    Ok(result)
+}
+
+/// Runs one prepared statement. With `params` it is the last statement: they are bound and its
+/// rows kept; without, it may have no parameters and its rows are dropped.
+fn run_one(
+    conn: &Connection,
+    stmt: &mut Statement<'_>,
+    params: Option<&[SqlValue]>,
+    result: &mut SqlResult,
+) -> Result<()> {
+    let changes_before = conn.total_changes();
+    match params {
+        Some(params) => {
             if stmt.parameter_count() != params.len() {
                 return Err(Error::Sql {
                     code: ffi::SQLITE_RANGE,
@@ -137,8 +170,10 @@ fn run_statements(
                 stmt.raw_bind_parameter(i + 1, value)?;
             }
             result.columns = stmt.column_names().map(str::to_string).collect();
-            result.rows = collect_rows(&mut stmt)?;
-        } else {
+            result.rows = collect_rows(stmt)?;
+            result.rows_read += result.rows.len() as u64;
+        }
+        None => {
             if stmt.parameter_count() > 0 {
                 return Err(Error::Sql {
                     code: ffi::SQLITE_RANGE,
@@ -147,17 +182,13 @@ fn run_statements(
                             .into(),
                 });
             }
-            collect_rows(&mut stmt)?;
-        }
-        result.rows_read +=
-            u64::try_from(stmt.get_status(rusqlite::StatementStatus::FullscanStep)).unwrap_or(0);
-        result.rows_written += conn.total_changes() - changes_before;
-        if last {
-            result.rows_read += result.rows.len() as u64;
-            break;
+            collect_rows(stmt)?;
         }
     }
-    Ok(result)
+    result.rows_read +=
+        u64::try_from(stmt.reset_status(rusqlite::StatementStatus::FullscanStep)).unwrap_or(0);
+    result.rows_written += conn.total_changes() - changes_before;
+    Ok(())
 }
 
 fn collect_rows(stmt: &mut Statement<'_>) -> Result<Vec<Vec<SqlValue>>> {

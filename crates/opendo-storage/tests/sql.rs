@@ -308,3 +308,30 @@ fn writes_past_the_storage_cap_are_refused_and_nothing_corrupts() {
     let db = ObjectDb::open(&path, Durability::Relaxed).unwrap();
     assert_eq!(db.integrity_check().unwrap(), "ok");
 }
+
+/// The runtime's own BEGIN/COMMIT/ROLLBACK are prepared and cached on the same connection; a
+/// guest statement with the same text must still be refused, not served from the cache.
+#[test]
+fn guest_sql_never_reuses_the_runtimes_cached_statements() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut db = ObjectDb::open(&dir.path().join("object.sqlite"), Durability::Relaxed).unwrap();
+    for _ in 0..2 {
+        db.begin_batch().unwrap();
+        db.begin_event().unwrap();
+        db.put("k", b"v").unwrap();
+        assert!(db.finish_event(true).unwrap().is_none());
+        db.commit_batch().unwrap();
+    }
+    db.begin_batch().unwrap();
+    db.rollback_batch().unwrap();
+    db.begin_batch().unwrap();
+    db.begin_event().unwrap();
+    db.put("uncommitted", b"v").unwrap();
+    for sql in ["COMMIT", "BEGIN IMMEDIATE", "ROLLBACK", "COMMIT;", "  COMMIT  "] {
+        assert!(denied(&mut db, sql).contains("transaction API"), "{sql}");
+        assert!(db.in_transaction(), "{sql} did not end the runtime's transaction");
+    }
+    assert!(db.finish_event(false).unwrap().is_none());
+    db.rollback_batch().unwrap();
+    assert_eq!(db.get("uncommitted").unwrap(), None);
+}
