@@ -44,8 +44,8 @@ struct Args {
     /// Hibernated objects requested once each by the wake workload.
     #[arg(long, default_value_t = 200)]
     wakes: usize,
-    /// How long to wait for objects to go idle before measuring memory and wakes (workerd evicts
-    /// idle objects after 10 s; open-do runs with a 2 s idle timeout).
+    /// How long to wait for objects to go idle before measuring memory and wakes (both servers
+    /// let an object go after 10 s without events).
     #[arg(long, default_value = "12s")]
     idle_wait: humantime::Duration,
     /// Where to write the results as JSON.
@@ -73,7 +73,8 @@ fn main() -> anyhow::Result<()> {
         "load: {} keep-alive connections, {} per timed workload, {} objects for create/spread\n",
         args.connections, args.duration, args.objects
     );
-    let opendo = Server::opendo(&args.opendo, &args.module, &data.path().join("opendo"), "2s")?;
+    // The default idle timeout (10 s), like workerd's eviction of idle objects.
+    let opendo = Server::opendo(&args.opendo, &args.module, &data.path().join("opendo"), "10s")?;
     let opendo_results = runtime.block_on(measure(&opendo, &args))?;
     drop(opendo);
     let workerd_results = if args.workerd.is_file() {

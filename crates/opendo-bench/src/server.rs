@@ -42,7 +42,10 @@ impl Server {
     pub fn workerd(binary: &Path, config_dir: &Path, data: &Path) -> anyhow::Result<Server> {
         let addr = free_port()?;
         std::fs::create_dir_all(data)?;
-        let child = Command::new(binary)
+        // workerd runs in its config folder: make the paths absolute first.
+        let binary = binary.canonicalize().with_context(|| format!("finding {}", binary.display()))?;
+        let data = data.canonicalize()?;
+        let child = Command::new(&binary)
             .current_dir(config_dir)
             .args(["serve", "config.capnp", "--socket-addr"])
             .arg(format!("http={addr}"))

@@ -58,13 +58,16 @@ pub struct ObjectDb {
     path: PathBuf,
 }
 
+// One transaction, so a new object's file costs one commit (and one fsync), not one per table.
 const SCHEMA: &str = "
+    BEGIN;
     CREATE TABLE IF NOT EXISTS _opendo_kv (key BLOB PRIMARY KEY NOT NULL, value BLOB NOT NULL) WITHOUT ROWID;
     CREATE TABLE IF NOT EXISTS _opendo_alarm (
         id INTEGER PRIMARY KEY CHECK (id = 0),
         time_ms INTEGER NOT NULL,
         retry_count INTEGER NOT NULL DEFAULT 0
     );
+    COMMIT;
 ";
 
 impl ObjectDb {
