@@ -156,7 +156,7 @@ fn print_table(opendo: &Results, workerd: Option<&Results>) {
             Some(m) => (
                 format!("{:.0} {unit}", m.rate),
                 if name == "wake" {
-                    format!("{:.1}x faster (p50)", m.p50_us as f64 / ours.p50_us.max(1) as f64)
+                    format!("{:.1}x", m.p50_us as f64 / ours.p50_us.max(1) as f64)
                 } else {
                     format!("{:.1}x", ours.rate / m.rate.max(f64::MIN_POSITIVE))
                 },

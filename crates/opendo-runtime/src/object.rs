@@ -259,9 +259,15 @@ pub(crate) async fn run(ctx: ObjectCtx, mut mailbox: mpsc::Receiver<Envelope>) {
             Err(evicted) => {
                 if let Some(object) = active.take() {
                     close(&ctx, object).await;
-                    let counter =
-                        if evicted { &ctx.shared.stats.evictions } else { &ctx.shared.stats.hibernations };
-                    counter.fetch_add(1, Ordering::Relaxed);
+                    if evicted {
+                        ctx.shared.stats.evictions.fetch_add(1, Ordering::Relaxed);
+                    } else {
+                        ctx.shared.stats.hibernations.fetch_add(1, Ordering::Relaxed);
+                        // Memory of an object that went idle is not needed soon (an evicted one's
+                        // is reused at once by the object that replaced it).
+                        let shared = ctx.shared.clone();
+                        let _ = tokio::task::spawn_blocking(move || shared.return_freed_memory()).await;
+                    }
                 }
                 if ctx.shared.retire(&ctx.namespace.name, &ctx.identity.id, &mailbox) {
                     return;

@@ -71,6 +71,7 @@ pub(crate) struct Shared {
     /// `max_active` permits: an object holds one while active.
     active_slots: Arc<Semaphore>,
     started: std::time::Instant,
+    last_trim: AtomicU64,
     objects: Mutex<Objects>,
 }
 
@@ -89,6 +90,24 @@ struct Mailbox {
 impl Shared {
     fn objects(&self) -> MutexGuard<'_, Objects> {
         self.objects.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Gives memory freed by hibernated objects back to the operating system, at most once every
+    /// 5 seconds (trimming walks the heap under the allocator's lock): glibc otherwise keeps it,
+    /// and a server whose objects all hibernated would stay as large as at its peak.
+    pub(crate) fn return_freed_memory(&self) {
+        let now = self.uptime_nanos();
+        let last = self.last_trim.load(Ordering::Relaxed);
+        if now.saturating_sub(last) < 5_000_000_000
+            || self.last_trim.compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed).is_err()
+        {
+            return;
+        }
+        #[cfg(all(target_os = "linux", target_env = "gnu"))]
+        // SAFETY: malloc_trim only releases free heap pages; it is safe to call at any time.
+        unsafe {
+            libc::malloc_trim(0);
+        }
     }
 
     /// Nanoseconds since the runtime started (a monotonic clock for "least recently used").
@@ -182,6 +201,7 @@ impl Runtime {
                 alarm_wakeup: Notify::new(),
                 active_slots: Arc::new(Semaphore::new(max_active)),
                 started: std::time::Instant::now(),
+                last_trim: AtomicU64::new(0),
                 objects: Mutex::new(Objects::default()),
             }),
             namespaces: Arc::default(),
