@@ -55,18 +55,8 @@ impl Server {
     /// Starts `opendo run <module> --listen 127.0.0.1:0 --data-dir <data_dir> <extra...>` and waits
     /// until it listens. Its log goes to `<data_dir>/../opendo-<n>.log`.
     pub fn start(module: &Path, data_dir: &Path, extra: &[&str]) -> Server {
-        let stderr_path = log_path(data_dir);
-        let stderr = std::fs::File::create(&stderr_path).expect("create log file");
-        let mut child = Command::new(opendo_bin())
-            .arg("run")
-            .arg(module)
-            .args(["--listen", "127.0.0.1:0", "--data-dir"])
-            .arg(data_dir)
-            .args(extra)
-            .stdout(Stdio::piped())
-            .stderr(stderr)
-            .spawn()
-            .expect("spawn opendo");
+        let (mut command, stderr_path) = opendo_run(module, data_dir);
+        let mut child = command.args(extra).stdout(Stdio::piped()).spawn().expect("spawn opendo");
         let stdout = child.stdout.take().expect("piped stdout");
         let (found, address) = mpsc::channel();
         std::thread::spawn(move || {
@@ -221,6 +211,21 @@ impl Drop for Server {
     }
 }
 
+/// `opendo run <module> --listen 127.0.0.1:0 --data-dir <data_dir>`, its stderr going to a new
+/// log file next to the data dir (returned).
+fn opendo_run(module: &Path, data_dir: &Path) -> (Command, PathBuf) {
+    let stderr_path = log_path(data_dir);
+    let stderr = std::fs::File::create(&stderr_path).expect("create log file");
+    let mut command = Command::new(opendo_bin());
+    command
+        .arg("run")
+        .arg(module)
+        .args(["--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(data_dir)
+        .stderr(stderr);
+    (command, stderr_path)
+}
+
 fn log_path(data_dir: &Path) -> PathBuf {
     let parent = data_dir.parent().unwrap_or(data_dir);
     (0..).map(|n| parent.join(format!("opendo-{n}.log"))).find(|p| !p.exists()).expect("a free log name")
@@ -229,18 +234,8 @@ fn log_path(data_dir: &Path) -> PathBuf {
 /// Runs `opendo run <module> --listen 127.0.0.1:0 ...` expecting it to refuse to start.
 /// Returns the exit status and what it printed on stderr.
 pub fn run_expecting_refusal(module: &Path, data_dir: &Path) -> (ExitStatus, String) {
-    let stderr_path = log_path(data_dir);
-    let stderr = std::fs::File::create(&stderr_path).expect("create log file");
-    let mut child = Command::new(opendo_bin())
-        .arg("run")
-        .arg(module)
-        .args(["--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(data_dir)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(stderr)
-        .spawn()
-        .expect("run opendo");
+    let (mut command, stderr_path) = opendo_run(module, data_dir);
+    let mut child = command.stdin(Stdio::null()).stdout(Stdio::null()).spawn().expect("run opendo");
     let deadline = Instant::now() + Duration::from_secs(60);
     let status = loop {
         if let Some(status) = child.try_wait().expect("wait for opendo") {
