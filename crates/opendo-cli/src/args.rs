@@ -82,8 +82,8 @@ pub struct RunArgs {
     #[arg(long, default_value = "512KiB", value_parser = parse_size)]
     pub max_stack_size: Size,
 
-    /// Guest stdout/stderr writes per second per object that reach the log; the rest are dropped
-    /// and counted.
+    /// Guest stdout/stderr writes per second per object that reach the log; the rest are dropped,
+    /// with one warning per second saying so.
     #[arg(long, default_value_t = 100)]
     pub guest_log_rate: u32,
 

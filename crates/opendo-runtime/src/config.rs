@@ -26,8 +26,8 @@ pub struct Config {
     pub max_response_bytes: usize,
     /// Largest native stack a guest may use; deeper recursion traps.
     pub max_wasm_stack: usize,
-    /// Guest stdout/stderr writes per second per object that reach the log; more are dropped
-    /// (and counted in one warning).
+    /// Guest stdout/stderr writes per second per object that reach the log; more are dropped,
+    /// with one warning per second saying so.
     pub log_writes_per_second: u32,
     /// Delay before the first retry of a failed alarm; each further retry doubles it.
     pub alarm_retry_base: Duration,
