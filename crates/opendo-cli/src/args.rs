@@ -7,7 +7,9 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 /// open-do: a self-hosted runtime for Durable Objects written as WebAssembly components.
 #[derive(Debug, Parser)]
-#[command(name = "opendo", version, about, long_about = None)]
+// A flag given twice keeps its last value: settings from a config file are placed before the
+// command line's own flags, which so win.
+#[command(name = "opendo", version, about, long_about = None, args_override_self = true)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -28,6 +30,12 @@ pub struct RunArgs {
     /// folder of a Rust guest crate, which is built first (installing the wasm32-wasip2 target
     /// if missing).
     pub module: PathBuf,
+
+    /// A TOML file of settings: keys are the flag names without `--` (e.g. `listen =
+    /// "0.0.0.0:8787"`, `idle-timeout = "30s"`, `max-active = 5000`). Flags given on the command
+    /// line override it.
+    #[arg(long, env = "OPENDO_CONFIG")]
+    pub config: Option<PathBuf>,
 
     /// Address to listen on (port 0 picks a free port; the chosen address is printed).
     #[arg(long, default_value = "127.0.0.1:8787", env = "OPENDO_LISTEN")]

@@ -1,6 +1,7 @@
 //! `opendo`: run Durable Object components over HTTP.
 
 mod args;
+mod config_file;
 mod guest_build;
 
 use std::io::IsTerminal;
@@ -15,7 +16,17 @@ use opendo_server::ServerConfig;
 use crate::args::{Cli, Command, LogFormat, RunArgs};
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let mut cli = Cli::parse();
+    let Command::Run(first) = &cli.command;
+    if let Some(file) = &first.config {
+        match config_file::with_config_file(std::env::args_os().collect(), file) {
+            Ok(args) => cli = Cli::parse_from(args),
+            Err(err) => {
+                eprintln!("error: {err:#}");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
     match cli.command {
         Command::Run(args) => {
             init_logging(args.log_format);

@@ -36,6 +36,7 @@ fn run_help_lists_every_flag_with_its_default() {
         "--header-read-timeout",
         "--shutdown-grace",
         "--log-format",
+        "--config",
     ] {
         assert!(text.contains(expected), "`{expected}` missing from run --help:\n{text}");
     }

@@ -231,11 +231,12 @@ fn log_path(data_dir: &Path) -> PathBuf {
     (0..).map(|n| parent.join(format!("opendo-{n}.log"))).find(|p| !p.exists()).expect("a free log name")
 }
 
-/// Runs `opendo run <module> --listen 127.0.0.1:0 ...` expecting it to refuse to start.
-/// Returns the exit status and what it printed on stderr.
-pub fn run_expecting_refusal(module: &Path, data_dir: &Path) -> (ExitStatus, String) {
+/// Runs `opendo run <module> --listen 127.0.0.1:0 ... <extra...>` expecting it to refuse to
+/// start. Returns the exit status and what it printed on stderr.
+pub fn run_expecting_refusal(module: &Path, data_dir: &Path, extra: &[&str]) -> (ExitStatus, String) {
     let (mut command, stderr_path) = opendo_run(module, data_dir);
-    let mut child = command.stdin(Stdio::null()).stdout(Stdio::null()).spawn().expect("run opendo");
+    let mut child =
+        command.args(extra).stdin(Stdio::null()).stdout(Stdio::null()).spawn().expect("run opendo");
     let deadline = Instant::now() + Duration::from_secs(60);
     let status = loop {
         if let Some(status) = child.try_wait().expect("wait for opendo") {

@@ -6,7 +6,7 @@ use opendo_e2e::run_expecting_refusal;
 use opendo_test_support::WRONG_WORLD;
 
 fn assert_refused(module: &Path, data: &Path, expected: &str) {
-    let (status, stderr) = run_expecting_refusal(module, data);
+    let (status, stderr) = run_expecting_refusal(module, data, &[]);
     assert!(!status.success(), "non-zero exit for {}", module.display());
     let errors: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error: ")).collect();
     assert_eq!(errors.len(), 1, "one error line:\n{stderr}");
