@@ -270,14 +270,6 @@ impl Runtime {
         Ok(outcome)
     }
 
-    /// The names of the loaded namespaces, sorted.
-    pub fn namespaces(&self) -> Vec<String> {
-        let namespaces = self.namespaces.read().unwrap_or_else(PoisonError::into_inner);
-        let mut names: Vec<String> = namespaces.keys().cloned().collect();
-        names.sort();
-        names
-    }
-
     /// Delivers an HTTP request to the object called `object_name` in `namespace` and waits for
     /// its response, which is released only after the event's writes are durable.
     pub async fn fetch(

@@ -64,11 +64,8 @@ async fn hostile_sql_is_refused_and_the_object_keeps_working() {
     let dir = tempfile::tempdir().unwrap();
     let runtime = runtime_with(config(dir.path()));
     assert_eq!(text(&runtime, "victim", "PUT", "/kv/secret", b"mine").await.0, 204);
-    let victim_file = dir
-        .path()
-        .join("probe")
-        .join(format!("{}.sqlite", opendo_storage::ObjectId::from_name("probe", "victim")));
-    let before: Vec<_> = walk(dir.path());
+    let victim_file = object_file(dir.path(), "victim");
+    let before = walk(dir.path());
     let hostile = [
         (format!("ATTACH DATABASE '{}' AS other", victim_file.display()), "NotAuthorized"),
         ("ATTACH DATABASE '/etc/passwd' AS p".to_string(), "NotAuthorized"),
@@ -104,21 +101,21 @@ async fn hostile_sql_is_refused_and_the_object_keeps_working() {
     // The attacker still works, the victim's data is intact, and no file appeared or vanished.
     assert_eq!(rows(&runtime, "attacker", "SELECT 40 + 2").await, json!([[42]]));
     assert_eq!(text(&runtime, "victim", "GET", "/kv/secret", b"").await, (200, "mine".into()));
-    assert_eq!(
-        walk(dir.path()),
-        before
-            .into_iter()
-            .chain([dir
-                .path()
-                .join("probe")
-                .join(format!("{}.sqlite", opendo_storage::ObjectId::from_name("probe", "attacker")))])
-            .collect::<std::collections::BTreeSet<_>>()
-            .into_iter()
-            .collect::<Vec<_>>()
-    );
+    let mut expected = before;
+    expected.insert(object_file(dir.path(), "attacker"));
+    assert_eq!(walk(dir.path()), expected);
 }
 
-fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+fn object_file(data_dir: &std::path::Path, name: &str) -> std::path::PathBuf {
+    opendo_storage::layout::object_db_path(
+        data_dir,
+        "probe",
+        &opendo_storage::ObjectId::from_name("probe", name),
+    )
+}
+
+/// Every SQLite file under `dir`.
+fn walk(dir: &std::path::Path) -> std::collections::BTreeSet<std::path::PathBuf> {
     let mut files = std::collections::BTreeSet::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(folder) = stack.pop() {
@@ -131,7 +128,7 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
             }
         }
     }
-    files.into_iter().collect()
+    files
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
