@@ -86,6 +86,15 @@ pub struct RunArgs {
     #[arg(long, default_value = "32MiB", value_parser = parse_size)]
     pub max_response_size: Size,
 
+    /// Most WebSockets open on one object; the object's accept fails past it.
+    #[arg(long, default_value_t = 32_768)]
+    pub max_websockets_per_object: usize,
+
+    /// Largest WebSocket message in either direction; a client sending a larger one is
+    /// disconnected with close code 1009 (e.g. 32MiB).
+    #[arg(long, default_value = "32MiB", value_parser = parse_size)]
+    pub max_websocket_message_size: Size,
+
     /// Largest native stack of a guest; deeper recursion traps the event.
     #[arg(long, default_value = "512KiB", value_parser = parse_size)]
     pub max_stack_size: Size,
@@ -106,6 +115,11 @@ pub struct RunArgs {
     /// On SIGINT/SIGTERM, how long to wait for in-flight events to finish and commit.
     #[arg(long, default_value = "30s")]
     pub shutdown_grace: humantime::Duration,
+
+    /// Serve health and Prometheus metrics on this address (GET /healthz, GET /metrics), never
+    /// on the data port [default: off].
+    #[arg(long)]
+    pub admin_listen: Option<std::net::SocketAddr>,
 
     /// Log format (log level: RUST_LOG, default info).
     #[arg(long, value_enum, default_value_t = LogFormat::Human)]

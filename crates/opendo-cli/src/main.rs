@@ -76,6 +76,8 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
         max_wasm_stack: args.max_stack_size.0,
         log_writes_per_second: args.guest_log_rate,
         max_active: args.max_active.unwrap_or_else(opendo_runtime::default_max_active).max(1),
+        max_websockets_per_object: args.max_websockets_per_object,
+        max_websocket_message_bytes: args.max_websocket_message_size.0,
         ..Config::default()
     };
     let server_config = ServerConfig {
@@ -102,6 +104,14 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
         println!(
             "Listening on http://{address}  (objects at http://{address}/{namespace}/{{object-name}}/...)"
         );
+        if let Some(admin) = args.admin_listen {
+            let listener = tokio::net::TcpListener::bind(admin)
+                .await
+                .with_context(|| format!("cannot listen on {admin} (--admin-listen)"))?;
+            let address = listener.local_addr().context("reading the admin address")?;
+            println!("Admin on http://{address}  (GET /healthz, GET /metrics)");
+            tokio::spawn(opendo_server::serve_admin(listener, runtime.clone()));
+        }
         opendo_server::serve(listener, runtime.clone(), server_config, shutdown_signal()).await?;
         tracing::info!("closing objects");
         if !runtime.shutdown(args.shutdown_grace.into()).await {

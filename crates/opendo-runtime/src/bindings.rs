@@ -10,3 +10,4 @@ wasmtime::component::bindgen!({
 
 pub use exports::opendo::durable_object::handler::AlarmInfo;
 pub use opendo::durable_object::types::{Error as GuestError, ErrorCode, Request, Response};
+pub use opendo::durable_object::websockets::Message as WsMessage;

@@ -35,6 +35,11 @@ pub struct Config {
     pub clock: Clock,
     /// Most objects active at once; activating one more hibernates the least recently used.
     pub max_active: usize,
+    /// Most WebSockets open on one object; accepting one more fails with a guest-visible error.
+    pub max_websockets_per_object: usize,
+    /// Largest WebSocket message, in either direction. A larger incoming one closes the socket
+    /// with code 1009.
+    pub max_websocket_message_bytes: usize,
 }
 
 impl Default for Config {
@@ -53,6 +58,8 @@ impl Default for Config {
             alarm_retry_base: Duration::from_secs(2),
             clock: Clock::system(),
             max_active: default_max_active(),
+            max_websockets_per_object: 32_768,
+            max_websocket_message_bytes: 32 * 1024 * 1024,
         }
     }
 }

@@ -16,10 +16,11 @@ use opendo_storage::{Alarm, ObjectDb, Settings};
 use tokio::sync::{Notify, OwnedSemaphorePermit, mpsc, oneshot};
 use wasmtime::{Store, Trap};
 
-use crate::bindings::{AlarmInfo, DurableObject, Request, Response};
+use crate::bindings::{AlarmInfo, DurableObject, Request, Response, WsMessage};
 use crate::host::{DeadlineExceeded, Host, Identity, StorageFailure};
 use crate::namespace::Namespace;
 use crate::runtime::Shared;
+use crate::websocket::{Accepted, EventSockets, Outbound, Sockets};
 use crate::{EventError, TrapCause};
 
 /// Most events committed together.
@@ -32,12 +33,29 @@ pub(crate) const MAX_ALARM_RETRIES: u32 = 6;
 pub(crate) enum Envelope {
     Fetch {
         request: Request,
-        reply: oneshot::Sender<Result<Response, EventError>>,
+        /// Whether the request asks for a WebSocket upgrade (the guest may accept it).
+        upgrade: bool,
+        reply: oneshot::Sender<Result<Answer, EventError>>,
     },
     /// The scheduler found the object's alarm (possibly) due.
-    Alarm {
-        reply: oneshot::Sender<Result<AlarmRun, EventError>>,
-    },
+    Alarm { reply: oneshot::Sender<Result<AlarmRun, EventError>> },
+    /// Something happened on one of the object's sockets. Nobody waits for the outcome.
+    Socket { socket: u64, event: SocketEvent },
+}
+
+/// An object's answer to a request: its response and, for an accepted upgrade, the socket.
+#[derive(Debug)]
+pub(crate) struct Answer {
+    pub(crate) response: Response,
+    pub(crate) accepted: Option<Accepted>,
+}
+
+/// What a connection reports to its object.
+#[derive(Debug)]
+pub(crate) enum SocketEvent {
+    Message(tokio_tungstenite::tungstenite::Message),
+    Close { code: u16, reason: String, was_clean: bool },
+    Error(String),
 }
 
 /// What an alarm event did.
@@ -58,29 +76,51 @@ impl Envelope {
         match self {
             Envelope::Fetch { reply, .. } => drop(reply.send(Err(err))),
             Envelope::Alarm { reply } => drop(reply.send(Err(err))),
+            Envelope::Socket { .. } => {}
         }
     }
 }
 
-/// An event that ran, with its outcome held until the batch commits.
-enum Done {
-    Fetch(oneshot::Sender<Result<Response, EventError>>, Result<Response, EventError>),
+/// An event that ran, with its outcome and socket outputs held until the batch commits.
+struct Done {
+    reply: Reply,
+    outputs: Vec<(u64, Outbound)>,
+}
+
+enum Reply {
+    Fetch(oneshot::Sender<Result<Answer, EventError>>, Result<Answer, EventError>),
     Alarm(oneshot::Sender<Result<AlarmRun, EventError>>, AlarmRun),
+    None,
 }
 
 impl Done {
-    fn release(self) {
-        match self {
-            Done::Fetch(reply, outcome) => drop(reply.send(outcome)),
-            Done::Alarm(reply, run) => drop(reply.send(Ok(run))),
+    fn release(self, sockets: &Sockets) {
+        sockets.release(self.outputs);
+        match self.reply {
+            Reply::Fetch(reply, outcome) => {
+                if let Err(Ok(Answer { accepted: Some(accepted), .. })) = reply.send(outcome) {
+                    // The client left before the answer: the socket will never connect.
+                    sockets.remove(accepted.socket);
+                }
+            }
+            Reply::Alarm(reply, run) => drop(reply.send(Ok(run))),
+            Reply::None => {}
         }
     }
 
-    fn fail(self, err: EventError) {
-        match self {
-            Done::Fetch(reply, _) => drop(reply.send(Err(err))),
-            Done::Alarm(reply, _) => drop(reply.send(Err(err))),
-        }
+    fn fail(self, sockets: &Sockets, err: EventError) {
+        let accepted = match self.reply {
+            Reply::Fetch(reply, outcome) => {
+                drop(reply.send(Err(err)));
+                outcome.ok().and_then(|answer| answer.accepted)
+            }
+            Reply::Alarm(reply, _) => {
+                drop(reply.send(Err(err)));
+                None
+            }
+            Reply::None => None,
+        };
+        EventSockets { upgrade: false, accepted, outputs: self.outputs }.discard(sockets);
     }
 }
 
@@ -91,6 +131,8 @@ pub(crate) struct ObjectCtx {
     pub(crate) identity: Arc<Identity>,
     pub(crate) db_path: PathBuf,
     pub(crate) control: Arc<ActorControl>,
+    /// The object's WebSockets; they outlive its instance (see `websocket`).
+    pub(crate) sockets: Arc<Sockets>,
 }
 
 /// What the runtime sees of an actor, to pick one to hibernate when `max_active` is reached.
@@ -182,6 +224,11 @@ impl Active {
         result.map_err(|e| self.classify(ctx, &e))
     }
 
+    /// Takes what the event did to sockets out of the store (before a reset can drop it).
+    fn take_event_sockets(&mut self) -> EventSockets {
+        std::mem::take(&mut self.store.data_mut().event_sockets)
+    }
+
     fn fetch(&mut self, ctx: &ObjectCtx, request: &Request) -> Result<Response, TrapCause> {
         let response = self.call(ctx, |instance, store| {
             instance.opendo_durable_object_handler().call_fetch(store, request)
@@ -235,7 +282,7 @@ impl Active {
 }
 
 fn new_store(ctx: &ObjectCtx, db: Option<ObjectDb>) -> Store<Host> {
-    let host = Host::new(db, ctx.identity.clone(), ctx.shared.config.memory_limit);
+    let host = Host::new(db, ctx.identity.clone(), ctx.shared.clone(), ctx.sockets.clone());
     let mut store = Store::new(&ctx.shared.engine, host);
     store.limiter(|host| &mut host.limiter);
     store
@@ -269,7 +316,10 @@ pub(crate) async fn run(ctx: ObjectCtx, mut mailbox: mpsc::Receiver<Envelope>) {
                         let _ = tokio::task::spawn_blocking(move || shared.return_freed_memory()).await;
                     }
                 }
-                if ctx.shared.retire(&ctx.namespace.name, &ctx.identity.id, &mailbox) {
+                // With sockets open the actor stays: it holds them while the object hibernates.
+                if ctx.sockets.is_empty()
+                    && ctx.shared.retire(&ctx.namespace.name, &ctx.identity.id, &mailbox)
+                {
                     return;
                 }
                 continue;
@@ -341,13 +391,18 @@ fn run_batch(
         let mut ran_alarm = false;
         for envelope in pending.by_ref() {
             match envelope {
-                Envelope::Fetch { request, reply } => {
-                    let outcome = run_fetch(ctx, &mut active, &request)?;
-                    done.push(Done::Fetch(reply, outcome));
+                Envelope::Fetch { request, upgrade, reply } => {
+                    let (outcome, outputs) = run_fetch(ctx, &mut active, &request, upgrade)?;
+                    done.push(Done { reply: Reply::Fetch(reply, outcome), outputs });
                 }
                 Envelope::Alarm { reply } => {
                     ran_alarm = true;
-                    done.push(Done::Alarm(reply, run_alarm(ctx, &mut active)?));
+                    let (run, outputs) = run_alarm(ctx, &mut active)?;
+                    done.push(Done { reply: Reply::Alarm(reply, run), outputs });
+                }
+                Envelope::Socket { socket, event } => {
+                    let outputs = run_socket_event(ctx, &mut active, socket, event)?;
+                    done.push(Done { reply: Reply::None, outputs });
                 }
             }
         }
@@ -369,7 +424,7 @@ fn run_batch(
     match outcome {
         Ok(()) => {
             for event in done {
-                event.release();
+                event.release(&ctx.sockets);
             }
             Some(active)
         }
@@ -385,7 +440,7 @@ fn run_batch(
             }
             let failure = EventError::Internal("the object's storage failed; nothing was written".into());
             for event in done {
-                event.fail(failure.clone());
+                event.fail(&ctx.sockets, failure.clone());
             }
             for envelope in pending {
                 envelope.fail(failure.clone());
@@ -400,39 +455,46 @@ fn run_fetch(
     ctx: &ObjectCtx,
     active: &mut Active,
     request: &Request,
-) -> Result<Result<Response, EventError>, opendo_storage::Error> {
+    upgrade: bool,
+) -> Result<(Result<Answer, EventError>, Vec<(u64, Outbound)>), opendo_storage::Error> {
     let db = active.db()?;
     db.begin_event()?;
     db.set_deadline(Some(Instant::now() + ctx.shared.config.cpu_limit));
+    active.store.data_mut().event_sockets.upgrade = upgrade;
     let result = active.fetch(ctx, request);
+    let mut sockets = active.take_event_sockets();
     let refused = active.db()?.finish_event(result.is_ok())?;
     if result.is_err() {
         active.reset(ctx);
     }
-    Ok(match (result, refused) {
+    let outcome = match (result, refused) {
         (Err(cause), _) => Err(EventError::Trapped(cause)),
         (Ok(_), Some(reason)) => Err(EventError::Refused(reason.to_string())),
-        (Ok(response), None) => Ok(response),
-    })
+        (Ok(response), None) => {
+            // Only a 101 answer completes an upgrade; any other status discards the socket.
+            let accepted = sockets.accepted.take().filter(|_| response.status == 101);
+            Ok(Answer { response, accepted })
+        }
+    };
+    if outcome.is_err() {
+        sockets.discard(&ctx.sockets);
+        return Ok((outcome, Vec::new()));
+    }
+    if let Some(unused) = sockets.accepted.take() {
+        ctx.sockets.remove(unused.socket);
+    }
+    Ok((outcome, sockets.outputs))
 }
 
-/// Runs the object's alarm if it is due: clears it, calls the handler, and on failure sets it
-/// again for a retry (or drops it after [`MAX_ALARM_RETRIES`]).
-fn run_alarm(ctx: &ObjectCtx, active: &mut Active) -> Result<AlarmRun, opendo_storage::Error> {
-    let now = ctx.shared.config.clock.now_ms();
-    let Some(alarm) = active.db()?.get_alarm()? else { return Ok(AlarmRun::NotDue) };
-    if alarm.time_ms > now {
-        return Ok(AlarmRun::NotDue);
-    }
-    let db = active.db()?;
-    db.begin_event()?;
-    db.set_deadline(Some(Instant::now() + ctx.shared.config.cpu_limit));
-    // Inside the handler `get-alarm` is none unless the handler sets a new alarm.
-    db.delete_alarm()?;
-    let info = AlarmInfo { retry_count: alarm.retry_count, is_retry: alarm.retry_count > 0 };
-    ctx.shared.stats.alarm_runs.fetch_add(1, Ordering::Relaxed);
-    let result =
-        active.call(ctx, |instance, store| instance.opendo_durable_object_handler().call_alarm(store, info));
+/// Runs a guest handler that returns `result<_, string>` as one event: its writes and socket
+/// outputs are kept only if it returns `ok`. Returns the failure, if any, for the log.
+fn run_handler(
+    ctx: &ObjectCtx,
+    active: &mut Active,
+    call: impl FnOnce(&DurableObject, &mut Store<Host>) -> wasmtime::Result<Result<(), String>>,
+) -> Result<(Option<String>, Vec<(u64, Outbound)>), opendo_storage::Error> {
+    let result = active.call(ctx, call);
+    let sockets = active.take_event_sockets();
     let failure = match &result {
         Ok(Ok(())) => None,
         Ok(Err(message)) => Some(format!("the handler returned an error: {message}")),
@@ -442,7 +504,85 @@ fn run_alarm(ctx: &ObjectCtx, active: &mut Active) -> Result<AlarmRun, opendo_st
     if result.is_err() {
         active.reset(ctx);
     }
-    let Some(reason) = failure.or(refused.map(|e| e.to_string())) else { return Ok(AlarmRun::Ran) };
+    match failure.or(refused.map(|e| e.to_string())) {
+        None => Ok((None, sockets.outputs)),
+        Some(reason) => {
+            sockets.discard(&ctx.sockets);
+            Ok((Some(reason), Vec::new()))
+        }
+    }
+}
+
+/// Delivers a socket's message, close or error to the guest.
+fn run_socket_event(
+    ctx: &ObjectCtx,
+    active: &mut Active,
+    socket: u64,
+    event: SocketEvent,
+) -> Result<Vec<(u64, Outbound)>, opendo_storage::Error> {
+    use tokio_tungstenite::tungstenite::Message;
+    let db = active.db()?;
+    db.begin_event()?;
+    db.set_deadline(Some(Instant::now() + ctx.shared.config.cpu_limit));
+    let (kind, ends) = match &event {
+        SocketEvent::Message(_) => ("websocket-message", false),
+        SocketEvent::Close { .. } => ("websocket-close", true),
+        SocketEvent::Error(_) => ("websocket-error", true),
+    };
+    let (failure, outputs) = run_handler(ctx, active, |instance, store| {
+        let handler = instance.opendo_durable_object_handler();
+        match event {
+            SocketEvent::Message(Message::Text(text)) => {
+                handler.call_websocket_message(store, socket, &WsMessage::Text(text.to_string()))
+            }
+            SocketEvent::Message(message) => handler.call_websocket_message(
+                store,
+                socket,
+                &WsMessage::Binary(message.into_data().to_vec()),
+            ),
+            SocketEvent::Close { code, reason, was_clean } => {
+                handler.call_websocket_close(store, socket, code, &reason, was_clean)
+            }
+            SocketEvent::Error(message) => handler.call_websocket_error(store, socket, &message),
+        }
+    })?;
+    if ends {
+        // The object was told: the socket's tags and attachment go now.
+        ctx.sockets.remove(socket);
+    }
+    if let Some(reason) = failure {
+        tracing::warn!(
+            namespace = %ctx.identity.namespace,
+            object = %ctx.identity.id,
+            socket,
+            "{kind} rolled back: {reason}"
+        );
+    }
+    Ok(outputs)
+}
+
+/// Runs the object's alarm if it is due: clears it, calls the handler, and on failure sets it
+/// again for a retry (or drops it after [`MAX_ALARM_RETRIES`]).
+fn run_alarm(
+    ctx: &ObjectCtx,
+    active: &mut Active,
+) -> Result<(AlarmRun, Vec<(u64, Outbound)>), opendo_storage::Error> {
+    let now = ctx.shared.config.clock.now_ms();
+    let Some(alarm) = active.db()?.get_alarm()? else { return Ok((AlarmRun::NotDue, Vec::new())) };
+    if alarm.time_ms > now {
+        return Ok((AlarmRun::NotDue, Vec::new()));
+    }
+    let db = active.db()?;
+    db.begin_event()?;
+    db.set_deadline(Some(Instant::now() + ctx.shared.config.cpu_limit));
+    // Inside the handler `get-alarm` is none unless the handler sets a new alarm.
+    db.delete_alarm()?;
+    let info = AlarmInfo { retry_count: alarm.retry_count, is_retry: alarm.retry_count > 0 };
+    ctx.shared.stats.alarm_runs.fetch_add(1, Ordering::Relaxed);
+    let (failure, outputs) = run_handler(ctx, active, |instance, store| {
+        instance.opendo_durable_object_handler().call_alarm(store, info)
+    })?;
+    let Some(reason) = failure else { return Ok((AlarmRun::Ran, outputs)) };
     let retry_count = alarm.retry_count + 1;
     if retry_count > MAX_ALARM_RETRIES {
         active.db()?.delete_alarm()?;
@@ -452,7 +592,7 @@ fn run_alarm(ctx: &ObjectCtx, active: &mut Active) -> Result<AlarmRun, opendo_st
             object = %ctx.identity.id,
             "alarm dropped after {MAX_ALARM_RETRIES} retries; last failure: {reason}"
         );
-        return Ok(AlarmRun::Dropped);
+        return Ok((AlarmRun::Dropped, Vec::new()));
     }
     let delay = retry_delay(ctx.shared.config.alarm_retry_base, retry_count);
     let time_ms = now.saturating_add(i64::try_from(delay.as_millis()).unwrap_or(i64::MAX));
@@ -464,7 +604,7 @@ fn run_alarm(ctx: &ObjectCtx, active: &mut Active) -> Result<AlarmRun, opendo_st
         retry_count,
         "alarm failed, retrying in {delay:?}: {reason}"
     );
-    Ok(AlarmRun::Retrying { retry_count })
+    Ok((AlarmRun::Retrying { retry_count }, Vec::new()))
 }
 
 /// `base * 2^(retry - 1)`, plus up to 25% jitter.

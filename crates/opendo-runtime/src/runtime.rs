@@ -5,7 +5,9 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 use std::time::Duration;
 
 use opendo_storage::ObjectId;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use wasmtime::Engine;
 use wasmtime::component::{HasSelf, Linker};
@@ -14,7 +16,8 @@ use crate::bindings::{DurableObject, Request, Response};
 use crate::engine::{EpochTicker, deadline_ticks, new_engine};
 use crate::host::{Host, Identity, LogBudget};
 use crate::namespace::Namespace;
-use crate::object::{self, ActorControl, AlarmRun, Envelope, ObjectCtx};
+use crate::object::{self, ActorControl, AlarmRun, Answer, Envelope, ObjectCtx, SocketEvent};
+use crate::websocket::{Accepted, Sockets};
 use crate::{Config, Error, EventError};
 
 /// Longest object name, in bytes.
@@ -58,6 +61,10 @@ pub struct Stats {
     pub alarm_retries: AtomicU64,
     /// Alarms dropped after their last retry failed.
     pub alarms_dropped: AtomicU64,
+    /// WebSockets connected right now.
+    pub websockets: AtomicUsize,
+    /// Messages answered by an object's auto-response, without an event.
+    pub auto_responses: AtomicU64,
 }
 
 /// The state every actor shares.
@@ -73,6 +80,10 @@ pub(crate) struct Shared {
     started: std::time::Instant,
     last_trim: AtomicU64,
     objects: Mutex<Objects>,
+    /// The number the next accepted WebSocket gets (unique for the life of the process).
+    pub(crate) next_socket: AtomicU64,
+    /// Cancelled when the runtime shuts down: connections close with 1001.
+    shutdown: CancellationToken,
 }
 
 #[derive(Default)]
@@ -85,6 +96,57 @@ struct Objects {
 struct Mailbox {
     sender: mpsc::Sender<Envelope>,
     control: Arc<ActorControl>,
+    sockets: Arc<Sockets>,
+}
+
+/// An object as addressed by events from outside its actor.
+#[derive(Clone)]
+pub(crate) struct Target {
+    namespace: Arc<Namespace>,
+    id: ObjectId,
+    name: Option<String>,
+}
+
+/// A WebSocket the object accepted while answering an upgrade request with 101. Hand the
+/// upgraded connection to [`AcceptedWebSocket::attach`]; dropping it instead tells the object the
+/// socket closed (code 1006).
+pub struct AcceptedWebSocket {
+    runtime: Runtime,
+    target: Target,
+    sockets: Arc<Sockets>,
+    accepted: Option<Accepted>,
+}
+
+impl AcceptedWebSocket {
+    /// Serves the socket over `io` (the connection after the 101 response) until it closes.
+    pub fn attach<S>(mut self, io: S)
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let Some(accepted) = self.accepted.take() else { return };
+        let runtime = self.runtime.clone();
+        let target = self.target.clone();
+        let sockets = self.sockets.clone();
+        self.runtime.tracker.spawn(async move {
+            runtime.shared.stats.websockets.fetch_add(1, Ordering::Relaxed);
+            crate::websocket::connection::serve(runtime.clone(), target, sockets, accepted, io).await;
+            runtime.shared.stats.websockets.fetch_sub(1, Ordering::Relaxed);
+        });
+    }
+}
+
+impl Drop for AcceptedWebSocket {
+    fn drop(&mut self) {
+        let Some(accepted) = self.accepted.take() else { return };
+        if self.sockets.mark_closed(accepted.socket) {
+            let runtime = self.runtime.clone();
+            let target = self.target.clone();
+            let event = SocketEvent::Close { code: 1006, reason: String::new(), was_clean: false };
+            self.runtime.tracker.spawn(async move {
+                runtime.deliver_socket_event(&target, accepted.socket, event).await;
+            });
+        }
+    }
 }
 
 impl Shared {
@@ -203,6 +265,8 @@ impl Runtime {
                 started: std::time::Instant::now(),
                 last_trim: AtomicU64::new(0),
                 objects: Mutex::new(Objects::default()),
+                next_socket: AtomicU64::new(1),
+                shutdown: CancellationToken::new(),
             }),
             namespaces: Arc::default(),
             linker: Arc::new(linker),
@@ -278,6 +342,35 @@ impl Runtime {
         object_name: &str,
         request: Request,
     ) -> Result<Response, EventError> {
+        let (answer, _) = self.fetch_event(namespace, object_name, request, false).await?;
+        Ok(answer.response)
+    }
+
+    /// Like [`Runtime::fetch`], for a WebSocket upgrade request: the object may accept the socket
+    /// and answer 101. The socket comes back only with a 101 response.
+    pub async fn fetch_upgrade(
+        &self,
+        namespace: &str,
+        object_name: &str,
+        request: Request,
+    ) -> Result<(Response, Option<AcceptedWebSocket>), EventError> {
+        let (answer, (target, sockets)) = self.fetch_event(namespace, object_name, request, true).await?;
+        let accepted = answer.accepted.map(|accepted| AcceptedWebSocket {
+            runtime: self.clone(),
+            target,
+            sockets,
+            accepted: Some(accepted),
+        });
+        Ok((answer.response, accepted))
+    }
+
+    async fn fetch_event(
+        &self,
+        namespace: &str,
+        object_name: &str,
+        request: Request,
+        upgrade: bool,
+    ) -> Result<(Answer, (Target, Arc<Sockets>)), EventError> {
         let namespace = self
             .namespaces
             .read()
@@ -288,17 +381,52 @@ impl Runtime {
         validate_object_name(object_name)?;
         let id = ObjectId::from_name(&namespace.name, object_name);
         let (reply, outcome) = oneshot::channel();
-        self.send(&namespace, id, Some(object_name), Envelope::Fetch { request, reply })?;
-        outcome.await.map_err(|_| EventError::Internal("the object stopped before answering".into()))?
+        let sockets =
+            self.send(&namespace, id, Some(object_name), Envelope::Fetch { request, upgrade, reply })?;
+        let answer = outcome
+            .await
+            .map_err(|_| EventError::Internal("the object stopped before answering".into()))??;
+        let target = Target { namespace, id, name: Some(object_name.to_string()) };
+        Ok((answer, (target, sockets)))
     }
 
+    /// Queues a socket's event for its object, waiting while the object's mailbox is full (so a
+    /// fast client is slowed down, not refused). Dropped if the runtime is shutting down.
+    pub(crate) async fn deliver_socket_event(&self, target: &Target, socket: u64, event: SocketEvent) {
+        let sender = {
+            let mut objects = self.shared.objects();
+            if objects.closing {
+                return;
+            }
+            let mailbox = objects
+                .mailboxes
+                .entry((target.namespace.name.clone(), target.id))
+                .or_insert_with(|| self.spawn_actor(&target.namespace, target.id, target.name.as_deref()));
+            mailbox.sender.clone()
+        };
+        let _ = sender.send(Envelope::Socket { socket, event }).await;
+    }
+
+    pub(crate) fn config(&self) -> &Config {
+        &self.shared.config
+    }
+
+    pub(crate) fn shutdown_token(&self) -> &CancellationToken {
+        &self.shared.shutdown
+    }
+
+    pub(crate) fn count_auto_response(&self) {
+        self.shared.stats.auto_responses.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Sends `envelope` to the object's actor (starting one if needed); returns its sockets.
     fn send(
         &self,
         namespace: &Arc<Namespace>,
         id: ObjectId,
         name: Option<&str>,
         envelope: Envelope,
-    ) -> Result<(), EventError> {
+    ) -> Result<Arc<Sockets>, EventError> {
         let mut objects = self.shared.objects();
         if objects.closing {
             return Err(EventError::ShuttingDown);
@@ -310,12 +438,14 @@ impl Runtime {
         mailbox.sender.try_send(envelope).map_err(|err| match err {
             mpsc::error::TrySendError::Full(_) => EventError::Overloaded,
             mpsc::error::TrySendError::Closed(_) => EventError::Internal("the object's actor is gone".into()),
-        })
+        })?;
+        Ok(mailbox.sockets.clone())
     }
 
     fn spawn_actor(&self, namespace: &Arc<Namespace>, id: ObjectId, name: Option<&str>) -> Mailbox {
         let (sender, mailbox) = mpsc::channel(self.shared.config.max_queued_events.max(1));
         let control = Arc::new(ActorControl::default());
+        let sockets = Arc::new(Sockets::default());
         let ctx = ObjectCtx {
             shared: self.shared.clone(),
             namespace: namespace.clone(),
@@ -327,9 +457,10 @@ impl Runtime {
             }),
             db_path: namespace.dir.join(format!("{}.sqlite", id.to_hex())),
             control: control.clone(),
+            sockets: sockets.clone(),
         };
         self.tracker.spawn(object::run(ctx, mailbox));
-        Mailbox { sender, control }
+        Mailbox { sender, control, sockets }
     }
 
     /// Counters about the runtime's objects.
@@ -342,8 +473,8 @@ impl Runtime {
         self.shared.stats.active.load(Ordering::Relaxed)
     }
 
-    /// Stops taking events, lets queued and running events finish and commit, and closes every
-    /// object's database. Returns `false` if that took longer than `grace` (the remaining events
+    /// Stops taking events, closes every WebSocket with code 1001, lets queued and running events
+    /// finish and commit, and closes every object's database. Returns `false` if that took longer than `grace` (the remaining events
     /// are abandoned uncommitted: none of them was answered).
     pub async fn shutdown(&self, grace: Duration) -> bool {
         {
@@ -352,6 +483,7 @@ impl Runtime {
             // Dropping the senders ends each actor once its mailbox is drained.
             objects.mailboxes.clear();
         }
+        self.shared.shutdown.cancel();
         self.shared.alarm_wakeup.notify_one();
         self.tracker.close();
         tokio::time::timeout(grace, self.tracker.wait()).await.is_ok()

@@ -80,6 +80,16 @@ impl Request {
         &self.headers
     }
 
+    /// Whether this is a WebSocket upgrade request (`Upgrade: websocket`), which the object may
+    /// accept with [`State::accept_websocket`](crate::State::accept_websocket).
+    pub fn is_websocket_upgrade(&self) -> bool {
+        self.headers.iter().any(|(name, value)| {
+            name.eq_ignore_ascii_case("upgrade")
+                && std::str::from_utf8(value)
+                    .is_ok_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case("websocket")))
+        })
+    }
+
     /// The body bytes.
     pub fn bytes(&self) -> &[u8] {
         &self.body
@@ -162,6 +172,10 @@ impl Response {
             headers: vec![("content-type".into(), b"text/plain; charset=utf-8".to_vec())],
             body: body.into_bytes(),
         }
+    }
+
+    pub(crate) fn switching_protocols() -> Response {
+        Response { status: 101, headers: Vec::new(), body: Vec::new() }
     }
 
     pub(crate) fn internal_error(err: &Error) -> Response {

@@ -24,6 +24,7 @@ mod sql;
 mod state;
 mod storage;
 mod transaction;
+mod websocket;
 
 pub use alarm::{AlarmInfo, ScheduledTime};
 pub use error::{Error, Result, StorageErrorCode};
@@ -32,6 +33,7 @@ pub use sql::{SqlCursor, SqlStorage, SqlStorageValue};
 pub use state::State;
 pub use storage::{ListOptions, Storage};
 pub use transaction::Transaction;
+pub use websocket::{WebSocket, WebSocketIncomingMessage, WebSocketPair, WebSocketRequestResponsePair};
 
 #[doc(hidden)]
 pub mod bindings {
@@ -94,6 +96,31 @@ pub trait DurableObject: 'static {
         let _ = info;
         Ok(())
     }
+
+    /// A client sent a message on a WebSocket this object accepted (see
+    /// [`State::accept_websocket`]). The object may have hibernated since: the socket, its tags
+    /// and attachment are still there. `Ok` commits the call's writes and releases its sends; an
+    /// `Err` or a panic rolls them back (the message is not delivered again). The default
+    /// ignores the message.
+    fn websocket_message(&self, ws: WebSocket, message: WebSocketIncomingMessage) -> Result<()> {
+        let _ = (ws, message);
+        Ok(())
+    }
+
+    /// A client closed its WebSocket: `was_clean` with a close frame (`code` and `reason` are
+    /// the client's), otherwise the connection dropped (`code` 1006). The socket is no longer
+    /// listed. The default does nothing.
+    fn websocket_close(&self, ws: WebSocket, code: u16, reason: String, was_clean: bool) -> Result<()> {
+        let _ = (ws, code, reason, was_clean);
+        Ok(())
+    }
+
+    /// A WebSocket failed (a protocol error, or a message over the size limit) and the runtime
+    /// closed it; no `websocket_close` follows. The default does nothing.
+    fn websocket_error(&self, ws: WebSocket, error: Error) -> Result<()> {
+        let _ = (ws, error);
+        Ok(())
+    }
 }
 
 /// Exports a [`DurableObject`] type as the component's event handlers.
@@ -131,6 +158,44 @@ macro_rules! export_durable_object {
                         $crate::__private::alarm(object, info)
                     })
                 }
+
+                fn websocket_message(
+                    socket: u64,
+                    message: $crate::bindings::opendo::durable_object::websockets::Message,
+                ) -> ::std::result::Result<(), ::std::string::String> {
+                    OBJECT.with(|cell| {
+                        let object = cell.get_or_init(|| {
+                            <$object as $crate::DurableObject>::new($crate::State::current())
+                        });
+                        $crate::__private::websocket_message(object, socket, message)
+                    })
+                }
+
+                fn websocket_close(
+                    socket: u64,
+                    code: u16,
+                    reason: ::std::string::String,
+                    was_clean: bool,
+                ) -> ::std::result::Result<(), ::std::string::String> {
+                    OBJECT.with(|cell| {
+                        let object = cell.get_or_init(|| {
+                            <$object as $crate::DurableObject>::new($crate::State::current())
+                        });
+                        $crate::__private::websocket_close(object, socket, code, reason, was_clean)
+                    })
+                }
+
+                fn websocket_error(
+                    socket: u64,
+                    message: ::std::string::String,
+                ) -> ::std::result::Result<(), ::std::string::String> {
+                    OBJECT.with(|cell| {
+                        let object = cell.get_or_init(|| {
+                            <$object as $crate::DurableObject>::new($crate::State::current())
+                        });
+                        $crate::__private::websocket_error(object, socket, message)
+                    })
+                }
             }
 
             $crate::bindings::__export_handler!(Export);
@@ -155,6 +220,37 @@ pub mod __private {
     pub fn alarm<T: crate::DurableObject>(object: &T, info: handler_wit::AlarmInfo) -> Result<(), String> {
         let info = crate::AlarmInfo { retry_count: info.retry_count, is_retry: info.is_retry };
         object.alarm(info).map_err(|err| err.to_string())
+    }
+
+    pub fn websocket_message<T: crate::DurableObject>(
+        object: &T,
+        socket: u64,
+        message: crate::bindings::opendo::durable_object::websockets::Message,
+    ) -> Result<(), String> {
+        let message = crate::WebSocketIncomingMessage::from_wit(message);
+        object.websocket_message(crate::WebSocket::from_id(socket), message).map_err(|err| err.to_string())
+    }
+
+    pub fn websocket_close<T: crate::DurableObject>(
+        object: &T,
+        socket: u64,
+        code: u16,
+        reason: String,
+        was_clean: bool,
+    ) -> Result<(), String> {
+        object
+            .websocket_close(crate::WebSocket::from_id(socket), code, reason, was_clean)
+            .map_err(|err| err.to_string())
+    }
+
+    pub fn websocket_error<T: crate::DurableObject>(
+        object: &T,
+        socket: u64,
+        message: String,
+    ) -> Result<(), String> {
+        object
+            .websocket_error(crate::WebSocket::from_id(socket), crate::Error::Message(message))
+            .map_err(|err| err.to_string())
     }
 }
 

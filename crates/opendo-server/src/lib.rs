@@ -5,9 +5,19 @@
 //! Errors of the runtime itself get a short plain-text body: 404 unknown namespace, 400 bad
 //! object name, 413 body over the limit, 503 with `Retry-After` when the object is overloaded or
 //! the server is shutting down, 500 when the event trapped (the body names the cause class).
+//!
+//! A WebSocket upgrade request (`GET` with `Upgrade: websocket`) is delivered to the object like
+//! any request; if the object accepts the socket and answers 101, the server completes the
+//! handshake and hands the connection to the runtime, which owns it from then on. A malformed
+//! upgrade request gets 400 without reaching the object.
+//!
+//! [`serve_admin`] serves health and Prometheus metrics on a separate listener.
 
+mod admin;
 mod routing;
 mod serve;
+mod websocket;
 
+pub use admin::serve_admin;
 pub use routing::{Route, RouteError, route};
 pub use serve::{Error, ServerConfig, serve};

@@ -17,6 +17,7 @@ use opendo_runtime::{EventError, Runtime};
 use tokio::net::TcpListener;
 
 use crate::routing::route;
+use crate::websocket;
 
 /// Settings of the HTTP front.
 #[derive(Debug, Clone)]
@@ -91,7 +92,7 @@ pub async fn serve(
                         tracing::debug!(%peer, "connection sent nothing before the header timeout");
                         return;
                     }
-                    let connection = builder.serve_connection(TokioIo::new(stream), service);
+                    let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
                     if let Err(err) = watcher.watch(connection.into_owned()).await {
                         tracing::debug!(%peer, "connection ended: {err}");
                     }
@@ -113,9 +114,9 @@ fn is_transient(err: &std::io::Error) -> bool {
         || err.raw_os_error().is_some_and(|code| code == 23 || code == 24) // ENFILE, EMFILE
 }
 
-type HttpResponse = Response<Full<Bytes>>;
+pub(crate) type HttpResponse = Response<Full<Bytes>>;
 
-async fn handle(runtime: &Runtime, request: Request<Incoming>, max_body: usize) -> HttpResponse {
+async fn handle(runtime: &Runtime, mut request: Request<Incoming>, max_body: usize) -> HttpResponse {
     let route = match route(request.uri().path(), request.uri().query()) {
         Ok(route) => route,
         Err(err) => {
@@ -125,6 +126,10 @@ async fn handle(runtime: &Runtime, request: Request<Incoming>, max_body: usize) 
             };
             return plain(status, &err.to_string());
         }
+    };
+    let upgrade = match websocket::upgrade_key(&request) {
+        Ok(key) => key.map(|key| (key, hyper::upgrade::on(&mut request))),
+        Err(problem) => return plain(StatusCode::BAD_REQUEST, problem),
     };
     let declared = request.headers().get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
     if declared.is_some_and(|len| len > max_body as u64) {
@@ -148,37 +153,66 @@ async fn handle(runtime: &Runtime, request: Request<Incoming>, max_body: usize) 
             .collect(),
         body: body.to_vec(),
     };
-    match runtime.fetch(&route.namespace, &route.object, guest_request).await {
-        Ok(response) => into_http(response),
+    let Some((key, on_upgrade)) = upgrade else {
+        return match runtime.fetch(&route.namespace, &route.object, guest_request).await {
+            Ok(response) => into_http(response),
+            Err(err) => event_error(&err),
+        };
+    };
+    match runtime.fetch_upgrade(&route.namespace, &route.object, guest_request).await {
+        Ok((response, Some(socket))) => websocket::complete(response, &key, on_upgrade, socket),
+        Ok((response, None)) => into_http(response),
         Err(err) => event_error(&err),
     }
 }
 
 fn into_http(response: opendo_runtime::Response) -> HttpResponse {
-    let Ok(status) = StatusCode::from_u16(response.status) else {
+    let status = StatusCode::from_u16(response.status).ok().filter(|status| !status.is_informational());
+    let Some(status) = status else {
         tracing::warn!(status = response.status, "object answered an invalid status code");
-        return plain(StatusCode::INTERNAL_SERVER_ERROR, "the object answered an invalid HTTP status code");
+        let message = if response.status == 101 {
+            "the object answered 101 without accepting a WebSocket upgrade"
+        } else {
+            "the object answered an invalid HTTP status code"
+        };
+        return plain(StatusCode::INTERNAL_SERVER_ERROR, message);
     };
     let mut http = Response::new(Full::new(Bytes::from(response.body)));
     *http.status_mut() = status;
-    for (name, value) in response.headers {
-        let (Ok(name), Ok(value)) =
-            (HeaderName::from_bytes(name.as_bytes()), HeaderValue::from_bytes(&value))
-        else {
-            tracing::warn!(header = %name, "object answered an invalid header");
-            return plain(StatusCode::INTERNAL_SERVER_ERROR, "the object answered an invalid HTTP header");
-        };
-        // Framing is the server's job: the body is sent whole with its own length.
-        if is_framing_header(&name) {
-            continue;
-        }
-        http.headers_mut().append(name, value);
+    if copy_headers(response.headers, http.headers_mut()).is_err() {
+        return plain(StatusCode::INTERNAL_SERVER_ERROR, "the object answered an invalid HTTP header");
     }
     http
 }
 
+/// Copies an object's headers onto an HTTP response, leaving out the framing headers (the
+/// server's job). Fails on a header that is not valid HTTP.
+pub(crate) fn copy_headers(headers: Vec<(String, Vec<u8>)>, to: &mut http::HeaderMap) -> Result<(), ()> {
+    for (name, value) in headers {
+        let (Ok(name), Ok(value)) =
+            (HeaderName::from_bytes(name.as_bytes()), HeaderValue::from_bytes(&value))
+        else {
+            tracing::warn!(header = %name, "object answered an invalid header");
+            return Err(());
+        };
+        if is_framing_header(&name) {
+            continue;
+        }
+        to.append(name, value);
+    }
+    Ok(())
+}
+
 fn is_framing_header(name: &HeaderName) -> bool {
-    matches!(name.as_str(), "content-length" | "transfer-encoding" | "connection" | "keep-alive" | "upgrade")
+    matches!(
+        name.as_str(),
+        "content-length"
+            | "transfer-encoding"
+            | "connection"
+            | "keep-alive"
+            | "upgrade"
+            | "sec-websocket-accept"
+    )
 }
 
 fn event_error(err: &EventError) -> HttpResponse {
@@ -203,7 +237,7 @@ fn too_large(max_body: usize) -> HttpResponse {
     )
 }
 
-fn plain(status: StatusCode, message: &str) -> HttpResponse {
+pub(crate) fn plain(status: StatusCode, message: &str) -> HttpResponse {
     let mut response = Response::new(Full::new(Bytes::from(format!("{message}\n"))));
     *response.status_mut() = status;
     response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));

@@ -1,5 +1,5 @@
-//! Harness for end-to-end tests: starts the real `opendo` binary on port 0, talks HTTP to it,
-//! stops it with a signal or kills it.
+//! Harness for end-to-end tests: starts the real `opendo` binary on port 0, talks HTTP and
+//! WebSocket to it, reads its admin metrics, stops it with a signal or kills it.
 //!
 //! The binary is `target/{profile}/opendo` next to the test executable (cargo builds it for the
 //! `opendo-cli` tests of the same `cargo test --workspace` run), or the path in `OPENDO_BIN`.
@@ -11,6 +11,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
+
+mod websocket;
+
+pub use websocket::WsClient;
 
 /// Path of the `opendo` binary under test.
 pub fn opendo_bin() -> PathBuf {
@@ -32,6 +36,8 @@ pub fn opendo_bin() -> PathBuf {
 pub struct Server {
     child: Child,
     pub addr: SocketAddr,
+    /// The admin listener's address, when started with `--admin-listen 127.0.0.1:0`.
+    pub admin: Option<SocketAddr>,
     stderr_path: PathBuf,
     client: Client,
 }
@@ -58,29 +64,51 @@ impl Server {
         let (mut command, stderr_path) = opendo_run(module, data_dir);
         let mut child = command.args(extra).stdout(Stdio::piped()).spawn().expect("spawn opendo");
         let stdout = child.stdout.take().expect("piped stdout");
-        let (found, address) = mpsc::channel();
+        let (found, lines) = mpsc::channel();
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Some(rest) = line.strip_prefix("Listening on http://") {
-                    let addr = rest.split_whitespace().next().unwrap_or_default().to_string();
-                    let _ = found.send(addr);
+                for (prefix, admin) in [("Listening on http://", false), ("Admin on http://", true)] {
+                    if let Some(rest) = line.strip_prefix(prefix) {
+                        let addr = rest.split_whitespace().next().unwrap_or_default().to_string();
+                        let _ = found.send((admin, addr));
+                    }
                 }
             }
         });
-        let addr = match address.recv_timeout(Duration::from_secs(120)) {
-            Ok(addr) => addr.parse().expect("address in the Listening line"),
-            Err(_) => {
+        let wants_admin = extra.contains(&"--admin-listen");
+        let (mut addr, mut admin) = (None, None);
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while addr.is_none() || (wants_admin && admin.is_none()) {
+            let Ok((is_admin, found)) = lines.recv_timeout(deadline.saturating_duration_since(Instant::now())) else {
                 let _ = child.kill();
                 let log = std::fs::read_to_string(&stderr_path).unwrap_or_default();
                 panic!("opendo did not start listening; its log:\n{log}");
-            }
-        };
+            };
+            let found: SocketAddr = found.parse().expect("address in the Listening line");
+            if is_admin { admin = Some(found) } else { addr = Some(found) }
+        }
+        let addr = addr.expect("the loop waits for it");
         let agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .timeout_global(Some(Duration::from_secs(60)))
             .build()
             .into();
-        Server { child, addr, stderr_path, client: Client { addr, agent } }
+        Server { child, addr, admin, stderr_path, client: Client { addr, agent } }
+    }
+
+    /// The value of a Prometheus metric on the admin listener (start with
+    /// `--admin-listen 127.0.0.1:0`).
+    pub fn metric(&self, name: &str) -> u64 {
+        let admin = self.admin.expect("server started without --admin-listen");
+        let text = Client { addr: admin, agent: self.client.agent.clone() }.get("/metrics").body;
+        text.lines()
+            .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+            .unwrap_or_else(|| panic!("metric {name} missing from:\n{text}"))
+    }
+
+    /// Opens a WebSocket to `path` on this server (which must answer 101).
+    pub fn websocket(&self, path: &str) -> WsClient {
+        WsClient::connect(self.addr, path)
     }
 
     /// A client for this server that can outlive a borrow of it.

@@ -13,6 +13,7 @@ mod log;
 mod sql;
 mod state;
 mod transaction;
+mod websockets;
 
 use std::sync::Arc;
 
@@ -21,6 +22,8 @@ use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
 use crate::bindings::{ErrorCode, GuestError};
+use crate::runtime::Shared;
+use crate::websocket::{EventSockets, Sockets};
 
 pub(crate) use self::log::{GuestLog, LogBudget};
 
@@ -40,12 +43,22 @@ pub(crate) struct Host {
     pub(crate) db: Option<ObjectDb>,
     pub(crate) identity: Arc<Identity>,
     pub(crate) limiter: MemoryLimiter,
+    /// The object's open WebSockets (they outlive this store).
+    pub(crate) sockets: Arc<Sockets>,
+    /// What the running event did to sockets, collected for the output gate.
+    pub(crate) event_sockets: EventSockets,
+    pub(crate) shared: Arc<Shared>,
     wasi: WasiCtx,
     table: ResourceTable,
 }
 
 impl Host {
-    pub(crate) fn new(db: Option<ObjectDb>, identity: Arc<Identity>, memory_limit: usize) -> Self {
+    pub(crate) fn new(
+        db: Option<ObjectDb>,
+        identity: Arc<Identity>,
+        shared: Arc<Shared>,
+        sockets: Arc<Sockets>,
+    ) -> Self {
         let wasi = WasiCtxBuilder::new()
             .stdout(GuestLog::new(identity.clone(), "stdout"))
             .stderr(GuestLog::new(identity.clone(), "stderr"))
@@ -53,7 +66,10 @@ impl Host {
         Host {
             db,
             identity,
-            limiter: MemoryLimiter { limit: memory_limit, hit: false },
+            limiter: MemoryLimiter { limit: shared.config.memory_limit, hit: false },
+            sockets,
+            event_sockets: EventSockets::default(),
+            shared,
             wasi,
             table: ResourceTable::new(),
         }
