@@ -58,7 +58,8 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
     let module = guest_build::resolve_module(&args.module)?;
     let namespace = match &args.namespace {
         Some(name) => name.clone(),
-        None => module
+        // A crate directory names the namespace (`chat-room`, not its artifact's `chat_room`).
+        None => if args.module.is_dir() { args.module.as_path() } else { module.as_path() }
             .file_stem()
             .and_then(|stem| stem.to_str())
             .context("cannot derive a namespace name from the module file name: pass --namespace")?
