@@ -45,7 +45,8 @@ pub struct RunArgs {
     #[arg(long, default_value = ".opendo", env = "OPENDO_DATA_DIR")]
     pub data_dir: PathBuf,
 
-    /// Namespace name, the first path segment of object URLs [default: the module's file stem].
+    /// Namespace name, the first path segment of object URLs [default: the crate folder's name, or
+    /// the module's file stem].
     #[arg(long)]
     pub namespace: Option<String>,
 

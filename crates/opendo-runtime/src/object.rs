@@ -472,7 +472,7 @@ fn run_fetch(
         (Ok(_), Some(reason)) => Err(EventError::Refused(reason.to_string())),
         (Ok(response), None) => {
             // Only a 101 answer completes an upgrade; any other status discards the socket.
-            let accepted = sockets.accepted.take().filter(|_| response.status == 101);
+            let accepted = if response.status == 101 { sockets.accepted.take() } else { None };
             Ok(Answer { response, accepted })
         }
     };

@@ -17,13 +17,16 @@
 //! - `GET /alarm`, `DELETE /alarm`: reads or deletes the alarm.
 //! - `PUT /alarm/mode` with a mode as body: how the alarm handler behaves (see
 //!   [`Probe::alarm`]). `GET /alarm/runs`: the recorded successful runs, as JSON.
+//! - `/ws...`: WebSockets (see the `ws` module).
+
+mod ws;
 
 use std::cell::Cell;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use opendo_sdk::{
     AlarmInfo, DurableObject, Error, ListOptions, Method, Request, Response, Result, SqlStorageValue, State,
-    export_durable_object,
+    WebSocket, WebSocketIncomingMessage, export_durable_object,
 };
 use serde::Deserialize;
 
@@ -323,6 +326,18 @@ impl DurableObject for Probe {
         Ok(())
     }
 
+    fn websocket_message(&self, ws: WebSocket, message: WebSocketIncomingMessage) -> Result<()> {
+        ws::message(&self.state, ws, message)
+    }
+
+    fn websocket_close(&self, ws: WebSocket, code: u16, reason: String, was_clean: bool) -> Result<()> {
+        ws::close(&self.state, ws, code, reason, was_clean)
+    }
+
+    fn websocket_error(&self, ws: WebSocket, error: Error) -> Result<()> {
+        ws::error(&self.state, ws, error)
+    }
+
     fn fetch(&self, req: Request) -> Result<Response> {
         self.hits.set(self.hits.get() + 1);
         let storage = self.state.storage();
@@ -369,6 +384,7 @@ impl DurableObject for Probe {
                 Response::ok(bytes.iter().map(|b| *b as usize).sum::<usize>().to_string())
             }
             (_, path) if path == "/alarm" || path.starts_with("/alarm/") => self.alarm_route(&req, path),
+            (_, path) if path == "/ws" || path.starts_with("/ws/") => ws::route(&self.state, &req, path),
             (method, path) => {
                 if let Some(scenario) = path.strip_prefix("/txn/") {
                     return self.transaction_scenario(scenario);
