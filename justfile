@@ -12,6 +12,10 @@ run example="counter":
 test:
     cargo test --workspace
 
+# The chat-room page in two headless Chromium tabs (installs Debian's chromium if missing).
+browser-check:
+    bash tests/browser/check.sh
+
 # Formatting and lints, as CI runs them.
 lint:
     cargo fmt --all -- --check

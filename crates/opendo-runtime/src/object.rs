@@ -20,7 +20,7 @@ use crate::bindings::{AlarmInfo, DurableObject, Request, Response, WsMessage};
 use crate::host::{DeadlineExceeded, Host, Identity, StorageFailure};
 use crate::namespace::Namespace;
 use crate::runtime::Shared;
-use crate::websocket::{Accepted, EventSockets, Outbound, Sockets};
+use crate::websocket::{Accepted, EventSockets, Outputs, Sockets};
 use crate::{EventError, TrapCause};
 
 /// Most events committed together.
@@ -84,7 +84,7 @@ impl Envelope {
 /// An event that ran, with its outcome and socket outputs held until the batch commits.
 struct Done {
     reply: Reply,
-    outputs: Vec<(u64, Outbound)>,
+    outputs: Outputs,
 }
 
 enum Reply {
@@ -456,7 +456,7 @@ fn run_fetch(
     active: &mut Active,
     request: &Request,
     upgrade: bool,
-) -> Result<(Result<Answer, EventError>, Vec<(u64, Outbound)>), opendo_storage::Error> {
+) -> Result<(Result<Answer, EventError>, Outputs), opendo_storage::Error> {
     let db = active.db()?;
     db.begin_event()?;
     db.set_deadline(Some(Instant::now() + ctx.shared.config.cpu_limit));
@@ -492,7 +492,7 @@ fn run_handler(
     ctx: &ObjectCtx,
     active: &mut Active,
     call: impl FnOnce(&DurableObject, &mut Store<Host>) -> wasmtime::Result<Result<(), String>>,
-) -> Result<(Option<String>, Vec<(u64, Outbound)>), opendo_storage::Error> {
+) -> Result<(Option<String>, Outputs), opendo_storage::Error> {
     let result = active.call(ctx, call);
     let sockets = active.take_event_sockets();
     let failure = match &result {
@@ -519,7 +519,7 @@ fn run_socket_event(
     active: &mut Active,
     socket: u64,
     event: SocketEvent,
-) -> Result<Vec<(u64, Outbound)>, opendo_storage::Error> {
+) -> Result<Outputs, opendo_storage::Error> {
     use tokio_tungstenite::tungstenite::Message;
     let db = active.db()?;
     db.begin_event()?;
@@ -566,7 +566,7 @@ fn run_socket_event(
 fn run_alarm(
     ctx: &ObjectCtx,
     active: &mut Active,
-) -> Result<(AlarmRun, Vec<(u64, Outbound)>), opendo_storage::Error> {
+) -> Result<(AlarmRun, Outputs), opendo_storage::Error> {
     let now = ctx.shared.config.clock.now_ms();
     let Some(alarm) = active.db()?.get_alarm()? else { return Ok((AlarmRun::NotDue, Vec::new())) };
     if alarm.time_ms > now {

@@ -82,7 +82,10 @@ impl ChatRoom {
             .unwrap_or_default();
         let chars = name.chars().count();
         if chars == 0 || chars > MAX_NAME_CHARS || name.chars().any(char::is_control) {
-            return Response::error(format!("?name= must be 1 to {MAX_NAME_CHARS} printable characters"), 400);
+            return Response::error(
+                format!("?name= must be 1 to {MAX_NAME_CHARS} printable characters"),
+                400,
+            );
         }
         self.ensure_schema()?;
         let pair = WebSocketPair::new()?;
@@ -127,7 +130,9 @@ impl DurableObject for ChatRoom {
 
     fn fetch(&self, req: Request) -> Result<Response> {
         match (req.method(), req.path()) {
-            (Method::Get, "/") => Ok(Response::ok(PAGE)?.with_header("content-type", "text/html; charset=utf-8")),
+            (Method::Get, "/") => {
+                Ok(Response::ok(PAGE)?.with_header("content-type", "text/html; charset=utf-8"))
+            }
             (Method::Get, "/ws") => self.join(&req),
             (Method::Get, "/members") => self.members(),
             _ => Response::error("not found", 404),
@@ -144,8 +149,14 @@ impl DurableObject for ChatRoom {
         let Some(from) = ws.deserialize_attachment::<String>()? else { return Ok(()) };
         self.ensure_schema()?;
         let sql = self.state.storage().sql();
-        sql.exec("INSERT INTO messages (sender, text) VALUES (?, ?)", vec![from.clone().into(), text.clone().into()])?;
-        sql.exec("DELETE FROM messages WHERE id <= (SELECT max(id) FROM messages) - ?", vec![HISTORY.into()])?;
+        sql.exec(
+            "INSERT INTO messages (sender, text) VALUES (?, ?)",
+            vec![from.clone().into(), text.clone().into()],
+        )?;
+        sql.exec(
+            "DELETE FROM messages WHERE id <= (SELECT max(id) FROM messages) - ?",
+            vec![HISTORY.into()],
+        )?;
         self.broadcast(&Chat { from, text });
         Ok(())
     }

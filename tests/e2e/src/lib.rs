@@ -79,7 +79,9 @@ impl Server {
         let (mut addr, mut admin) = (None, None);
         let deadline = Instant::now() + Duration::from_secs(120);
         while addr.is_none() || (wants_admin && admin.is_none()) {
-            let Ok((is_admin, found)) = lines.recv_timeout(deadline.saturating_duration_since(Instant::now())) else {
+            let Ok((is_admin, found)) =
+                lines.recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            else {
                 let _ = child.kill();
                 let log = std::fs::read_to_string(&stderr_path).unwrap_or_default();
                 panic!("opendo did not start listening; its log:\n{log}");

@@ -46,14 +46,9 @@ impl WsClient {
     /// Sends a protocol ping and waits for its pong.
     pub fn ping(&mut self) {
         self.socket.send(Message::Ping(b"are you there".to_vec().into())).expect("send a ping");
-        loop {
-            match self.socket.read().expect("read the pong") {
-                Message::Pong(payload) => {
-                    assert_eq!(&payload[..], b"are you there");
-                    return;
-                }
-                other => panic!("expected a pong, got {other:?}"),
-            }
+        match self.socket.read().expect("read the pong") {
+            Message::Pong(payload) => assert_eq!(&payload[..], b"are you there"),
+            other => panic!("expected a pong, got {other:?}"),
         }
     }
 
@@ -80,7 +75,9 @@ impl WsClient {
     pub fn expect_close(&mut self) -> (u16, String) {
         loop {
             match self.socket.read() {
-                Ok(Message::Close(Some(CloseFrame { code, reason }))) => return (code.into(), reason.to_string()),
+                Ok(Message::Close(Some(CloseFrame { code, reason }))) => {
+                    return (code.into(), reason.to_string());
+                }
                 Ok(Message::Close(None)) => return (1005, String::new()),
                 Ok(_) => {}
                 Err(err) => panic!("expected a close frame, got {err}"),

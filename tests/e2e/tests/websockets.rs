@@ -86,7 +86,10 @@ fn accept_is_only_for_upgrades_and_checks_its_limits() {
     assert_eq!(refused(&format!("?tags={tags}")).as_deref(), Some("HTTP 400"));
     assert_eq!(refused(&format!("?tags={}", "t".repeat(257))).as_deref(), Some("HTTP 400"));
     // 101 without accepting is the object's bug: 500. Accepting without 101 discards the socket.
-    assert_eq!(WsClient::try_connect(server.addr, "/probe/o/ws/no-accept").err().as_deref(), Some("HTTP 500"));
+    assert_eq!(
+        WsClient::try_connect(server.addr, "/probe/o/ws/no-accept").err().as_deref(),
+        Some("HTTP 500")
+    );
     assert_eq!(refused("?status=200").as_deref(), Some("HTTP 200"));
     assert_eq!(ids(&server, ""), Vec::<u64>::new());
 
@@ -103,7 +106,10 @@ fn outputs_of_a_failed_event_are_never_sent() {
     let dir = tempfile::tempdir().unwrap();
     let server = start(dir.path(), &[]);
     // A socket accepted by an event that then traps never connects.
-    assert_eq!(WsClient::try_connect(server.addr, "/probe/o/ws?then=panic").err().as_deref(), Some("HTTP 500"));
+    assert_eq!(
+        WsClient::try_connect(server.addr, "/probe/o/ws?then=panic").err().as_deref(),
+        Some("HTTP 500")
+    );
     assert_eq!(ids(&server, ""), Vec::<u64>::new());
 
     let mut client = connect(&server, "o", "");
@@ -134,7 +140,10 @@ fn close_and_error_events_reach_the_object() {
     let rude = connect(&server, "o", "");
     let rude_id = ids(&server, "")[0];
     rude.drop_connection();
-    assert_eq!(wait_for_event(&server, &format!("close:{rude_id}:")), format!("close:{rude_id}:1006::false:None"));
+    assert_eq!(
+        wait_for_event(&server, &format!("close:{rude_id}:")),
+        format!("close:{rude_id}:1006::false:None")
+    );
 
     let mut big = connect(&server, "o", "");
     let big_id = ids(&server, "")[0];
@@ -165,7 +174,8 @@ fn auto_response_is_answered_and_stamped() {
     let mut client = connect(&server, "o", "");
     assert_eq!(ask(&mut client, "auto-stamp"), "null");
     assert_eq!(ask(&mut client, "auto:marco:polo"), "ok");
-    let before = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
+    let before =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
     assert_eq!(ask(&mut client, "marco"), "polo");
     let stamp: i64 = ask(&mut client, "auto-stamp").parse().unwrap();
     assert!(stamp >= before && stamp < before + 10_000, "{stamp} vs {before}");

@@ -36,6 +36,9 @@ pub(crate) enum Outbound {
     Close { code: u16, reason: String },
 }
 
+/// Socket outputs of an event, in call order: each with the socket it goes to.
+pub(crate) type Outputs = Vec<(u64, Outbound)>;
+
 /// A guest's pair of texts answered by the runtime without waking the object.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct AutoResponse {
@@ -218,7 +221,7 @@ impl Sockets {
     }
 
     /// Hands committed outputs to their connections, in order. A close removes the socket.
-    pub(crate) fn release(&self, outputs: Vec<(u64, Outbound)>) {
+    pub(crate) fn release(&self, outputs: Outputs) {
         let mut table = self.table();
         for (socket, output) in outputs {
             let closing = matches!(output, Outbound::Close { .. });
@@ -244,7 +247,7 @@ pub(crate) struct EventSockets {
     /// The socket the guest accepted for that request.
     pub(crate) accepted: Option<Accepted>,
     /// Sends and closes, in call order.
-    pub(crate) outputs: Vec<(u64, Outbound)>,
+    pub(crate) outputs: Outputs,
 }
 
 impl EventSockets {

@@ -62,11 +62,13 @@ pub fn route(state: &State, req: &Request, path: &str) -> Result<Response> {
             }
         }
         "/ws/list" => {
-            let ids: Vec<u64> = state.get_websockets(query(req, "tag")).iter().filter_map(WebSocket::id).collect();
+            let ids: Vec<u64> =
+                state.get_websockets(query(req, "tag")).iter().filter_map(WebSocket::id).collect();
             Response::from_json(&ids)
         }
         "/ws/events" => {
-            let events = state.storage().list::<String>(opendo_sdk::ListOptions::new().prefix("ws-event:"))?;
+            let events =
+                state.storage().list::<String>(opendo_sdk::ListOptions::new().prefix("ws-event:"))?;
             Response::from_json(&events.into_iter().map(|(_, v)| v).collect::<Vec<_>>())
         }
         _ => Response::error("no such ws route", 404),
@@ -122,7 +124,11 @@ pub fn message(state: &State, ws: WebSocket, message: WebSocketIncomingMessage) 
         }
         "auto" => {
             let (request, response) = arg.split_once(':').unwrap_or((arg, ""));
-            reply(state.set_websocket_auto_response(Some(&WebSocketRequestResponsePair::new(request, response)?)))
+            reply(
+                state.set_websocket_auto_response(Some(&WebSocketRequestResponsePair::new(
+                    request, response,
+                )?)),
+            )
         }
         "auto-stamp" => ws.send_json(&state.get_websocket_auto_response_timestamp(&ws)),
         "accept" => {
