@@ -58,6 +58,13 @@ pub(crate) enum SocketEvent {
     Error(String),
 }
 
+impl SocketEvent {
+    /// Whether this is the socket's last event (after it, the socket leaves the table).
+    fn ends_socket(&self) -> bool {
+        matches!(self, SocketEvent::Close { .. } | SocketEvent::Error(_))
+    }
+}
+
 /// What an alarm event did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum AlarmRun {
@@ -72,11 +79,15 @@ pub(crate) enum AlarmRun {
 }
 
 impl Envelope {
-    fn fail(self, err: EventError) {
+    fn fail(self, sockets: &Sockets, err: EventError) {
         match self {
             Envelope::Fetch { reply, .. } => drop(reply.send(Err(err))),
             Envelope::Alarm { reply } => drop(reply.send(Err(err))),
-            Envelope::Socket { .. } => {}
+            Envelope::Socket { socket, event } => {
+                if event.ends_socket() {
+                    sockets.remove(socket);
+                }
+            }
         }
     }
 }
@@ -378,7 +389,7 @@ fn run_batch(
         Ok(active) => active,
         Err(err) => {
             for envelope in batch {
-                envelope.fail(err.clone());
+                envelope.fail(&ctx.sockets, err.clone());
             }
             return None;
         }
@@ -443,7 +454,7 @@ fn run_batch(
                 event.fail(&ctx.sockets, failure.clone());
             }
             for envelope in pending {
-                envelope.fail(failure.clone());
+                envelope.fail(&ctx.sockets, failure.clone());
             }
             active.close(ctx);
             None
@@ -520,14 +531,29 @@ fn run_socket_event(
     socket: u64,
     event: SocketEvent,
 ) -> Result<Outputs, opendo_storage::Error> {
+    let ends = event.ends_socket();
+    let result = call_socket_handler(ctx, active, socket, event);
+    if ends {
+        // The object was told (or its storage failed trying): the tags and attachment go now.
+        ctx.sockets.remove(socket);
+    }
+    result
+}
+
+fn call_socket_handler(
+    ctx: &ObjectCtx,
+    active: &mut Active,
+    socket: u64,
+    event: SocketEvent,
+) -> Result<Outputs, opendo_storage::Error> {
     use tokio_tungstenite::tungstenite::Message;
     let db = active.db()?;
     db.begin_event()?;
     db.set_deadline(Some(Instant::now() + ctx.shared.config.cpu_limit));
-    let (kind, ends) = match &event {
-        SocketEvent::Message(_) => ("websocket-message", false),
-        SocketEvent::Close { .. } => ("websocket-close", true),
-        SocketEvent::Error(_) => ("websocket-error", true),
+    let kind = match &event {
+        SocketEvent::Message(_) => "websocket-message",
+        SocketEvent::Close { .. } => "websocket-close",
+        SocketEvent::Error(_) => "websocket-error",
     };
     let (failure, outputs) = run_handler(ctx, active, |instance, store| {
         let handler = instance.opendo_durable_object_handler();
@@ -546,10 +572,6 @@ fn run_socket_event(
             SocketEvent::Error(message) => handler.call_websocket_error(store, socket, &message),
         }
     })?;
-    if ends {
-        // The object was told: the socket's tags and attachment go now.
-        ctx.sockets.remove(socket);
-    }
     if let Some(reason) = failure {
         tracing::warn!(
             namespace = %ctx.identity.namespace,
@@ -563,10 +585,7 @@ fn run_socket_event(
 
 /// Runs the object's alarm if it is due: clears it, calls the handler, and on failure sets it
 /// again for a retry (or drops it after [`MAX_ALARM_RETRIES`]).
-fn run_alarm(
-    ctx: &ObjectCtx,
-    active: &mut Active,
-) -> Result<(AlarmRun, Outputs), opendo_storage::Error> {
+fn run_alarm(ctx: &ObjectCtx, active: &mut Active) -> Result<(AlarmRun, Outputs), opendo_storage::Error> {
     let now = ctx.shared.config.clock.now_ms();
     let Some(alarm) = active.db()?.get_alarm()? else { return Ok((AlarmRun::NotDue, Vec::new())) };
     if alarm.time_ms > now {

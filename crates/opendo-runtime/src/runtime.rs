@@ -404,7 +404,11 @@ impl Runtime {
                 .or_insert_with(|| self.spawn_actor(&target.namespace, target.id, target.name.as_deref()));
             mailbox.sender.clone()
         };
-        let _ = sender.send(Envelope::Socket { socket, event }).await;
+        // A connection waiting here must not hold the actor (and so shutdown) open.
+        tokio::select! {
+            _ = sender.send(Envelope::Socket { socket, event }) => {}
+            () = self.shared.shutdown.cancelled() => {}
+        }
     }
 
     pub(crate) fn config(&self) -> &Config {

@@ -182,3 +182,24 @@ fn auto_response_is_answered_and_stamped() {
     // The object never saw "marco".
     assert!(!events(&server).iter().any(|e| e.ends_with(":marco")));
 }
+
+#[test]
+fn a_fast_client_is_slowed_down_not_dropped_and_a_slow_one_is_bounded() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path(), &["--max-websocket-message-size", "1KiB", "--max-queued-events", "16"]);
+    let mut client = connect(&server, "o", "");
+    // Far more messages than the object's queue holds, sent without reading: all arrive, in order.
+    for n in 0..300 {
+        client.send_text(&format!("echo:{n}"));
+    }
+    for n in 0..300 {
+        assert_eq!(client.recv_text(), n.to_string());
+    }
+    // What waits unsent for one socket is bounded (twice the message limit).
+    client.send_text("flood:5");
+    assert_eq!(wait_for_event(&server, "flood:"), "flood:2");
+    for _ in 0..2 {
+        assert_eq!(client.next_message().into_data().len(), 1000);
+    }
+    assert_eq!(ask(&mut client, "echo:still open"), "still open");
+}

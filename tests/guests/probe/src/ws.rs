@@ -8,7 +8,8 @@
 //! - `GET /ws/list[?tag=x]`: open socket ids. `GET /ws/events`: recorded events.
 //!
 //! Text commands a client may send: `echo:X`, `send-then-panic:X`, `send-then-err:X`,
-//! `close:CODE:REASON`, `attach:BYTES`, `attachment`, `tags`, `big:BYTES`,
+//! `close:CODE:REASON`, `attach:BYTES`, `attachment`, `tags`, `big:BYTES`, `flood:N` (N binary
+//! messages of 1,000 bytes; records how many were accepted),
 //! `broadcast:TAG:X`, `auto:REQ:RESP`, `auto-stamp`, `accept`. Refusals come back as
 //! `refused:{code:?}`.
 
@@ -114,6 +115,16 @@ pub fn message(state: &State, ws: WebSocket, message: WebSocketIncomingMessage) 
             ws.send_text(&format!("{:?}", attachment.map(|a| a.len())))
         }
         "tags" => ws.send_json(&state.get_tags(&ws)),
+        "flood" => {
+            let mut sent = 0;
+            for _ in 0..arg.parse().unwrap_or(0) {
+                if ws.send_binary(&[0; 1000]).is_err() {
+                    break;
+                }
+                sent += 1;
+            }
+            record(state, format!("flood:{sent}"))
+        }
         "big" => reply(ws.send_binary(&vec![7; arg.parse().unwrap_or(0)])),
         "broadcast" => {
             let (tag, text) = arg.split_once(':').unwrap_or((arg, ""));
