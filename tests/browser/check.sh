@@ -18,6 +18,7 @@ if [ ! -x "$chromium" ]; then
     fi
 fi
 
-# The test runs the opendo binary next to it: build it first.
-cargo build -p opendo-cli
-CHROMIUM="$chromium" cargo test -p opendo-e2e --test browser -- --ignored
+# The test runs the opendo binary next to it; building the whole workspace's tests builds it with
+# the same features as `cargo test --workspace` (a no-op right after the test suite).
+cargo test --workspace --no-run
+CHROMIUM="$chromium" cargo test --workspace --test browser -- --ignored

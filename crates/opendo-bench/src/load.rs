@@ -125,11 +125,17 @@ async fn connect(addr: SocketAddr) -> anyhow::Result<hyper::client::conn::http1:
 
 /// One request, its latency.
 pub async fn once(addr: SocketAddr, path: &str) -> anyhow::Result<Duration> {
+    Ok(get(addr, path).await?.1)
+}
+
+/// One GET request: its body as text and its latency.
+pub async fn get(addr: SocketAddr, path: &str) -> anyhow::Result<(String, Duration)> {
     let mut sender = connect(addr).await?;
     let request = hyper::Request::get(path).header("host", addr.to_string()).body(Empty::<Bytes>::new())?;
     let sent = Instant::now();
     let response = sender.send_request(request).await?;
     anyhow::ensure!(response.status().is_success(), "{path}: {}", response.status());
-    response.into_body().collect().await?;
-    Ok(sent.elapsed())
+    let body = response.into_body().collect().await?.to_bytes();
+    let elapsed = sent.elapsed();
+    Ok((String::from_utf8_lossy(&body).into_owned(), elapsed))
 }

@@ -5,6 +5,7 @@
 //! (fsync per commit) and workerd fsyncs every write before answering.
 
 mod load;
+mod micro;
 mod server;
 
 use std::path::PathBuf;
@@ -48,6 +49,9 @@ struct Args {
     /// let an object go after 10 s without events).
     #[arg(long, default_value = "12s")]
     idle_wait: humantime::Duration,
+    /// Iterations per round of the in-process Wasm-versus-native microbenchmark (0 skips it).
+    #[arg(long, default_value_t = 5_000)]
+    micro_iterations: u32,
     /// Where to write the results as JSON.
     #[arg(long, default_value = "target/bench.json")]
     json: PathBuf,
@@ -59,6 +63,8 @@ struct Results {
     workloads: Vec<(String, Measurement)>,
     rss_after_touch_bytes: Option<u64>,
     rss_after_idle_bytes: Option<u64>,
+    /// Server-side wake time (open-do's own histogram), p50 and p99 in microseconds.
+    wake_server_us: Option<(f64, f64)>,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -74,6 +80,15 @@ fn main() -> anyhow::Result<()> {
         args.connections, args.duration, args.objects
     );
     // The default idle timeout (10 s), like workerd's eviction of idle objects.
+    let micro = if args.micro_iterations > 0 {
+        let dir = data.path().join("micro");
+        std::fs::create_dir_all(&dir)?;
+        let micro = runtime.block_on(micro::run(&args.module, &dir, args.micro_iterations))?;
+        eprintln!("  get + put: native {:.1} us, Wasm fetch {:.1} us", micro.native_us, micro.wasm_us);
+        Some(micro)
+    } else {
+        None
+    };
     let opendo = Server::opendo(&args.opendo, &args.module, &data.path().join("opendo"), "10s")?;
     let opendo_results = runtime.block_on(measure(&opendo, &args))?;
     drop(opendo);
@@ -85,7 +100,15 @@ fn main() -> anyhow::Result<()> {
         None
     };
     print_table(&opendo_results, workerd_results.as_ref());
-    let json = serde_json::json!({ "open-do": opendo_results, "workerd": workerd_results });
+    if let Some(micro) = &micro {
+        println!(
+            "\nget + put, in process, no fsync: Wasm fetch {:.1} us, native {:.1} us ({:.2}x)",
+            micro.wasm_us,
+            micro.native_us,
+            micro.wasm_us / micro.native_us
+        );
+    }
+    let json = serde_json::json!({ "open-do": opendo_results, "workerd": workerd_results, "micro": micro });
     if let Some(parent) = args.json.parent() {
         std::fs::create_dir_all(parent)?;
     }
@@ -124,11 +147,14 @@ async fn measure(server: &Server, args: &Args) -> anyhow::Result<Results> {
     results.rss_after_touch_bytes = server.rss_bytes();
     tokio::time::sleep(args.idle_wait.into()).await;
     results.rss_after_idle_bytes = server.rss_bytes();
+    let histogram_before = server.wake_histogram().await?;
     let started = Instant::now();
     let mut wakes = Vec::new();
     for name in names.iter().take(args.wakes) {
         wakes.push(load::once(server.addr, &format!("/bench/{name}/hello")).await?.as_micros() as u64);
     }
+    let histogram_after = server.wake_histogram().await?;
+    results.wake_server_us = server_side_wakes(&histogram_before, &histogram_after);
     wakes.sort_unstable();
     let percentile = |q: f64| wakes.get(((wakes.len().max(1) - 1) as f64 * q) as usize).copied().unwrap_or(0);
     let seconds = started.elapsed().as_secs_f64();
@@ -144,6 +170,34 @@ async fn measure(server: &Server, args: &Args) -> anyhow::Result<Results> {
         },
     );
     Ok(results)
+}
+
+/// p50 and p99 (microseconds) of the wakes between two readings of the histogram, interpolated
+/// linearly inside their buckets.
+fn server_side_wakes(before: &[(f64, u64)], after: &[(f64, u64)]) -> Option<(f64, f64)> {
+    if before.len() != after.len() || after.is_empty() {
+        return None;
+    }
+    let counts: Vec<(f64, u64)> =
+        after.iter().zip(before).map(|((bound, a), (_, b))| (*bound, a - b)).collect();
+    let total = counts.last()?.1;
+    if total == 0 {
+        return None;
+    }
+    let quantile = |q: f64| {
+        let rank = q * total as f64;
+        let mut lower = (0.0, 0u64);
+        for (bound, cumulative) in &counts {
+            if *cumulative as f64 >= rank {
+                let upper = if bound.is_finite() { *bound } else { lower.0 * 2.0 };
+                let in_bucket = (cumulative - lower.1).max(1) as f64;
+                return (lower.0 + (upper - lower.0) * (rank - lower.1 as f64) / in_bucket) * 1e6;
+            }
+            lower = (*bound, *cumulative);
+        }
+        lower.0 * 1e6
+    };
+    Some((quantile(0.5), quantile(0.99)))
 }
 
 fn print_table(opendo: &Results, workerd: Option<&Results>) {
@@ -188,5 +242,23 @@ fn print_table(opendo: &Results, workerd: Option<&Results>) {
     ];
     for (label, ours, theirs) in rows {
         println!("| {label} | {} | {} | {} | | |", mib(ours), mib(theirs), ratio(ours, theirs));
+    }
+    if let Some((p50, p99)) = opendo.wake_server_us {
+        println!("| wake, server-side (open-do only) | | | | {p50:.0} / {p99:.0} us | |");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wake_quantiles_interpolate_inside_their_bucket() {
+        let before = [(0.001, 5), (0.002, 5), (f64::INFINITY, 5)];
+        let after = [(0.001, 7), (0.002, 9), (f64::INFINITY, 9)];
+        let (p50, p99) = server_side_wakes(&before, &after).expect("four wakes");
+        assert!((p50 - 1000.0).abs() < 1e-6, "{p50}");
+        assert!((p99 - 1980.0).abs() < 1e-6, "{p99}");
+        assert_eq!(server_side_wakes(&before, &before), None);
     }
 }

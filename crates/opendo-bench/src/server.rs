@@ -11,6 +11,8 @@ use anyhow::{Context, bail};
 pub struct Server {
     pub name: &'static str,
     pub addr: SocketAddr,
+    /// open-do's admin listener (metrics).
+    pub admin: Option<SocketAddr>,
     child: Child,
 }
 
@@ -22,12 +24,15 @@ impl Server {
     /// `opendo run <module>` with full durability (fsync before every answer).
     pub fn opendo(binary: &Path, module: &Path, data: &Path, idle_timeout: &str) -> anyhow::Result<Server> {
         let addr = free_port()?;
+        let admin = free_port()?;
         let child = Command::new(binary)
             .arg("run")
             .arg(module)
             .args(["--namespace", "bench", "--durability", "full", "--idle-timeout", idle_timeout])
             .arg("--listen")
             .arg(addr.to_string())
+            .arg("--admin-listen")
+            .arg(admin.to_string())
             .arg("--data-dir")
             .arg(data)
             .env("RUST_LOG", "warn")
@@ -35,7 +40,7 @@ impl Server {
             .stderr(Stdio::inherit())
             .spawn()
             .with_context(|| format!("starting {}", binary.display()))?;
-        Server::ready(Server { name: "open-do", addr, child }, "/bench/ready/hello")
+        Server::ready(Server { name: "open-do", addr, admin: Some(admin), child }, "/bench/ready/hello")
     }
 
     /// `workerd serve` with the bench config (workerd fsyncs every write before answering).
@@ -55,7 +60,7 @@ impl Server {
             .stderr(Stdio::inherit())
             .spawn()
             .with_context(|| format!("starting {}", binary.display()))?;
-        Server::ready(Server { name: "workerd", addr, child }, "/ready")
+        Server::ready(Server { name: "workerd", addr, admin: None, child }, "/ready")
     }
 
     fn ready(mut server: Server, path: &str) -> anyhow::Result<Server> {
@@ -71,6 +76,21 @@ impl Server {
             std::thread::sleep(Duration::from_millis(100));
         }
         bail!("{} did not answer {path} within 60 s", server.name)
+    }
+
+    /// open-do's wake histogram: cumulative counts per bucket upper bound (seconds).
+    pub async fn wake_histogram(&self) -> anyhow::Result<Vec<(f64, u64)>> {
+        let Some(admin) = self.admin else { return Ok(Vec::new()) };
+        let (text, _) = crate::load::get(admin, "/metrics").await?;
+        Ok(text
+            .lines()
+            .filter_map(|line| {
+                let rest = line.strip_prefix("opendo_wake_seconds_bucket{le=\"")?;
+                let (bound, count) = rest.split_once("\"} ")?;
+                let bound = if bound == "+Inf" { f64::INFINITY } else { bound.parse().ok()? };
+                Some((bound, count.parse().ok()?))
+            })
+            .collect())
     }
 
     /// Resident memory of the process, in bytes (from /proc).

@@ -44,4 +44,7 @@ pub use bindings::{Request, Response};
 pub use clock::Clock;
 pub use config::{Config, Durability, FILES_PER_ACTIVE_OBJECT, default_max_active};
 pub use error::{Error, EventError, TrapCause};
-pub use runtime::{AcceptedWebSocket, MAX_OBJECT_NAME_BYTES, Runtime, Stats, validate_object_name};
+pub use runtime::{
+    AcceptedWebSocket, HISTOGRAM_BOUNDS, Histogram, MAX_OBJECT_NAME_BYTES, Runtime, Stats,
+    validate_object_name,
+};

@@ -343,6 +343,7 @@ pub(crate) async fn run(ctx: ObjectCtx, mut mailbox: mpsc::Receiver<Envelope>) {
                 Err(_) => break,
             }
         }
+        let waking = active.is_none().then(Instant::now);
         let slot = match active {
             Some(_) => None,
             None => Some(ctx.shared.take_active_slot(&ctx.namespace.name, &ctx.identity.id).await),
@@ -358,6 +359,9 @@ pub(crate) async fn run(ctx: ObjectCtx, mut mailbox: mpsc::Receiver<Envelope>) {
                 None
             }
         };
+        if let (Some(started), Some(_)) = (waking, &active) {
+            ctx.shared.stats.wake.record(started.elapsed());
+        }
         ctx.control.active.store(active.is_some(), Ordering::Relaxed);
         ctx.control.last_used.store(ctx.shared.uptime_nanos(), Ordering::Relaxed);
         ctx.control.busy.store(false, Ordering::Relaxed);
@@ -474,7 +478,7 @@ fn run_fetch(
     active.store.data_mut().event_sockets.upgrade = upgrade;
     let result = active.fetch(ctx, request);
     let mut sockets = active.take_event_sockets();
-    let refused = active.db()?.finish_event(result.is_ok())?;
+    let refused = finish_event(ctx, active, result.is_ok(), &mut sockets)?;
     if result.is_err() {
         active.reset(ctx);
     }
@@ -497,6 +501,21 @@ fn run_fetch(
     Ok((outcome, sockets.outputs))
 }
 
+/// Ends the event's savepoint (see `ObjectDb::finish_event`). If the database fails, the
+/// event's socket outputs are undone before the error ends the batch.
+fn finish_event(
+    ctx: &ObjectCtx,
+    active: &mut Active,
+    keep: bool,
+    sockets: &mut EventSockets,
+) -> Result<Option<opendo_storage::Error>, opendo_storage::Error> {
+    let finished = active.db().and_then(|db| db.finish_event(keep));
+    if finished.is_err() {
+        std::mem::take(sockets).discard(&ctx.sockets);
+    }
+    finished
+}
+
 /// Runs a guest handler that returns `result<_, string>` as one event: its writes and socket
 /// outputs are kept only if it returns `ok`. Returns the failure, if any, for the log.
 fn run_handler(
@@ -505,13 +524,13 @@ fn run_handler(
     call: impl FnOnce(&DurableObject, &mut Store<Host>) -> wasmtime::Result<Result<(), String>>,
 ) -> Result<(Option<String>, Outputs), opendo_storage::Error> {
     let result = active.call(ctx, call);
-    let sockets = active.take_event_sockets();
+    let mut sockets = active.take_event_sockets();
     let failure = match &result {
         Ok(Ok(())) => None,
         Ok(Err(message)) => Some(format!("the handler returned an error: {message}")),
         Err(cause) => Some(format!("the handler trapped: {cause}")),
     };
-    let refused = active.db()?.finish_event(failure.is_none())?;
+    let refused = finish_event(ctx, active, failure.is_none(), &mut sockets)?;
     if result.is_err() {
         active.reset(ctx);
     }

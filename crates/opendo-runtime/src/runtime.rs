@@ -65,6 +65,42 @@ pub struct Stats {
     pub websockets: AtomicUsize,
     /// Messages answered by an object's auto-response, without an event.
     pub auto_responses: AtomicU64,
+    /// How long waking a hibernated object took: from its first event's arrival to the release of
+    /// that batch's outputs (opening the database, instantiating, running, committing).
+    pub wake: Histogram,
+}
+
+/// Upper bounds of the [`Histogram`] buckets, in seconds.
+pub const HISTOGRAM_BOUNDS: [f64; 13] =
+    [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0];
+
+/// A latency histogram with fixed buckets ([`HISTOGRAM_BOUNDS`]), in the shape Prometheus
+/// expects: per-bucket counts (not cumulative here), a sum and a count.
+#[derive(Debug, Default)]
+pub struct Histogram {
+    buckets: [AtomicU64; HISTOGRAM_BOUNDS.len() + 1],
+    sum_nanos: AtomicU64,
+}
+
+impl Histogram {
+    pub(crate) fn record(&self, elapsed: Duration) {
+        let seconds = elapsed.as_secs_f64();
+        let bucket =
+            HISTOGRAM_BOUNDS.iter().position(|bound| seconds <= *bound).unwrap_or(HISTOGRAM_BOUNDS.len());
+        self.buckets[bucket].fetch_add(1, Ordering::Relaxed);
+        let nanos = u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX);
+        self.sum_nanos.fetch_add(nanos, Ordering::Relaxed);
+    }
+
+    /// Observations per bucket: one more than [`HISTOGRAM_BOUNDS`], the last for larger values.
+    pub fn counts(&self) -> Vec<u64> {
+        self.buckets.iter().map(|b| b.load(Ordering::Relaxed)).collect()
+    }
+
+    /// The sum of every observation.
+    pub fn sum(&self) -> Duration {
+        Duration::from_nanos(self.sum_nanos.load(Ordering::Relaxed))
+    }
 }
 
 /// The state every actor shares.

@@ -155,6 +155,10 @@ async fn an_idle_object_hibernates_and_wakes_with_its_data() {
     assert_eq!(text(&runtime, "a", "GET", "/kv/x", b"").await, (200, "kept".into()));
     assert_eq!(text(&runtime, "a", "GET", "/hits", b"").await.1, "2", "a new instance after the wake");
     assert_eq!(runtime.stats().activations.load(Ordering::Relaxed), 2);
+    // Both activations are timed as wakes; nothing else is.
+    let wakes = runtime.stats().wake.counts();
+    assert_eq!(wakes.iter().sum::<u64>(), 2, "{wakes:?}");
+    assert!(runtime.stats().wake.sum() > Duration::ZERO);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

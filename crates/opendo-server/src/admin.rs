@@ -12,7 +12,7 @@ use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
-use opendo_runtime::{Runtime, Stats};
+use opendo_runtime::{HISTOGRAM_BOUNDS, Runtime, Stats};
 use tokio::net::TcpListener;
 
 use crate::serve::{HttpResponse, plain};
@@ -125,6 +125,21 @@ fn metrics(stats: &Stats) -> String {
     for (name, kind, help, value) in rows {
         let _ = write!(text, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}\n");
     }
+    let name = "opendo_wake_seconds";
+    let _ = write!(
+        text,
+        "# HELP {name} Time to wake a hibernated object: open, instantiate, run its first events, commit.\n\
+         # TYPE {name} histogram\n"
+    );
+    let counts = stats.wake.counts();
+    let mut cumulative = 0;
+    for (count, bound) in
+        counts.iter().zip(HISTOGRAM_BOUNDS.iter().map(|b| b.to_string()).chain(["+Inf".into()]))
+    {
+        cumulative += count;
+        let _ = writeln!(text, "{name}_bucket{{le=\"{bound}\"}} {cumulative}");
+    }
+    let _ = write!(text, "{name}_sum {}\n{name}_count {cumulative}\n", stats.wake.sum().as_secs_f64());
     text
 }
 
@@ -142,5 +157,6 @@ mod tests {
             "{text}"
         );
         assert!(text.lines().all(|line| line.starts_with('#') || line.split(' ').count() == 2), "{text}");
+        assert!(text.contains("opendo_wake_seconds_bucket{le=\"+Inf\"} 0\n"), "{text}");
     }
 }
