@@ -12,8 +12,11 @@ echo "building the benchmark object..."
 cargo build --release --target wasm32-wasip2 --manifest-path bench/object/Cargo.toml
 
 if command -v npm >/dev/null; then
-  echo "installing workerd (npm ci)..."
-  (cd bench/workerd && npm ci --no-audit --no-fund --loglevel=error)
+  # `npm install` with the committed lock file: the same pinned version as `npm ci`, but it also
+  # works with registries that serve only this platform's workerd package (`npm ci` then
+  # refuses the lock file for missing the other platforms' optional packages).
+  echo "installing workerd (npm install, pinned by package-lock.json)..."
+  (cd bench/workerd && npm install --no-audit --no-fund --loglevel=error)
 else
   echo "npm not found: measuring open-do only"
 fi

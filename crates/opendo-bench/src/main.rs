@@ -52,6 +52,9 @@ struct Args {
     /// Iterations per round of the in-process Wasm-versus-native microbenchmark (0 skips it).
     #[arg(long, default_value_t = 5_000)]
     micro_iterations: u32,
+    /// Run only the microbenchmark (no servers).
+    #[arg(long)]
+    micro_only: bool,
     /// Where to write the results as JSON.
     #[arg(long, default_value = "target/bench.json")]
     json: PathBuf,
@@ -84,11 +87,17 @@ fn main() -> anyhow::Result<()> {
         let dir = data.path().join("micro");
         std::fs::create_dir_all(&dir)?;
         let micro = runtime.block_on(micro::run(&args.module, &dir, args.micro_iterations))?;
-        eprintln!("  get + put: native {:.1} us, Wasm fetch {:.1} us", micro.native_us, micro.wasm_us);
+        eprintln!(
+            "  get + put: native {:.1} us, Wasm event {:.1} us, Wasm fetch {:.1} us",
+            micro.native_us, micro.wasm_event_us, micro.wasm_us
+        );
         Some(micro)
     } else {
         None
     };
+    if args.micro_only {
+        return Ok(());
+    }
     let opendo = Server::opendo(&args.opendo, &args.module, &data.path().join("opendo"), "10s")?;
     let opendo_results = runtime.block_on(measure(&opendo, &args))?;
     drop(opendo);
@@ -102,9 +111,12 @@ fn main() -> anyhow::Result<()> {
     print_table(&opendo_results, workerd_results.as_ref());
     if let Some(micro) = &micro {
         println!(
-            "\nget + put, in process, no fsync: Wasm fetch {:.1} us, native {:.1} us ({:.2}x)",
-            micro.wasm_us,
+            "\nget + put + commit, in process, no fsync: native {:.1} us; Wasm event {:.1} us ({:.2}x); \
+             Wasm fetch awaited one at a time {:.1} us ({:.2}x)",
             micro.native_us,
+            micro.wasm_event_us,
+            micro.wasm_event_us / micro.native_us,
+            micro.wasm_us,
             micro.wasm_us / micro.native_us
         );
     }

@@ -12,7 +12,7 @@
 //!
 //! # Events and the output gate
 //! A batch is one SQLite transaction; each event inside it is a savepoint. After the last event,
-//! the batch commits (with an fsync in [`Durability::Full`]) and only then are the responses
+//! the batch commits (durably in [`Durability::Full`]: see below) and only then are the responses
 //! released. A trapped event (panic, CPU or memory limit) rolls back its own savepoint, its
 //! instance is thrown away, and its caller gets [`EventError::Trapped`]; the other events of
 //! the batch are unaffected.
@@ -22,6 +22,11 @@
 //! (checkpointing the WAL) and, if no event arrived meanwhile, leaves the runtime's table and
 //! ends. The next event starts a new actor. Because the old actor closes before it leaves, a new
 //! one never opens a database that is still open.
+//!
+//! # Durability
+//! In [`Durability::Full`] on Linux an object's commit does not fsync; the batch then waits for a
+//! shared `syncfs` of the data directory's filesystem that began after its commit (`sync.rs`),
+//! so objects committing at the same time share one flush. Elsewhere each commit fsyncs.
 //!
 //! # CPU and memory limits
 //! One thread advances the engine's epoch every 10 ms; each call into a guest gets a deadline of
@@ -38,6 +43,7 @@ mod namespace;
 mod object;
 mod runtime;
 mod scheduler;
+mod sync;
 mod websocket;
 
 pub use bindings::{Request, Response};

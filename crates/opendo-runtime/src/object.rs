@@ -12,7 +12,7 @@ use std::time::Instant;
 
 use std::time::Duration;
 
-use opendo_storage::{Alarm, ObjectDb, Settings};
+use opendo_storage::{Alarm, Durability, ObjectDb, Settings};
 use tokio::sync::{Notify, OwnedSemaphorePermit, mpsc, oneshot};
 use wasmtime::{Store, Trap};
 
@@ -187,8 +187,12 @@ impl Drop for Counted {
 
 impl Active {
     fn open(ctx: &ObjectCtx, slot: OwnedSemaphorePermit) -> Result<Self, EventError> {
-        let settings =
-            Settings { durability: ctx.shared.config.durability, storage_cap: ctx.shared.config.storage_cap };
+        // Under group sync the database does not fsync its own commits: `GroupSync` does.
+        let durability = match ctx.shared.group_sync {
+            Some(_) => Durability::Relaxed,
+            None => ctx.shared.config.durability,
+        };
+        let settings = Settings { durability, storage_cap: ctx.shared.config.storage_cap };
         let db = ObjectDb::open(&ctx.db_path, settings).map_err(|err| {
             tracing::error!(namespace = %ctx.identity.namespace, object = %ctx.identity.id, "cannot open object database: {err}");
             EventError::Internal("cannot open the object's storage".into())
@@ -384,6 +388,18 @@ fn run_batch(
     slot: Option<OwnedSemaphorePermit>,
     batch: Vec<Envelope>,
 ) -> Option<Active> {
+    let started = Instant::now();
+    let ran = run_events(ctx, active, slot, batch);
+    ctx.shared.stats.batch.record(started.elapsed());
+    ran
+}
+
+fn run_events(
+    ctx: &ObjectCtx,
+    active: Option<Active>,
+    slot: Option<OwnedSemaphorePermit>,
+    batch: Vec<Envelope>,
+) -> Option<Active> {
     let opened = match (active, slot) {
         (Some(active), _) => Ok(active),
         (None, Some(slot)) => Active::open(ctx, slot),
@@ -429,7 +445,13 @@ fn run_batch(
                 index.lower(&ctx.identity.id, ctx.identity.name.as_deref(), alarm.time_ms)
             })?;
         }
-        active.db()?.commit_batch()?;
+        let wrote = active.db()?.commit_batch()?;
+        if let (true, Some(sync)) = (wrote, &ctx.shared.group_sync) {
+            sync.wait_durable().map_err(|source| opendo_storage::Error::Io {
+                path: ctx.shared.config.data_dir.clone(),
+                source,
+            })?;
+        }
         ctx.shared.stats.commits.fetch_add(1, Ordering::Relaxed);
         if moved || ran_alarm {
             sync_alarm_index(ctx, alarm_after);
@@ -453,7 +475,8 @@ fn run_batch(
             if let Ok(db) = active.db() {
                 let _ = db.rollback_batch();
             }
-            let failure = EventError::Internal("the object's storage failed; nothing was written".into());
+            let failure =
+                EventError::Internal("the object's storage failed; the server log has the cause".into());
             for event in done {
                 event.fail(&ctx.sockets, failure.clone());
             }

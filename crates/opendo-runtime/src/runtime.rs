@@ -17,8 +17,9 @@ use crate::engine::{EpochTicker, deadline_ticks, new_engine};
 use crate::host::{Host, Identity, LogBudget};
 use crate::namespace::Namespace;
 use crate::object::{self, ActorControl, AlarmRun, Answer, Envelope, ObjectCtx, SocketEvent};
+use crate::sync::GroupSync;
 use crate::websocket::{Accepted, Sockets};
-use crate::{Config, Error, EventError};
+use crate::{Config, Durability, Error, EventError};
 
 /// Longest object name, in bytes.
 pub const MAX_OBJECT_NAME_BYTES: usize = 256;
@@ -68,6 +69,9 @@ pub struct Stats {
     /// How long waking a hibernated object took: from its first event's arrival to the release of
     /// that batch's outputs (opening the database, instantiating, running, committing).
     pub wake: Histogram,
+    /// How long each batch of events ran on its thread: opening the object if needed, running
+    /// the events, committing, making the commit durable, releasing the outputs.
+    pub batch: Histogram,
 }
 
 /// Upper bounds of the [`Histogram`] buckets, in seconds.
@@ -120,6 +124,8 @@ pub(crate) struct Shared {
     pub(crate) next_socket: AtomicU64,
     /// Cancelled when the runtime shuts down: connections close with 1001.
     shutdown: CancellationToken,
+    /// With full durability on Linux: makes commits durable in shared flushes (see `sync`).
+    pub(crate) group_sync: Option<GroupSync>,
 }
 
 #[derive(Default)]
@@ -290,6 +296,12 @@ impl Runtime {
             .map_err(|e| Error::Engine(format!("{e:#}")))?;
         let ticker = EpochTicker::start(engine.clone())?;
         let max_active = config.max_active.clamp(1, Semaphore::MAX_PERMITS);
+        let group_sync = match config.durability {
+            Durability::Full if cfg!(target_os = "linux") => {
+                Some(GroupSync::new(&config.data_dir).map_err(Error::io(&config.data_dir))?)
+            }
+            _ => None,
+        };
         Ok(Runtime {
             shared: Arc::new(Shared {
                 deadline_ticks: deadline_ticks(config.cpu_limit),
@@ -303,6 +315,7 @@ impl Runtime {
                 objects: Mutex::new(Objects::default()),
                 next_socket: AtomicU64::new(1),
                 shutdown: CancellationToken::new(),
+                group_sync,
             }),
             namespaces: Arc::default(),
             linker: Arc::new(linker),

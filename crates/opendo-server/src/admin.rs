@@ -125,21 +125,28 @@ fn metrics(stats: &Stats) -> String {
     for (name, kind, help, value) in rows {
         let _ = write!(text, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}\n");
     }
-    let name = "opendo_wake_seconds";
-    let _ = write!(
-        text,
-        "# HELP {name} Time to wake a hibernated object: open, instantiate, run its first events, commit.\n\
-         # TYPE {name} histogram\n"
-    );
-    let counts = stats.wake.counts();
-    let mut cumulative = 0;
-    for (count, bound) in
-        counts.iter().zip(HISTOGRAM_BOUNDS.iter().map(|b| b.to_string()).chain(["+Inf".into()]))
-    {
-        cumulative += count;
-        let _ = writeln!(text, "{name}_bucket{{le=\"{bound}\"}} {cumulative}");
+    let histograms = [
+        (
+            "opendo_wake_seconds",
+            "Time to wake a hibernated object: open, instantiate, run its first events, commit.",
+            &stats.wake,
+        ),
+        (
+            "opendo_batch_seconds",
+            "Time to run one batch of an object's events, commit it and make it durable.",
+            &stats.batch,
+        ),
+    ];
+    for (name, help, histogram) in histograms {
+        let _ = write!(text, "# HELP {name} {help}\n# TYPE {name} histogram\n");
+        let bounds = HISTOGRAM_BOUNDS.iter().map(|b| b.to_string()).chain(["+Inf".into()]);
+        let mut cumulative = 0;
+        for (count, bound) in histogram.counts().iter().zip(bounds) {
+            cumulative += count;
+            let _ = writeln!(text, "{name}_bucket{{le=\"{bound}\"}} {cumulative}");
+        }
+        let _ = write!(text, "{name}_sum {}\n{name}_count {cumulative}\n", histogram.sum().as_secs_f64());
     }
-    let _ = write!(text, "{name}_sum {}\n{name}_count {cumulative}\n", stats.wake.sum().as_secs_f64());
     text
 }
 

@@ -127,9 +127,29 @@ impl ObjectDb {
         self.run("BEGIN IMMEDIATE")
     }
 
-    /// Makes the batch durable (per the database's [`Durability`]).
-    pub fn commit_batch(&mut self) -> Result<()> {
-        self.run("COMMIT")
+    /// Makes the batch durable (per the database's [`Durability`]). Returns whether anything was
+    /// written to the database's files since the last commit (including by opening it), that is
+    /// whether a flush of its files is needed to make this commit durable.
+    pub fn commit_batch(&mut self) -> Result<bool> {
+        self.run("COMMIT")?;
+        Ok(self.take_pages_written() > 0)
+    }
+
+    /// Pages written to the files (the WAL) since the last call; resets the count.
+    fn take_pages_written(&self) -> i32 {
+        let (mut current, mut highest) = (0, 0);
+        // SAFETY: the handle is the live connection owned by `self`; the outputs are plain ints.
+        let rc = unsafe {
+            rusqlite::ffi::sqlite3_db_status(
+                self.conn.handle(),
+                rusqlite::ffi::SQLITE_DBSTATUS_CACHE_WRITE,
+                &mut current,
+                &mut highest,
+                1,
+            )
+        };
+        // If the count is unavailable, assume something was written.
+        if rc == rusqlite::ffi::SQLITE_OK { current } else { 1 }
     }
 
     /// Throws the whole batch away.

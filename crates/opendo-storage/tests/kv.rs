@@ -215,3 +215,25 @@ fn an_uncommitted_batch_is_lost_on_close() {
     let db = ObjectDb::open(&path, Durability::Relaxed).unwrap();
     assert_eq!(db.get("never").unwrap(), None);
 }
+
+#[test]
+fn a_commit_reports_whether_it_wrote_anything() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut db = ObjectDb::open(&dir.path().join("object.sqlite"), Durability::Relaxed).unwrap();
+    let mut commit = |write: bool| {
+        db.begin_batch().unwrap();
+        db.begin_event().unwrap();
+        if write {
+            db.put("k", b"v").unwrap();
+        } else {
+            assert_eq!(db.get("missing").unwrap(), None);
+        }
+        db.finish_event(true).unwrap();
+        db.commit_batch().unwrap()
+    };
+    // The first commit also covers the schema written when the file was created.
+    assert!(commit(false), "creating the file wrote pages");
+    assert!(!commit(false), "a read-only batch writes nothing");
+    assert!(commit(true));
+    assert!(!commit(false));
+}
