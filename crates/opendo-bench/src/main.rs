@@ -88,8 +88,8 @@ fn main() -> anyhow::Result<()> {
         std::fs::create_dir_all(&dir)?;
         let micro = runtime.block_on(micro::run(&args.module, &dir, args.micro_iterations))?;
         eprintln!(
-            "  get + put: native {:.1} us, Wasm event {:.1} us, Wasm fetch {:.1} us",
-            micro.native_us, micro.wasm_event_us, micro.wasm_us
+            "  get + put: native {:.1} us, Wasm event {:.1} us, Wasm fetch {:.1} us; wake {:.0} us",
+            micro.native_us, micro.wasm_event_us, micro.wasm_us, micro.wake_us
         );
         Some(micro)
     } else {

@@ -21,7 +21,13 @@ pub struct Micro {
     /// The same fetches, timed on the thread that runs them: the event in Wasm (get + put) and
     /// its commit (the runtime's batch histogram, mean).
     pub wasm_event_us: f64,
+    /// Waking a hibernated object for one `/hello`, server-side (the runtime's wake histogram,
+    /// mean over [`WAKES`] objects).
+    pub wake_us: f64,
 }
+
+/// Objects woken by the wake measurement.
+const WAKES: usize = 300;
 
 const ROUNDS: usize = 7;
 
@@ -57,9 +63,43 @@ pub async fn run(module: &Path, dir: &Path, iterations: u32) -> anyhow::Result<M
     let batches = runtime.stats().batch.counts().iter().sum::<u64>();
     let wasm_event_us = runtime.stats().batch.sum().as_secs_f64() * 1e6 / batches.max(1) as f64;
     runtime.shutdown(Duration::from_secs(10)).await;
-    Ok(Micro { native_us: median(native), wasm_us: median(wasm), wasm_event_us })
+    let wake_us = wakes(module, &dir.join("wake")).await?;
+    Ok(Micro { native_us: median(native), wasm_us: median(wasm), wasm_event_us, wake_us })
 }
 
+/// Mean server-side wake time of objects that hibernated after one request each.
+async fn wakes(module: &Path, dir: &Path) -> anyhow::Result<f64> {
+    let idle_timeout = Duration::from_millis(200);
+    let config = Config {
+        data_dir: dir.to_path_buf(),
+        durability: Durability::Relaxed,
+        idle_timeout,
+        ..Config::default()
+    };
+    let runtime = Runtime::new(config)?;
+    runtime.load_namespace("bench", module)?;
+    let hello =
+        Request { method: "GET".into(), path: "/hello".into(), headers: Vec::new(), body: Vec::new() };
+    let touch_all = || async {
+        for n in 0..WAKES {
+            runtime.fetch("bench", &format!("w{n}"), hello.clone()).await?;
+        }
+        anyhow::Ok(())
+    };
+    // The first round creates the objects; once they hibernated, the second one wakes them.
+    touch_all().await?;
+    while runtime.active_objects() > 0 {
+        tokio::time::sleep(idle_timeout).await;
+    }
+    let wake = &runtime.stats().wake;
+    let (count_before, sum_before) = (wake.counts().iter().sum::<u64>(), wake.sum());
+    touch_all().await?;
+    let woken = wake.counts().iter().sum::<u64>() - count_before;
+    anyhow::ensure!(woken > 0, "no object was woken");
+    let mean = (wake.sum() - sum_before).as_secs_f64() * 1e6 / woken as f64;
+    runtime.shutdown(Duration::from_secs(10)).await;
+    Ok(mean)
+}
 /// What the benchmark object's `/incr` does, natively: read `n`, write `n + 1`, as JSON text.
 fn native_incr(db: &mut ObjectDb) -> anyhow::Result<()> {
     db.begin_batch()?;

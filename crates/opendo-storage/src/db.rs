@@ -90,6 +90,7 @@ impl ObjectDb {
              PRAGMA journal_size_limit = 4194304;
              PRAGMA foreign_keys = ON;"
         ))?;
+        keep_wal_file(&conn)?;
         let mode: String = conn.query_row("PRAGMA journal_mode", [], |row| row.get(0))?;
         if !mode.eq_ignore_ascii_case("wal") {
             return Err(Error::Corrupt(format!(
@@ -232,6 +233,9 @@ impl ObjectDb {
 
     /// Closes the database, checkpointing the WAL into the main file.
     pub fn close(self) -> Result<()> {
+        // Everything into the database file and the WAL emptied: the WAL file stays (see
+        // `keep_wal_file`), at zero bytes.
+        self.conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)")?;
         self.conn.close().map_err(|(_, e)| Error::Sqlite(e))
     }
 
@@ -276,4 +280,25 @@ impl ObjectDb {
             Ok(value)
         })
     }
+}
+
+/// Keeps the WAL file when the database closes (`SQLITE_FCNTL_PERSIST_WAL`). Deleting it on close
+/// and creating it again on the next open made every wake of a hibernated object pay for a file
+/// creation, the most expensive step of opening on ext4; an empty WAL file costs nothing.
+fn keep_wal_file(conn: &Connection) -> Result<()> {
+    let mut persist: std::os::raw::c_int = 1;
+    // SAFETY: the handle is the live connection; the argument is the documented `int*` of
+    // SQLITE_FCNTL_PERSIST_WAL, valid for the duration of the call.
+    let rc = unsafe {
+        rusqlite::ffi::sqlite3_file_control(
+            conn.handle(),
+            c"main".as_ptr(),
+            rusqlite::ffi::SQLITE_FCNTL_PERSIST_WAL,
+            (&raw mut persist).cast(),
+        )
+    };
+    if rc != rusqlite::ffi::SQLITE_OK {
+        return Err(Error::Corrupt(format!("could not keep the WAL file (SQLite code {rc})")));
+    }
+    Ok(())
 }

@@ -172,6 +172,8 @@ fn data_survives_close_and_reopen() {
     db.commit_batch().unwrap();
     db.close().unwrap();
     assert!(!dir.path().join("object.sqlite-shm").exists(), "exclusive locking needs no -shm file");
+    let wal = std::fs::metadata(dir.path().join("object.sqlite-wal")).expect("the WAL file is kept");
+    assert_eq!(wal.len(), 0, "and emptied into the database on close");
 
     let db = ObjectDb::open(&path, Durability::Full).unwrap();
     assert_eq!(db.get("kept").unwrap(), Some(b"1".to_vec()));
