@@ -163,6 +163,8 @@ pub(crate) struct ActorControl {
 struct Active {
     store: Store<Host>,
     instance: Option<DurableObject>,
+    /// The alarm as of the last commit, once read (saves reading it around every batch).
+    committed_alarm: Option<Option<Alarm>>,
     _counted: Counted,
     /// One of the runtime's `max_active` slots, given back when the object closes.
     _slot: OwnedSemaphorePermit,
@@ -200,6 +202,7 @@ impl Active {
         Ok(Active {
             store: new_store(ctx, Some(db)),
             instance: None,
+            committed_alarm: None,
             _counted: Counted::new(&ctx.shared),
             _slot: slot,
         })
@@ -418,7 +421,11 @@ fn run_events(
     let mut pending = batch.into_iter();
     let outcome = (|| -> Result<(), opendo_storage::Error> {
         active.db()?.begin_batch()?;
-        let alarm_before = active.db()?.get_alarm()?;
+        let alarm_before = match active.committed_alarm {
+            Some(alarm) => alarm,
+            None => active.db()?.get_alarm()?,
+        };
+        let alarm_writes = active.db()?.alarm_writes();
         let mut ran_alarm = false;
         for envelope in pending.by_ref() {
             match envelope {
@@ -437,7 +444,10 @@ fn run_events(
                 }
             }
         }
-        let alarm_after = active.db()?.get_alarm()?;
+        let alarm_after = match active.db()?.alarm_writes() == alarm_writes {
+            true => alarm_before,
+            false => active.db()?.get_alarm()?,
+        };
         let moved = alarm_before.map(|a| a.time_ms) != alarm_after.map(|a| a.time_ms);
         if let (true, Some(alarm)) = (moved, alarm_after) {
             // Before the commit, so the index never misses an alarm the database holds.
@@ -452,6 +462,7 @@ fn run_events(
                 source,
             })?;
         }
+        active.committed_alarm = Some(alarm_after);
         ctx.shared.stats.commits.fetch_add(1, Ordering::Relaxed);
         if moved || ran_alarm {
             sync_alarm_index(ctx, alarm_after);

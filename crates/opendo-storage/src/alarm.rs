@@ -50,12 +50,21 @@ impl ObjectDb {
             "INSERT OR REPLACE INTO _opendo_alarm (id, time_ms, retry_count) VALUES (0, ?1, ?2)",
         )?;
         stmt.execute(params![alarm.time_ms, alarm.retry_count])?;
+        self.alarm_writes += 1;
         Ok(())
     }
 
     /// Removes the alarm, if any.
     pub fn delete_alarm(&mut self) -> Result<()> {
+        self.alarm_writes += 1;
         self.run("DELETE FROM _opendo_alarm")
+    }
+
+    /// How many times the alarm was written (set, deleted, or removed by `delete_all`) through
+    /// this handle, whether or not the writes were later rolled back. While it does not change,
+    /// the alarm is what it was: callers can skip reading it again.
+    pub fn alarm_writes(&self) -> u64 {
+        self.alarm_writes
     }
 }
 

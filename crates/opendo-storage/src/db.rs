@@ -54,6 +54,8 @@ pub struct ObjectDb {
     /// Savepoint numbers of the guest's open transactions, innermost last.
     pub(crate) transactions: Vec<u64>,
     pub(crate) next_transaction: u64,
+    /// Writes to the alarm made through this handle (see [`ObjectDb::alarm_writes`]).
+    pub(crate) alarm_writes: u64,
     storage_cap: u64,
     path: PathBuf,
 }
@@ -113,6 +115,7 @@ impl ObjectDb {
             sandbox,
             transactions: Vec::new(),
             next_transaction: 0,
+            alarm_writes: 0,
             storage_cap: settings.storage_cap,
             path: path.to_path_buf(),
         })

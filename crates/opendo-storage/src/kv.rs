@@ -225,6 +225,7 @@ impl ObjectDb {
     /// Deletes everything the object stored: every key and every table, index, view and
     /// trigger the guest created.
     pub fn delete_all(&mut self) -> Result<()> {
+        self.alarm_writes += 1;
         self.atomically(|db| {
             db.run("DELETE FROM _opendo_kv")?;
             db.run("DELETE FROM _opendo_alarm")?;

@@ -43,3 +43,20 @@ fn the_index_lowers_sets_removes_and_lists_due_entries() {
     index.remove(&b).unwrap();
     assert_eq!(index.next_time().unwrap(), Some(900));
 }
+
+#[test]
+fn every_kind_of_alarm_write_is_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut db = ObjectDb::open(&dir.path().join("object.sqlite"), Durability::Relaxed).unwrap();
+    assert_eq!(db.alarm_writes(), 0);
+    db.get_alarm().unwrap();
+    db.put("k", b"v").unwrap();
+    assert_eq!(db.alarm_writes(), 0, "reads and other writes do not count");
+    db.set_alarm(1_000).unwrap();
+    db.put_alarm(Alarm { time_ms: 2_000, retry_count: 1 }).unwrap();
+    db.delete_alarm().unwrap();
+    db.set_alarm(3_000).unwrap();
+    db.delete_all().unwrap();
+    assert_eq!(db.alarm_writes(), 5);
+    assert_eq!(db.get_alarm().unwrap(), None, "delete_all removed the alarm");
+}
