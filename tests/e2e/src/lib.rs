@@ -101,11 +101,16 @@ impl Server {
     /// The value of a Prometheus metric on the admin listener (start with
     /// `--admin-listen 127.0.0.1:0`).
     pub fn metric(&self, name: &str) -> u64 {
-        let admin = self.admin.expect("server started without --admin-listen");
-        let text = Client { addr: admin, agent: self.client.agent.clone() }.get("/metrics").body;
+        let text = self.admin_send("GET", "/metrics").body;
         text.lines()
             .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
             .unwrap_or_else(|| panic!("metric {name} missing from:\n{text}"))
+    }
+
+    /// Sends a request to the admin listener (start with `--admin-listen 127.0.0.1:0`).
+    pub fn admin_send(&self, method: &str, path: &str) -> Answer {
+        let admin = self.admin.expect("server started without --admin-listen");
+        Client { addr: admin, agent: self.client.agent.clone() }.send(method, path, b"")
     }
 
     /// Opens a WebSocket to `path` on this server (which must answer 101).

@@ -66,3 +66,28 @@ fn serde_like_id(whoami: &str) -> String {
     let start = whoami.find("\"id\":\"").expect("id field") + 6;
     whoami[start..start + 64].to_string()
 }
+
+#[test]
+fn the_admin_listener_serves_health_and_metrics_apart_from_the_data_port() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(
+        Path::new(EXAMPLE_COUNTER),
+        &dir.path().join("data"),
+        &["--admin-listen", "127.0.0.1:0"],
+    );
+    assert_ne!(server.admin, Some(server.addr));
+    assert_eq!(server.admin_send("GET", "/healthz").body, "ok\n");
+    assert_eq!(server.metric("opendo_activations_total"), 0);
+    assert_eq!(server.post("/counter/alice/increment").body, "1");
+    assert_eq!(server.metric("opendo_activations_total"), 1);
+    assert_eq!(server.metric("opendo_active_objects"), 1);
+    assert!(server.metric("opendo_commits_total") >= 1);
+    assert_eq!(server.metric("opendo_batch_seconds_count"), 1);
+    // Neither path exists on the data port, and the admin listener only reads.
+    for path in ["/metrics", "/healthz"] {
+        let data_port = server.get(path);
+        assert!(data_port.status == 400 && !data_port.body.contains("opendo_"), "{path}: {data_port:?}");
+    }
+    assert_eq!(server.admin_send("POST", "/metrics").status, 405);
+    assert_eq!(server.admin_send("GET", "/objects").status, 404);
+}
