@@ -127,9 +127,10 @@ async fn handle(runtime: &Runtime, mut request: Request<Incoming>, max_body: usi
             return plain(status, &err.to_string());
         }
     };
-    let upgrade = match websocket::upgrade_key(&request) {
-        Ok(key) => key.map(|key| (key, hyper::upgrade::on(&mut request))),
-        Err(problem) => return plain(StatusCode::BAD_REQUEST, problem),
+    let upgrade = match websocket::asks_websocket(&request).then(|| websocket::handshake(&request)) {
+        None => None,
+        Some(Ok(handshake)) => Some((handshake, hyper::upgrade::on(&mut request))),
+        Some(Err(problem)) => return plain(StatusCode::BAD_REQUEST, &problem),
     };
     let declared = request.headers().get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
     if declared.is_some_and(|len| len > max_body as u64) {
@@ -153,14 +154,14 @@ async fn handle(runtime: &Runtime, mut request: Request<Incoming>, max_body: usi
             .collect(),
         body: body.to_vec(),
     };
-    let Some((key, on_upgrade)) = upgrade else {
+    let Some((handshake, on_upgrade)) = upgrade else {
         return match runtime.fetch(&route.namespace, &route.object, guest_request).await {
             Ok(response) => into_http(response),
             Err(err) => event_error(&err),
         };
     };
     match runtime.fetch_upgrade(&route.namespace, &route.object, guest_request).await {
-        Ok((response, Some(socket))) => websocket::complete(response, &key, on_upgrade, socket),
+        Ok((response, Some(socket))) => websocket::complete(handshake, response, on_upgrade, socket),
         Ok((response, None)) => into_http(response),
         Err(err) => event_error(&err),
     }

@@ -2,73 +2,50 @@
 //! upgraded connection to the runtime, which serves it from then on.
 
 use bytes::Bytes;
-use http::header::{CONNECTION, SEC_WEBSOCKET_ACCEPT, SEC_WEBSOCKET_KEY, SEC_WEBSOCKET_VERSION, UPGRADE};
-use http::{HeaderValue, Method, Request, Response, StatusCode};
+use http::header::UPGRADE;
+use http::{Request, StatusCode};
 use http_body_util::Full;
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
 use opendo_runtime::AcceptedWebSocket;
-use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+use tokio_tungstenite::tungstenite::handshake::server::create_response_with_body;
 
 use crate::serve::{HttpResponse, copy_headers, plain};
 
-/// For a WebSocket upgrade request, its `Sec-WebSocket-Key`; `None` for any other request; an
-/// error for an upgrade request that is malformed.
-pub(crate) fn upgrade_key<B>(request: &Request<B>) -> Result<Option<HeaderValue>, &'static str> {
-    let headers = request.headers();
-    let asks_websocket = headers.get_all(UPGRADE).iter().any(|value| {
-        value.to_str().is_ok_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case("websocket")))
-    });
-    if !asks_websocket {
-        return Ok(None);
-    }
-    if request.method() != Method::GET {
-        return Err("a WebSocket upgrade must be a GET request");
-    }
-    let has_connection_upgrade = headers.get_all(CONNECTION).iter().any(|value| {
-        value.to_str().is_ok_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case("upgrade")))
-    });
-    if !has_connection_upgrade {
-        return Err("a WebSocket upgrade needs `Connection: Upgrade`");
-    }
-    if headers.get(SEC_WEBSOCKET_VERSION).is_none_or(|v| v.as_bytes() != b"13") {
-        return Err("only WebSocket version 13 is supported (`Sec-WebSocket-Version: 13`)");
-    }
-    match headers.get(SEC_WEBSOCKET_KEY) {
-        Some(key) if !key.is_empty() => Ok(Some(key.clone())),
-        _ => Err("a WebSocket upgrade needs a `Sec-WebSocket-Key` header"),
-    }
+/// Whether the request asks for a WebSocket (`Upgrade: websocket`).
+pub(crate) fn asks_websocket<B>(request: &Request<B>) -> bool {
+    request.headers().get_all(UPGRADE).iter().any(|value| {
+        value.to_str().is_ok_and(|v| v.split(',').any(|token| token.trim().eq_ignore_ascii_case("websocket")))
+    })
 }
 
-/// Answers 101 with the object's headers and, once hyper hands over the connection, lets the
-/// runtime serve it. If the object's headers are invalid the upgrade is refused with a 500 (and
-/// dropping `socket` tells the object the socket closed).
+/// The 101 answer to a well-formed upgrade request (with its `Sec-WebSocket-Accept`), or what is
+/// malformed about it. Checked before the object sees the request.
+pub(crate) fn handshake<B>(request: &Request<B>) -> Result<HttpResponse, String> {
+    create_response_with_body(request, || Full::new(Bytes::new()))
+        .map_err(|err| format!("malformed WebSocket upgrade: {err}"))
+}
+
+/// Adds the object's headers to the 101 `handshake` and, once hyper hands over the connection,
+/// lets the runtime serve it. If the object's headers are invalid the upgrade is refused with a
+/// 500 (and dropping `socket` tells the object the socket closed).
 pub(crate) fn complete(
+    mut handshake: HttpResponse,
     response: opendo_runtime::Response,
-    key: &HeaderValue,
     on_upgrade: OnUpgrade,
     socket: AcceptedWebSocket,
 ) -> HttpResponse {
-    let mut http = Response::new(Full::new(Bytes::new()));
-    *http.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
-    if copy_headers(response.headers, http.headers_mut()).is_err() {
+    // The handshake's own Connection, Upgrade and Sec-WebSocket-Accept are framing: kept.
+    if copy_headers(response.headers, handshake.headers_mut()).is_err() {
         return plain(StatusCode::INTERNAL_SERVER_ERROR, "the object answered an invalid HTTP header");
     }
-    let headers = http.headers_mut();
-    headers.insert(CONNECTION, HeaderValue::from_static("upgrade"));
-    headers.insert(UPGRADE, HeaderValue::from_static("websocket"));
-    let accept = derive_accept_key(key.as_bytes());
-    match HeaderValue::from_str(&accept) {
-        Ok(value) => headers.insert(SEC_WEBSOCKET_ACCEPT, value),
-        Err(_) => return plain(StatusCode::INTERNAL_SERVER_ERROR, "could not answer the WebSocket key"),
-    };
     tokio::spawn(async move {
         match on_upgrade.await {
             Ok(upgraded) => socket.attach(TokioIo::new(upgraded)),
             Err(err) => tracing::debug!("WebSocket upgrade did not complete: {err}"),
         }
     });
-    http
+    handshake
 }
 
 #[cfg(test)]
@@ -91,28 +68,37 @@ mod tests {
     ];
 
     #[test]
-    fn a_well_formed_upgrade_yields_its_key() {
-        let key = upgrade_key(&request("GET", &GOOD)).expect("accepted").expect("an upgrade");
-        assert_eq!(key, "dGhlIHNhbXBsZSBub25jZQ==");
+    fn a_well_formed_upgrade_gets_its_101_with_the_accept_key() {
+        let request = request("GET", &GOOD);
+        assert!(asks_websocket(&request));
+        let answer = handshake(&request).expect("well formed");
+        assert_eq!(answer.status(), StatusCode::SWITCHING_PROTOCOLS);
         // The accept value from RFC 6455's example.
-        assert_eq!(derive_accept_key(key.as_bytes()), "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
+        assert_eq!(answer.headers()["sec-websocket-accept"], "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
     }
 
     #[test]
-    fn plain_requests_are_not_upgrades() {
-        assert_eq!(upgrade_key(&request("GET", &[("connection", "upgrade")])), Ok(None));
-        assert_eq!(upgrade_key(&request("POST", &[])), Ok(None));
+    fn plain_requests_do_not_ask_for_a_websocket() {
+        assert!(!asks_websocket(&request("GET", &[("connection", "upgrade")])));
+        assert!(!asks_websocket(&request("POST", &[])));
+        assert!(asks_websocket(&request("GET", &[("upgrade", "h2c, WebSocket")])));
     }
 
     #[test]
-    fn malformed_upgrades_are_refused() {
+    fn malformed_upgrades_are_refused_with_the_reason() {
         let without =
             |skip: &str| -> Vec<(&str, &str)> { GOOD.iter().copied().filter(|(n, _)| *n != skip).collect() };
-        assert!(upgrade_key(&request("POST", &GOOD)).is_err());
-        assert!(upgrade_key(&request("GET", &without("connection"))).is_err());
-        assert!(upgrade_key(&request("GET", &without("sec-websocket-key"))).is_err());
+        let problem = |method: &str, headers: &[(&str, &str)]| handshake(&request(method, headers)).err();
+        assert!(problem("POST", &GOOD).is_some_and(|p| p.contains("GET")));
+        assert!(problem("GET", &without("connection")).is_some_and(|p| p.contains("Connection")));
+        assert!(
+            problem("GET", &without("sec-websocket-key")).is_some_and(|p| p.contains("Sec-WebSocket-Key"))
+        );
         let mut old_version = without("sec-websocket-version");
         old_version.push(("sec-websocket-version", "8"));
-        assert!(upgrade_key(&request("GET", &old_version)).is_err());
+        assert!(problem("GET", &old_version).is_some_and(|p| p.contains("Sec-WebSocket-Version")));
+        let mut short_key = without("sec-websocket-key");
+        short_key.push(("sec-websocket-key", "c2hvcnQ="));
+        assert!(problem("GET", &short_key).is_some());
     }
 }
