@@ -139,21 +139,10 @@ impl ObjectDb {
         Ok(self.take_pages_written() > 0)
     }
 
-    /// Pages written to the files (the WAL) since the last call; resets the count.
+    /// Pages written to the files (the WAL) since the last call; resets the count. If the count
+    /// is unavailable, says something was written.
     fn take_pages_written(&self) -> i32 {
-        let (mut current, mut highest) = (0, 0);
-        // SAFETY: the handle is the live connection owned by `self`; the outputs are plain ints.
-        let rc = unsafe {
-            rusqlite::ffi::sqlite3_db_status(
-                self.conn.handle(),
-                rusqlite::ffi::SQLITE_DBSTATUS_CACHE_WRITE,
-                &mut current,
-                &mut highest,
-                1,
-            )
-        };
-        // If the count is unavailable, assume something was written.
-        if rc == rusqlite::ffi::SQLITE_OK { current } else { 1 }
+        self.db_status(rusqlite::ffi::SQLITE_DBSTATUS_CACHE_WRITE, true).unwrap_or(1)
     }
 
     /// Throws the whole batch away.
@@ -205,18 +194,24 @@ impl ObjectDb {
 
     /// Foreign-key violations deferred (`PRAGMA defer_foreign_keys`) and not yet resolved.
     fn deferred_foreign_key_violations(&self) -> i32 {
+        self.db_status(rusqlite::ffi::SQLITE_DBSTATUS_DEFERRED_FKS, false).unwrap_or(0)
+    }
+
+    /// The current value of one of SQLite's per-connection counters (`sqlite3_db_status`),
+    /// resetting it if asked; `None` if SQLite does not know the counter.
+    fn db_status(&self, counter: std::os::raw::c_int, reset: bool) -> Option<i32> {
         let (mut current, mut highest) = (0, 0);
         // SAFETY: the handle is the live connection owned by `self`; the outputs are plain ints.
         let rc = unsafe {
             rusqlite::ffi::sqlite3_db_status(
                 self.conn.handle(),
-                rusqlite::ffi::SQLITE_DBSTATUS_DEFERRED_FKS,
+                counter,
                 &mut current,
                 &mut highest,
-                0,
+                std::os::raw::c_int::from(reset),
             )
         };
-        if rc == rusqlite::ffi::SQLITE_OK { current } else { 0 }
+        (rc == rusqlite::ffi::SQLITE_OK).then_some(current)
     }
 
     /// Statements still running at `deadline` are interrupted with [`Error::Interrupted`].
