@@ -55,6 +55,9 @@ struct Args {
     /// Run only the microbenchmark (no servers).
     #[arg(long)]
     micro_only: bool,
+    /// Stop after the create workload (for profiling object creation).
+    #[arg(long)]
+    create_only: bool,
     /// Where to write the results as JSON.
     #[arg(long, default_value = "target/bench.json")]
     json: PathBuf,
@@ -148,6 +151,9 @@ async fn measure(server: &Server, args: &Args) -> anyhow::Result<Results> {
     let create =
         load::run(server.addr, args.connections, duration, Paths::Once(paths("incr", &names))).await?;
     record("create", create);
+    if args.create_only {
+        return Ok(results);
+    }
     for op in ["hello", "incr", "sql"] {
         let measured =
             load::run(server.addr, args.connections, duration, Paths::Random(paths(op, &hot))).await?;

@@ -5,6 +5,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 use std::time::Duration;
 
 use opendo_storage::ObjectId;
+use opendo_storage::layout::DataDirLock;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
@@ -126,6 +127,8 @@ pub(crate) struct Shared {
     shutdown: CancellationToken,
     /// With full durability on Linux: makes commits durable in shared flushes (see `sync`).
     pub(crate) group_sync: Option<GroupSync>,
+    /// Keeps other processes out of the data directory while any part of the runtime runs.
+    _data_dir_lock: DataDirLock,
 }
 
 #[derive(Default)]
@@ -289,6 +292,11 @@ impl Runtime {
     /// A runtime with no namespace yet. Creates the data directory.
     pub fn new(config: Config) -> Result<Self, Error> {
         std::fs::create_dir_all(&config.data_dir).map_err(Error::io(&config.data_dir))?;
+        let data_dir_lock =
+            opendo_storage::layout::lock_data_dir(&config.data_dir).map_err(|err| match err {
+                opendo_storage::Error::Io { path, source } => Error::Io { path, source },
+                other => Error::InvalidConfig(other.to_string()),
+            })?;
         let engine = new_engine(&config)?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(|e| Error::Engine(format!("{e:#}")))?;
@@ -316,6 +324,7 @@ impl Runtime {
                 next_socket: AtomicU64::new(1),
                 shutdown: CancellationToken::new(),
                 group_sync,
+                _data_dir_lock: data_dir_lock,
             }),
             namespaces: Arc::default(),
             linker: Arc::new(linker),

@@ -97,6 +97,13 @@ impl AlarmIndex {
              ) WITHOUT ROWID;
              CREATE INDEX IF NOT EXISTS alarms_by_time ON alarms (time_ms);"
         ))?;
+        if durability == Durability::Full
+            && let Some(folder) = path.parent()
+        {
+            // SQLite does not sync directories in this build (see `files`): the index's WAL,
+            // created just now, must not vanish on power loss.
+            crate::files::sync_folder(folder)?;
+        }
         Ok(AlarmIndex { conn })
     }
 

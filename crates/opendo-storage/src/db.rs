@@ -2,8 +2,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
-use rusqlite::Connection;
+use rusqlite::{Connection, OpenFlags};
 
+use crate::files;
 use crate::sandbox::Sandbox;
 use crate::{Error, Result};
 
@@ -56,12 +57,15 @@ pub struct ObjectDb {
     pub(crate) next_transaction: u64,
     /// Writes to the alarm made through this handle (see [`ObjectDb::alarm_writes`]).
     pub(crate) alarm_writes: u64,
+    /// The file was created by this open and its creation is not yet known to be durable: the
+    /// first commit reports a write even if it wrote nothing itself.
+    created: bool,
     storage_cap: u64,
     path: PathBuf,
 }
 
 // One transaction, so a new object's file costs one commit (and one fsync), not one per table.
-const SCHEMA: &str = "
+pub(crate) const SCHEMA: &str = "
     BEGIN;
     CREATE TABLE IF NOT EXISTS _opendo_kv (key BLOB PRIMARY KEY NOT NULL, value BLOB NOT NULL) WITHOUT ROWID;
     CREATE TABLE IF NOT EXISTS _opendo_alarm (
@@ -79,7 +83,21 @@ impl ObjectDb {
     /// A database left by a crash is recovered by SQLite here.
     pub fn open(path: &Path, settings: impl Into<Settings>) -> Result<Self> {
         let settings = settings.into();
-        let mut conn = Connection::open(path)?;
+        // In `Full` this database syncs its own commits, so its files' directory entries must be
+        // synced too; in `Relaxed` they need not (group sync flushes them with everything else).
+        let durable = settings.durability == Durability::Full;
+        let created = !path.exists();
+        if created {
+            files::create(path, durable)?;
+        } else if durable && !files::wal_path(path).exists() {
+            files::create_wal(path, durable)?;
+        }
+        // SQLite's default VFS keeps every open file in one list, searched under a global mutex
+        // on each open: with thousands of objects active, opening one more cost time in
+        // proportion to them. `unix-none` does no file locking and keeps no such list; other
+        // processes are kept out by the data directory's lock (see `layout::lock_data_dir`), and
+        // the runtime never opens one object twice.
+        let mut conn = Connection::open_with_flags_and_vfs(path, OpenFlags::default(), c"unix-none")?;
         let synchronous = match settings.durability {
             Durability::Full => "FULL",
             Durability::Relaxed => "NORMAL",
@@ -116,6 +134,7 @@ impl ObjectDb {
             transactions: Vec::new(),
             next_transaction: 0,
             alarm_writes: 0,
+            created,
             storage_cap: settings.storage_cap,
             path: path.to_path_buf(),
         })
@@ -136,7 +155,8 @@ impl ObjectDb {
     /// whether a flush of its files is needed to make this commit durable.
     pub fn commit_batch(&mut self) -> Result<bool> {
         self.run("COMMIT")?;
-        Ok(self.take_pages_written() > 0)
+        let written = self.take_pages_written() > 0;
+        Ok(written || std::mem::take(&mut self.created))
     }
 
     /// Pages written to the files (the WAL) since the last call; resets the count. If the count

@@ -3,10 +3,13 @@
 //! ```text
 //! {data-dir}/{namespace}/{id}.sqlite     one database per object (plus its -wal file)
 //! {data-dir}/{namespace}/_alarms.sqlite  the namespace's alarm index
+//! {data-dir}/opendo.lock                  held by the one process using the data directory
 //! ```
 //! Namespace names are checked by [`validate_namespace`]; object names never reach the
 //! filesystem, only their hex ids do, so no name can escape the data directory.
 
+use std::fs::File;
+use std::io::{Read, Seek, Write};
 use std::path::{Path, PathBuf};
 
 use crate::{Error, ObjectId, Result};
@@ -43,6 +46,42 @@ pub fn object_db_path(data_dir: &Path, namespace: &str, id: &ObjectId) -> PathBu
     namespace_dir(data_dir, namespace).join(format!("{}.sqlite", id.to_hex()))
 }
 
+/// The data directory's lock, held while the process uses the directory.
+#[derive(Debug)]
+pub struct DataDirLock {
+    _file: File,
+}
+
+/// Takes the data directory's lock, or fails if another process holds it.
+///
+/// Object databases are opened without SQLite's file locks (see `ObjectDb::open`), so two
+/// servers on one data directory would corrupt each other's objects: this lock keeps the second
+/// out. The holder's process id is written into the file for the message the next one gets.
+/// The operating system releases the lock when the process ends, however it ends.
+pub fn lock_data_dir(data_dir: &Path) -> Result<DataDirLock> {
+    let path = data_dir.join("opendo.lock");
+    let io = |source| Error::Io { path: path.clone(), source };
+    let mut file =
+        File::options().read(true).write(true).create(true).truncate(false).open(&path).map_err(io)?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => {
+            let mut holder = String::new();
+            let _ = file.read_to_string(&mut holder);
+            let holder = holder.trim();
+            let by = if holder.is_empty() { String::new() } else { format!(" (process {holder})") };
+            return Err(Error::InvalidArgument(format!(
+                "the data directory {} is in use by another opendo{by}: give each server its own --data-dir",
+                data_dir.display()
+            )));
+        }
+        Err(std::fs::TryLockError::Error(err)) => return Err(io(err)),
+    }
+    file.set_len(0).and_then(|()| file.rewind()).map_err(io)?;
+    write!(file, "{}", std::process::id()).map_err(io)?;
+    Ok(DataDirLock { _file: file })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -63,5 +102,16 @@ mod tests {
         let path = object_db_path(Path::new("/data"), "counter", &id);
         assert_eq!(path.parent(), Some(Path::new("/data/counter")));
         assert!(path.file_name().unwrap().to_str().unwrap().ends_with(".sqlite"));
+    }
+
+    #[test]
+    fn a_data_directory_has_one_user_at_a_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let lock = lock_data_dir(dir.path()).unwrap();
+        let err = lock_data_dir(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("in use by another opendo"), "{err}");
+        assert!(err.contains(&format!("process {}", std::process::id())), "{err}");
+        drop(lock);
+        lock_data_dir(dir.path()).unwrap();
     }
 }

@@ -17,6 +17,7 @@
 mod alarm;
 mod db;
 mod error;
+mod files;
 mod id;
 mod kv;
 pub mod layout;
