@@ -47,7 +47,7 @@ struct Args {
     wakes: usize,
     /// How long to wait for objects to go idle before measuring memory and wakes (both servers
     /// let an object go after 10 s without events).
-    #[arg(long, default_value = "12s")]
+    #[arg(long, default_value = "20s")]
     idle_wait: humantime::Duration,
     /// Iterations per round of the in-process Wasm-versus-native microbenchmark (0 skips it).
     #[arg(long, default_value_t = 5_000)]

@@ -330,8 +330,7 @@ pub(crate) async fn run(ctx: ObjectCtx, mut mailbox: mpsc::Receiver<Envelope>) {
                         ctx.shared.stats.hibernations.fetch_add(1, Ordering::Relaxed);
                         // Memory of an object that went idle is not needed soon (an evicted one's
                         // is reused at once by the object that replaced it).
-                        let shared = ctx.shared.clone();
-                        let _ = tokio::task::spawn_blocking(move || shared.return_freed_memory()).await;
+                        ctx.shared.return_freed_memory();
                     }
                 }
                 // With sockets open the actor stays: it holds them while the object hibernates.

@@ -1,6 +1,6 @@
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 use std::time::Duration;
 
@@ -120,6 +120,8 @@ pub(crate) struct Shared {
     active_slots: Arc<Semaphore>,
     started: std::time::Instant,
     last_trim: AtomicU64,
+    /// A trim is due (see [`Shared::return_freed_memory`]).
+    trim_scheduled: AtomicBool,
     objects: Mutex<Objects>,
     /// The number the next accepted WebSocket gets (unique for the life of the process).
     pub(crate) next_socket: AtomicU64,
@@ -199,22 +201,34 @@ impl Shared {
         self.objects.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Gives memory freed by hibernated objects back to the operating system, at most once every
-    /// 5 seconds (trimming walks the heap under the allocator's lock): glibc otherwise keeps it,
-    /// and a server whose objects all hibernated would stay as large as at its peak.
-    pub(crate) fn return_freed_memory(&self) {
-        let now = self.uptime_nanos();
-        let last = self.last_trim.load(Ordering::Relaxed);
-        if now.saturating_sub(last) < 5_000_000_000
-            || self.last_trim.compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed).is_err()
-        {
+    /// Gives memory freed by hibernated objects back to the operating system: glibc otherwise
+    /// keeps it, and a server whose objects all hibernated would stay as large as at its peak.
+    /// Trimming walks the heap under the allocator's lock, so it runs at most once every 5
+    /// seconds; hibernations meanwhile are covered by one trim at the end of that window, so the
+    /// last objects to hibernate are not left out.
+    pub(crate) fn return_freed_memory(self: &Arc<Self>) {
+        const EVERY: Duration = Duration::from_secs(5);
+        if self.trim_scheduled.swap(true, Ordering::AcqRel) {
             return;
         }
-        #[cfg(all(target_os = "linux", target_env = "gnu"))]
-        // SAFETY: malloc_trim only releases free heap pages; it is safe to call at any time.
-        unsafe {
-            libc::malloc_trim(0);
-        }
+        let since_last =
+            Duration::from_nanos(self.uptime_nanos().saturating_sub(self.last_trim.load(Ordering::Relaxed)));
+        let wait = EVERY.saturating_sub(since_last);
+        let shared = self.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(wait).await;
+            // Cleared first: memory freed from now on needs the next trim.
+            shared.trim_scheduled.store(false, Ordering::Release);
+            shared.last_trim.store(shared.uptime_nanos(), Ordering::Relaxed);
+            let _ = tokio::task::spawn_blocking(|| {
+                #[cfg(all(target_os = "linux", target_env = "gnu"))]
+                // SAFETY: malloc_trim only releases free heap pages; it is safe to call at any time.
+                unsafe {
+                    libc::malloc_trim(0);
+                }
+            })
+            .await;
+        });
     }
 
     /// Nanoseconds since the runtime started (a monotonic clock for "least recently used").
@@ -320,6 +334,7 @@ impl Runtime {
                 active_slots: Arc::new(Semaphore::new(max_active)),
                 started: std::time::Instant::now(),
                 last_trim: AtomicU64::new(0),
+                trim_scheduled: AtomicBool::new(false),
                 objects: Mutex::new(Objects::default()),
                 next_socket: AtomicU64::new(1),
                 shutdown: CancellationToken::new(),
