@@ -60,14 +60,20 @@ pub(crate) fn create(path: &Path, durable: bool) -> Result<()> {
     file.sync_data().map_err(io(&temporary))?;
     drop(file);
     std::fs::rename(&temporary, path).map_err(io(path))?;
-    create_wal(path, durable)
+    // A WAL left without its database (deleted by hand) belongs to no database any more: SQLite
+    // would replay it into the new one.
+    open_wal(path, true, durable)
 }
 
 /// Makes sure the WAL file of the database at `path` exists (SQLite would create it on the first
 /// write without syncing its directory entry). With `durable` its directory entry is synced.
 pub(crate) fn create_wal(path: &Path, durable: bool) -> Result<()> {
+    open_wal(path, false, durable)
+}
+
+fn open_wal(path: &Path, truncate: bool, durable: bool) -> Result<()> {
     let wal = wal_path(path);
-    std::fs::OpenOptions::new().write(true).create(true).truncate(false).open(&wal).map_err(io(&wal))?;
+    std::fs::OpenOptions::new().write(true).create(true).truncate(truncate).open(&wal).map_err(io(&wal))?;
     if durable && let Some(folder) = path.parent() {
         sync_folder(folder)?;
     }
@@ -123,5 +129,20 @@ mod tests {
         assert_eq!(check, "ok");
         assert!(!temporary_path(&path).exists());
         assert_eq!(std::fs::metadata(wal_path(&path)).unwrap().len(), 0);
+    }
+
+    #[test]
+    fn a_wal_without_its_database_is_not_replayed_into_a_new_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.sqlite");
+        let mut db = crate::ObjectDb::open(&path, crate::Durability::Relaxed).unwrap();
+        db.put("k", b"old").unwrap();
+        // Crash-like: the WAL keeps the write, then the database file alone is deleted.
+        std::mem::forget(db);
+        assert!(std::fs::metadata(wal_path(&path)).unwrap().len() > 0);
+        std::fs::remove_file(&path).unwrap();
+        let db = crate::ObjectDb::open(&path, crate::Durability::Relaxed).unwrap();
+        assert_eq!(db.get("k").unwrap(), None);
+        assert_eq!(db.integrity_check().unwrap(), "ok");
     }
 }
