@@ -41,7 +41,8 @@ pub struct RunArgs {
     #[arg(long, default_value = "127.0.0.1:8787", env = "OPENDO_LISTEN")]
     pub listen: SocketAddr,
 
-    /// Folder for object databases and the compiled-component cache.
+    /// Folder for object databases and the compiled-component cache. One server at a time may
+    /// use it (it holds {data-dir}/opendo.lock while running).
     #[arg(long, default_value = ".opendo", env = "OPENDO_DATA_DIR")]
     pub data_dir: PathBuf,
 
