@@ -214,12 +214,16 @@ impl Shared {
         let since_last =
             Duration::from_nanos(self.uptime_nanos().saturating_sub(self.last_trim.load(Ordering::Relaxed)));
         let wait = EVERY.saturating_sub(since_last);
-        let shared = self.clone();
+        // Weak: a pending trim must not keep a stopped runtime (and its data directory's lock)
+        // alive.
+        let shared = Arc::downgrade(self);
         tokio::spawn(async move {
             tokio::time::sleep(wait).await;
+            let Some(shared) = shared.upgrade() else { return };
             // Cleared first: memory freed from now on needs the next trim.
             shared.trim_scheduled.store(false, Ordering::Release);
             shared.last_trim.store(shared.uptime_nanos(), Ordering::Relaxed);
+            drop(shared);
             let _ = tokio::task::spawn_blocking(|| {
                 #[cfg(all(target_os = "linux", target_env = "gnu"))]
                 // SAFETY: malloc_trim only releases free heap pages; it is safe to call at any time.

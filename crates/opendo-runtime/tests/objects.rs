@@ -164,8 +164,20 @@ async fn an_idle_object_hibernates_and_wakes_with_its_data() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn committed_writes_survive_a_restart_and_the_compiled_component_is_cached() {
     let dir = tempfile::tempdir().unwrap();
-    let first = runtime_with(Config { durability: Durability::Full, ..config(dir.path()) });
+    let idle_timeout = Duration::from_millis(50);
+    let first = runtime_with(Config { durability: Durability::Full, idle_timeout, ..config(dir.path()) });
     assert_eq!(text(&first, "a", "PUT", "/kv/x", b"durable").await.0, 204);
+    let refused = Runtime::new(config(dir.path())).err().map(|err| err.to_string());
+    assert!(
+        refused.as_deref().is_some_and(|err| err.contains("is in use by another opendo")),
+        "one runtime per data directory: {refused:?}"
+    );
+    // A hibernation schedules a memory trim for later: it must not hold the data directory.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while first.stats().hibernations.load(Ordering::Relaxed) == 0 {
+        assert!(Instant::now() < deadline, "the object hibernates");
+        tokio::time::sleep(idle_timeout).await;
+    }
     assert!(first.shutdown(Duration::from_secs(10)).await, "clean shutdown");
     assert_eq!(
         first.fetch("probe", "a", request("GET", "/kv/x", b"")).await.unwrap_err(),
