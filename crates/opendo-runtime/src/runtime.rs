@@ -313,7 +313,7 @@ impl Runtime {
         let data_dir_lock =
             opendo_storage::layout::lock_data_dir(&config.data_dir).map_err(|err| match err {
                 opendo_storage::Error::Io { path, source } => Error::Io { path, source },
-                other => Error::InvalidConfig(other.to_string()),
+                in_use => Error::InvalidConfig(in_use.to_string()),
             })?;
         let engine = new_engine(&config)?;
         let mut linker = Linker::new(&engine);

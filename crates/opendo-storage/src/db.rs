@@ -64,7 +64,9 @@ pub struct ObjectDb {
     path: PathBuf,
 }
 
-// One transaction, so a new object's file costs one commit (and one fsync), not one per table.
+// The runtime's tables. New files get them from the prebuilt image (`files`), which is built from
+// this; opening runs it too (a no-op on any file this runtime made), so a file made otherwise
+// gets them as well.
 pub(crate) const SCHEMA: &str = "
     BEGIN;
     CREATE TABLE IF NOT EXISTS _opendo_kv (key BLOB PRIMARY KEY NOT NULL, value BLOB NOT NULL) WITHOUT ROWID;
@@ -80,6 +82,8 @@ impl ObjectDb {
     /// Opens (creating if needed) the database at `path`. Its parent folder must exist.
     ///
     /// The file is in WAL mode with exclusive locking: one connection per object, no `-shm` file.
+    /// It is opened without file locks (SQLite's `unix-none`): the caller makes sure no other
+    /// connection opens it, in this process or another ([`crate::layout::lock_data_dir`]).
     /// A database left by a crash is recovered by SQLite here.
     pub fn open(path: &Path, settings: impl Into<Settings>) -> Result<Self> {
         let settings = settings.into();
@@ -94,9 +98,7 @@ impl ObjectDb {
         }
         // SQLite's default VFS keeps every open file in one list, searched under a global mutex
         // on each open: with thousands of objects active, opening one more cost time in
-        // proportion to them. `unix-none` does no file locking and keeps no such list; other
-        // processes are kept out by the data directory's lock (see `layout::lock_data_dir`), and
-        // the runtime never opens one object twice.
+        // proportion to them. `unix-none` does no file locking and keeps no such list.
         let mut conn = Connection::open_with_flags_and_vfs(path, OpenFlags::default(), c"unix-none")?;
         let synchronous = match settings.durability {
             Durability::Full => "FULL",
@@ -310,7 +312,7 @@ fn keep_wal_file(conn: &Connection) -> Result<()> {
     let rc = unsafe {
         rusqlite::ffi::sqlite3_file_control(
             conn.handle(),
-            c"main".as_ptr(),
+            rusqlite::MAIN_DB.as_ptr(),
             rusqlite::ffi::SQLITE_FCNTL_PERSIST_WAL,
             (&raw mut persist).cast(),
         )

@@ -38,6 +38,9 @@ pub enum Error {
     /// The database holds something this runtime never writes.
     #[error("database is damaged: {0}")]
     Corrupt(String),
+    /// Another process holds the data directory's lock ([`crate::layout::lock_data_dir`]).
+    #[error("{0}")]
+    InUse(String),
     /// A filesystem operation failed.
     #[error("{path}: {source}")]
     Io { path: std::path::PathBuf, source: std::io::Error },

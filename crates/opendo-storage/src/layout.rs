@@ -70,7 +70,7 @@ pub fn lock_data_dir(data_dir: &Path) -> Result<DataDirLock> {
             let _ = file.read_to_string(&mut holder);
             let holder = holder.trim();
             let by = if holder.is_empty() { String::new() } else { format!(" (process {holder})") };
-            return Err(Error::InvalidArgument(format!(
+            return Err(Error::InUse(format!(
                 "the data directory {} is in use by another opendo{by}: give each server its own --data-dir",
                 data_dir.display()
             )));

@@ -3,9 +3,11 @@
 //! This crate knows nothing about Wasm. It owns:
 //! - [`ObjectId`]: the 64-hex-character id of an object, derived from `(namespace, name)` or random,
 //!   with check bytes so an id of another namespace or a typo is rejected cheaply;
-//! - [`layout`]: where files live (`{data-dir}/{namespace}/{id}.sqlite`), and which namespace names
-//!   are valid. Object names never become paths: only ids do;
-//! - [`ObjectDb`]: one open object database (WAL, exclusive locking), its KV store, guest SQL in
+//! - [`layout`]: where files live (`{data-dir}/{namespace}/{id}.sqlite`), which namespace names
+//!   are valid, and the data directory's lock (one process at a time). Object names never become
+//!   paths: only ids do;
+//! - `files`: how a new object's files are created (from a prebuilt image) and made durable;
+//! - [`ObjectDb`]: one open object database (WAL, exclusive locking, no file locks), its KV store, guest SQL in
 //!   the [`sandbox`], guest transactions (nested savepoints), and the event transaction boundaries
 //!   the runtime drives (a batch transaction, one savepoint per event).
 //!

@@ -102,7 +102,7 @@ fn storage_result<T>(result: opendo_storage::Result<T>) -> wasmtime::Result<Resu
         E::NotAuthorized(_) => (ErrorCode::NotAuthorized, None),
         E::Transaction(_) => (ErrorCode::Transaction, None),
         E::Interrupted => return Err(wasmtime::Error::new(DeadlineExceeded)),
-        E::Sqlite(_) | E::Corrupt(_) | E::Io { .. } => {
+        E::Sqlite(_) | E::Corrupt(_) | E::Io { .. } | E::InUse(_) => {
             return Err(wasmtime::Error::new(StorageFailure(err.to_string())));
         }
     };
