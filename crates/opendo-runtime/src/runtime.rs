@@ -570,3 +570,26 @@ impl Runtime {
         tokio::time::timeout(grace, self.tracker.wait()).await.is_ok()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn hibernations_within_the_trim_window_get_one_trim_at_its_end() {
+        let dir = tempfile::tempdir().unwrap();
+        let runtime = Runtime::new(Config { data_dir: dir.path().into(), ..Config::default() }).unwrap();
+        let shared = &runtime.shared;
+        // Just started: the window since the (notional) last trim is still open.
+        shared.return_freed_memory();
+        shared.return_freed_memory();
+        assert!(shared.trim_scheduled.load(Ordering::Acquire), "a trim waits for the end of the window");
+        assert_eq!(shared.last_trim.load(Ordering::Relaxed), 0, "not trimmed yet");
+        tokio::time::sleep(Duration::from_secs(6)).await;
+        assert!(!shared.trim_scheduled.load(Ordering::Acquire), "the trim ran");
+        assert!(shared.last_trim.load(Ordering::Relaxed) > 0);
+        // Memory freed after that trim is covered by the next one.
+        shared.return_freed_memory();
+        assert!(shared.trim_scheduled.load(Ordering::Acquire));
+    }
+}
