@@ -54,19 +54,3 @@ fn a_bad_config_file_is_refused_with_one_line() {
     assert!(!status.success());
     assert!(stderr.contains("reading the config file"), "{stderr}");
 }
-
-#[test]
-fn two_servers_cannot_share_a_data_directory() {
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    let first = Server::start(Path::new(EXAMPLE_COUNTER), &data, &[]);
-    assert_eq!(first.post("/counter/x/increment").body, "1");
-    let (status, stderr) = run_expecting_refusal(Path::new(EXAMPLE_COUNTER), &data, &[]);
-    assert!(!status.success());
-    assert!(stderr.contains("is in use by another opendo (process "), "{stderr}");
-    assert_eq!(first.post("/counter/x/increment").body, "2", "the first server is unaffected");
-    // The lock goes with the process, however it ends.
-    first.kill();
-    let second = Server::start(Path::new(EXAMPLE_COUNTER), &data, &[]);
-    assert_eq!(second.post("/counter/x/increment").body, "3");
-}

@@ -3,7 +3,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use opendo_e2e::Server;
+use opendo_e2e::{Server, run_expecting_refusal};
 use opendo_test_support::EXAMPLE_COUNTER;
 
 #[test]
@@ -77,4 +77,20 @@ fn shutdown_lets_in_flight_events_finish_and_commit() {
     let answer = in_flight.join().unwrap();
     assert_eq!(answer.status, 200, "the in-flight event was answered: {answer:?}");
     assert_eq!(answer.body, "done");
+}
+
+#[test]
+fn two_servers_cannot_share_a_data_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let first = Server::start(Path::new(EXAMPLE_COUNTER), &data, &[]);
+    assert_eq!(first.post("/counter/x/increment").body, "1");
+    let (status, stderr) = run_expecting_refusal(Path::new(EXAMPLE_COUNTER), &data, &[]);
+    assert!(!status.success());
+    assert!(stderr.contains("is in use by another opendo (process "), "{stderr}");
+    assert_eq!(first.post("/counter/x/increment").body, "2", "the first server is unaffected");
+    // The lock goes with the process, however it ends.
+    first.kill();
+    let second = Server::start(Path::new(EXAMPLE_COUNTER), &data, &[]);
+    assert_eq!(second.post("/counter/x/increment").body, "3");
 }
