@@ -292,8 +292,12 @@ impl Active {
 
     /// Drops the instance and closes the database (checkpointing its WAL).
     fn close(mut self, ctx: &ObjectCtx) {
-        let db = self.store.data_mut().db.take();
-        if let Some(Err(err)) = db.map(ObjectDb::close) {
+        let Some(db) = self.store.data_mut().db.take() else { return };
+        let closed = match &ctx.shared.group_sync {
+            Some(sync) => db.close_with_shared_flush(&|| sync.wait_durable()),
+            None => db.close(),
+        };
+        if let Err(err) = closed {
             tracing::error!(namespace = %ctx.identity.namespace, object = %ctx.identity.id, "closing object database: {err}");
         }
     }

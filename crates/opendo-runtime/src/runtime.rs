@@ -315,6 +315,10 @@ impl Runtime {
                 opendo_storage::Error::Io { path, source } => Error::Io { path, source },
                 in_use => Error::InvalidConfig(in_use.to_string()),
             })?;
+        // This process's objects trust that an empty WAL file is empty on disk too
+        // (`opendo_storage::ObjectDb::open`); a previous process may have stopped before syncing
+        // one it had just emptied.
+        crate::sync::flush_filesystem(&config.data_dir).map_err(Error::io(&config.data_dir))?;
         let engine = new_engine(&config)?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(|e| Error::Engine(format!("{e:#}")))?;

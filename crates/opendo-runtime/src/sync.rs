@@ -75,6 +75,11 @@ impl GroupSync {
     }
 }
 
+/// Flushes everything written to the filesystem holding `dir` (`syncfs`).
+pub(crate) fn flush_filesystem(dir: &Path) -> std::io::Result<()> {
+    Ok(rustix::fs::syncfs(File::open(dir)?)?)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

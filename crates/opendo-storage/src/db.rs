@@ -1,3 +1,4 @@
+use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
@@ -10,6 +11,9 @@ use crate::{Error, Result};
 
 /// Default storage cap of one object.
 pub const DEFAULT_STORAGE_CAP: u64 = 10 * 1024 * 1024 * 1024;
+
+/// SQLite's default: a commit that leaves the WAL this many pages long checkpoints it.
+const AUTOCHECKPOINT_PAGES: u32 = 1000;
 
 /// When a commit counts as done.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -60,13 +64,18 @@ pub struct ObjectDb {
     /// The file was created by this open and its creation is not yet known to be durable: the
     /// first commit reports a write even if it wrote nothing itself.
     created: bool,
+    /// Opened on an empty WAL and nothing committed since: SQLite runs without syncs and without
+    /// automatic checkpoints until the first commit (see `open`).
+    unsynced_wal: bool,
     storage_cap: u64,
     path: PathBuf,
+    /// Declared after `conn`, so it runs after SQLite closed the file.
+    wal_sync: WalSyncOnDrop,
 }
 
 // The runtime's tables. New files get them from the prebuilt image (`files`), which is built from
-// this; opening runs it too (a no-op on any file this runtime made), so a file made otherwise
-// gets them as well.
+// this; opening an existing file runs it too (a no-op on any file this runtime made), so a file
+// made otherwise gets them as well.
 pub(crate) const SCHEMA: &str = "
     BEGIN;
     CREATE TABLE IF NOT EXISTS _opendo_kv (key BLOB PRIMARY KEY NOT NULL, value BLOB NOT NULL) WITHOUT ROWID;
@@ -100,15 +109,27 @@ impl ObjectDb {
         // on each open: with thousands of objects active, opening one more cost time in
         // proportion to them. `unix-none` does no file locking and keeps no such list.
         let mut conn = Connection::open_with_flags_and_vfs(path, OpenFlags::default(), c"unix-none")?;
-        let synchronous = match settings.durability {
-            Durability::Full => "FULL",
-            Durability::Relaxed => "NORMAL",
+        // SQLite syncs the header of a WAL it starts, even where commits are not synced, because
+        // a restarted WAL still holds frames of the previous one on disk, which a header lost in
+        // a crash would bring back. An empty WAL file holds no frames, and its emptiness is
+        // durable: closing syncs it (`close`, `close_with_shared_flush`, `WalSyncOnDrop`), and so
+        // does creating a database where a stale WAL was left. That is every wake and every new
+        // object; until their
+        // first commit there is nothing to protect, and the sync, one per wake that writes, is
+        // skipped. Checkpoints must sync the database file before the WAL restarts over what they
+        // copied, so they wait for that commit too.
+        let unsynced_wal = settings.durability == Durability::Relaxed && files::wal_is_empty(path);
+        let (synchronous, autocheckpoint) = match settings.durability {
+            Durability::Full => ("FULL", AUTOCHECKPOINT_PAGES),
+            Durability::Relaxed if unsynced_wal => ("OFF", 0),
+            Durability::Relaxed => ("NORMAL", AUTOCHECKPOINT_PAGES),
         };
         // Exclusive locking must be set before WAL so SQLite keeps the WAL index in memory.
         conn.execute_batch(&format!(
             "PRAGMA locking_mode = EXCLUSIVE;
              PRAGMA journal_mode = WAL;
              PRAGMA synchronous = {synchronous};
+             PRAGMA wal_autocheckpoint = {autocheckpoint};
              PRAGMA journal_size_limit = 4194304;
              PRAGMA foreign_keys = ON;"
         ))?;
@@ -120,7 +141,9 @@ impl ObjectDb {
                 path.display()
             )));
         }
-        conn.execute_batch(SCHEMA)?;
+        if !created {
+            conn.execute_batch(SCHEMA)?;
+        }
         let page_size: i64 = conn.query_row("PRAGMA page_size", [], |row| row.get(0))?;
         // The cap is checked after each write ([`ObjectDb::write_atomically`]), which can undo just
         // that write. SQLite's own limit is only a backstop above it: hitting it may roll back the
@@ -137,8 +160,13 @@ impl ObjectDb {
             next_transaction: 0,
             alarm_writes: 0,
             created,
+            unsynced_wal,
             storage_cap: settings.storage_cap,
             path: path.to_path_buf(),
+            wal_sync: WalSyncOnDrop {
+                wal: files::wal_path(path),
+                armed: settings.durability == Durability::Relaxed,
+            },
         })
     }
 
@@ -157,8 +185,19 @@ impl ObjectDb {
     /// whether a flush of its files is needed to make this commit durable.
     pub fn commit_batch(&mut self) -> Result<bool> {
         self.run("COMMIT")?;
+        self.sync_wal_from_now_on()?;
         let written = self.take_pages_written() > 0;
         Ok(written || std::mem::take(&mut self.created))
+    }
+
+    /// Ends the unsynced start of the WAL (see `open`) once its first commit is done.
+    fn sync_wal_from_now_on(&mut self) -> Result<()> {
+        if std::mem::take(&mut self.unsynced_wal) {
+            self.conn.execute_batch(&format!(
+                "PRAGMA synchronous = NORMAL; PRAGMA wal_autocheckpoint = {AUTOCHECKPOINT_PAGES};"
+            ))?;
+        }
+        Ok(())
     }
 
     /// Pages written to the files (the WAL) since the last call; resets the count. If the count
@@ -252,11 +291,50 @@ impl ObjectDb {
     }
 
     /// Closes the database, checkpointing the WAL into the main file.
-    pub fn close(self) -> Result<()> {
+    ///
+    /// The WAL file stays, emptied, and its emptiness is synced in [`Durability::Relaxed`] (the
+    /// next open relies on it; see `open`).
+    pub fn close(mut self) -> Result<()> {
+        // A checkpoint must sync the database file before emptying the WAL.
+        self.sync_wal_from_now_on()?;
         // Everything into the database file and the WAL emptied: the WAL file stays (see
         // `keep_wal_file`), at zero bytes.
         self.conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)")?;
-        self.conn.close().map_err(|(_, e)| Error::Sqlite(e))
+        self.conn.close().map_err(|(_, e)| Error::Sqlite(e))?;
+        self.wal_sync.sync_now()
+    }
+
+    /// Closes like [`ObjectDb::close`], for a database opened in [`Durability::Relaxed`] whose
+    /// caller flushes the whole filesystem for many objects at once: `flush` returns once
+    /// everything written before the call is on disk. The database syncs nothing itself.
+    ///
+    /// The WAL is copied into the database file without syncs, `flush` makes the copy durable,
+    /// and only then is the WAL emptied (then flushed again), so a crash at any point leaves the
+    /// WAL able to restore what the copy had not made durable yet.
+    pub fn close_with_shared_flush(mut self, flush: &dyn Fn() -> std::io::Result<()>) -> Result<()> {
+        let io = |source| Error::Io { path: self.path.clone(), source };
+        self.unsynced_wal = false;
+        self.conn.execute_batch("PRAGMA synchronous = OFF")?;
+        let (frames, copied): (i64, i64) =
+            self.conn
+                .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| Ok((row.get(1)?, row.get(2)?)))?;
+        if frames != copied {
+            // Not expected with one connection; fall back to SQLite's own syncs.
+            self.conn.execute_batch("PRAGMA synchronous = NORMAL")?;
+            return self.close();
+        }
+        if let Err(err) = flush() {
+            // The copy may not be on disk: the WAL must keep its frames, also when SQLite closes
+            // the dropped handle (which empties a WAL kept on close down to this limit).
+            self.conn.execute_batch("PRAGMA journal_size_limit = -1")?;
+            return Err(io(err));
+        }
+        // Nothing is left to copy: this only empties the WAL.
+        self.conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)")?;
+        self.conn.close().map_err(|(_, e)| Error::Sqlite(e))?;
+        flush().map_err(io)?;
+        self.wal_sync.armed = false;
+        Ok(())
     }
 
     pub(crate) fn run(&self, sql: &str) -> Result<()> {
@@ -321,4 +399,147 @@ fn keep_wal_file(conn: &Connection) -> Result<()> {
         return Err(Error::Corrupt(format!("could not keep the WAL file (SQLite code {rc})")));
     }
     Ok(())
+}
+
+/// Syncs the WAL file once SQLite closed the database, so that an empty WAL found by the next
+/// open is empty on disk too (see `ObjectDb::open`). SQLite empties the WAL when it closes a
+/// database, also when the handle is dropped without [`ObjectDb::close`] (after an error).
+#[derive(Debug)]
+struct WalSyncOnDrop {
+    wal: PathBuf,
+    /// Only [`Durability::Relaxed`] skips the sync of new WAL headers; disarmed once synced.
+    armed: bool,
+}
+
+impl WalSyncOnDrop {
+    fn sync_now(&mut self) -> Result<()> {
+        if !std::mem::take(&mut self.armed) {
+            return Ok(());
+        }
+        match File::open(&self.wal) {
+            Ok(file) => file.sync_all().map_err(|source| Error::Io { path: self.wal.clone(), source }),
+            // No WAL (never written, or deleted by hand): the next open starts a new file.
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(source) => Err(Error::Io { path: self.wal.clone(), source }),
+        }
+    }
+}
+
+impl Drop for WalSyncOnDrop {
+    fn drop(&mut self) {
+        if let Err(err) = self.sync_now() {
+            tracing::error!("syncing a closed object's WAL: {err}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// SQLite's `synchronous` (0 off, 1 normal, 2 full) and `wal_autocheckpoint`.
+    fn sync_settings(db: &ObjectDb) -> (i64, i64) {
+        let synchronous = db.conn.query_row("PRAGMA synchronous", [], |row| row.get(0)).unwrap();
+        let autocheckpoint = db.conn.query_row("PRAGMA wal_autocheckpoint", [], |row| row.get(0)).unwrap();
+        (synchronous, autocheckpoint)
+    }
+
+    fn write_batch(db: &mut ObjectDb, value: &[u8]) -> bool {
+        db.begin_batch().unwrap();
+        db.put("k", value).unwrap();
+        db.commit_batch().unwrap()
+    }
+
+    #[test]
+    fn an_empty_wal_is_synced_and_checkpointed_from_its_first_commit_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.sqlite");
+        let mut db = ObjectDb::open(&path, Durability::Relaxed).unwrap();
+        assert_eq!(sync_settings(&db), (0, 0));
+        assert!(write_batch(&mut db, b"1"));
+        assert_eq!(sync_settings(&db), (1, i64::from(AUTOCHECKPOINT_PAGES)));
+        db.close().unwrap();
+
+        // Closing emptied the WAL: a wake starts unsynced again.
+        assert!(files::wal_is_empty(&path));
+        let mut db = ObjectDb::open(&path, Durability::Relaxed).unwrap();
+        assert_eq!(sync_settings(&db), (0, 0));
+        assert!(write_batch(&mut db, b"2"));
+        assert_eq!(sync_settings(&db), (1, i64::from(AUTOCHECKPOINT_PAGES)));
+        assert_eq!(db.get("k").unwrap().as_deref(), Some(&b"2"[..]));
+    }
+
+    #[test]
+    fn a_wal_holding_frames_is_synced_from_the_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.sqlite");
+        let mut db = ObjectDb::open(&path, Durability::Relaxed).unwrap();
+        assert!(write_batch(&mut db, b"1"));
+        // Crash-like: the WAL keeps its frames.
+        std::mem::forget(db);
+        assert!(!files::wal_is_empty(&path));
+        let db = ObjectDb::open(&path, Durability::Relaxed).unwrap();
+        assert_eq!(sync_settings(&db), (1, i64::from(AUTOCHECKPOINT_PAGES)));
+        assert_eq!(db.get("k").unwrap().as_deref(), Some(&b"1"[..]));
+    }
+
+    #[test]
+    fn full_durability_syncs_every_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut db = ObjectDb::open(&dir.path().join("a.sqlite"), Durability::Full).unwrap();
+        assert_eq!(sync_settings(&db), (2, i64::from(AUTOCHECKPOINT_PAGES)));
+        assert!(write_batch(&mut db, b"1"));
+        assert_eq!(sync_settings(&db), (2, i64::from(AUTOCHECKPOINT_PAGES)));
+    }
+
+    fn wal_len(path: &Path) -> u64 {
+        std::fs::metadata(files::wal_path(path)).unwrap().len()
+    }
+
+    /// What the database file holds by itself, without its WAL.
+    fn value_in_database_file(path: &Path) -> Option<Vec<u8>> {
+        let copy = path.with_extension("copy");
+        std::fs::copy(path, &copy).unwrap();
+        let db = ObjectDb::open(&copy, Durability::Relaxed).unwrap();
+        db.get("k").unwrap()
+    }
+
+    #[test]
+    fn a_shared_flush_close_empties_the_wal_only_after_the_copy_is_flushed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.sqlite");
+        let mut db = ObjectDb::open(&path, Durability::Relaxed).unwrap();
+        assert!(write_batch(&mut db, b"1"));
+        let flushes = std::cell::RefCell::new(Vec::new());
+        let flush = || {
+            // When each flush starts: the WAL's length, what the database file holds alone.
+            flushes.borrow_mut().push((wal_len(&path), value_in_database_file(&path)));
+            Ok(())
+        };
+        db.close_with_shared_flush(&flush).unwrap();
+        let flushes = flushes.into_inner();
+        assert_eq!(flushes.len(), 2);
+        // First the copy, WAL kept; then the emptied WAL.
+        assert!(flushes[0].0 > 0);
+        assert_eq!(flushes[0].1.as_deref(), Some(&b"1"[..]));
+        assert_eq!(flushes[1].0, 0);
+        assert_eq!(wal_len(&path), 0);
+        let db = ObjectDb::open(&path, Durability::Relaxed).unwrap();
+        assert_eq!(db.get("k").unwrap().as_deref(), Some(&b"1"[..]));
+    }
+
+    #[test]
+    fn a_failed_shared_flush_keeps_the_wal() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.sqlite");
+        let mut db = ObjectDb::open(&path, Durability::Relaxed).unwrap();
+        assert!(write_batch(&mut db, b"1"));
+        let err = db.close_with_shared_flush(&|| Err(std::io::Error::other("disk gone"))).unwrap_err();
+        assert!(err.to_string().contains("disk gone"), "{err}");
+        // The WAL still holds the write: the copy into the database file may not be on disk.
+        assert!(wal_len(&path) > 0);
+        let db = ObjectDb::open(&path, Durability::Relaxed).unwrap();
+        assert_eq!(db.get("k").unwrap().as_deref(), Some(&b"1"[..]));
+        assert_eq!(sync_settings(&db), (1, i64::from(AUTOCHECKPOINT_PAGES)));
+    }
 }

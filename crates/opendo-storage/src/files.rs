@@ -73,7 +73,18 @@ pub(crate) fn create_wal(path: &Path, durable: bool) -> Result<()> {
 
 fn open_wal(path: &Path, truncate: bool, durable: bool) -> Result<()> {
     let wal = wal_path(path);
-    std::fs::OpenOptions::new().write(true).create(true).truncate(truncate).open(&wal).map_err(io(&wal))?;
+    let stale = truncate && !wal_is_empty(path);
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(truncate)
+        .open(&wal)
+        .map_err(io(&wal))?;
+    if stale {
+        // The new database's first commit does not sync the WAL header (`ObjectDb::open`): the
+        // old frames must be gone from the disk, not only from the cache.
+        file.sync_all().map_err(io(&wal))?;
+    }
     if durable && let Some(folder) = path.parent() {
         sync_folder(folder)?;
     }
@@ -85,6 +96,14 @@ pub(crate) fn wal_path(path: &Path) -> PathBuf {
     let mut name = path.as_os_str().to_owned();
     name.push("-wal");
     PathBuf::from(name)
+}
+
+/// Whether the WAL file of the database at `path` is empty or missing (SQLite creates it then).
+pub(crate) fn wal_is_empty(path: &Path) -> bool {
+    match std::fs::metadata(wal_path(path)) {
+        Ok(metadata) => metadata.len() == 0,
+        Err(err) => err.kind() == std::io::ErrorKind::NotFound,
+    }
 }
 
 /// Makes the entries of `folder` (files created, renamed or deleted in it) durable.
