@@ -114,10 +114,9 @@ impl ObjectDb {
         // a crash would bring back. An empty WAL file holds no frames, and its emptiness is
         // durable: closing syncs it (`close`, `close_with_shared_flush`, `WalSyncOnDrop`), and so
         // does creating a database where a stale WAL was left. That is every wake and every new
-        // object; until their
-        // first commit there is nothing to protect, and the sync, one per wake that writes, is
-        // skipped. Checkpoints must sync the database file before the WAL restarts over what they
-        // copied, so they wait for that commit too.
+        // object: until their first commit there is nothing to protect, and the sync, one per
+        // wake that writes, is skipped. Checkpoints must sync the database file before the WAL
+        // restarts over what they copied, so they wait for that commit too.
         let unsynced_wal = settings.durability == Durability::Relaxed && files::wal_is_empty(path);
         let (synchronous, autocheckpoint) = match settings.durability {
             Durability::Full => ("FULL", AUTOCHECKPOINT_PAGES),
