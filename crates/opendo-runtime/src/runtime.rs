@@ -381,7 +381,9 @@ impl Runtime {
         namespaces.insert(name.to_string(), Arc::new(namespace));
         drop(namespaces);
         self.scheduler.call_once(|| {
-            handle.spawn(crate::scheduler::run(self.clone()));
+            // Tracked, so that `shutdown` returns only once it let go of the runtime (and with
+            // it of the data directory's lock).
+            self.tracker.spawn_on(crate::scheduler::run(self.clone()), &handle);
         });
         self.shared.alarm_wakeup.notify_one();
         Ok(())
