@@ -449,6 +449,14 @@ mod tests {
         db.commit_batch().unwrap()
     }
 
+    /// A new object database in `dir` (Relaxed) after one batch wrote "1" under "k".
+    fn written_once(dir: &Path) -> (PathBuf, ObjectDb) {
+        let path = dir.join("a.sqlite");
+        let mut db = ObjectDb::open(&path, Durability::Relaxed).unwrap();
+        assert!(write_batch(&mut db, b"1"));
+        (path, db)
+    }
+
     #[test]
     fn an_empty_wal_is_synced_and_checkpointed_from_its_first_commit_on() {
         let dir = tempfile::tempdir().unwrap();
@@ -471,9 +479,7 @@ mod tests {
     #[test]
     fn a_wal_holding_frames_is_synced_from_the_start() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("a.sqlite");
-        let mut db = ObjectDb::open(&path, Durability::Relaxed).unwrap();
-        assert!(write_batch(&mut db, b"1"));
+        let (path, db) = written_once(dir.path());
         // Crash-like: the WAL keeps its frames.
         std::mem::forget(db);
         assert!(!files::wal_is_empty(&path));
@@ -506,9 +512,7 @@ mod tests {
     #[test]
     fn a_shared_flush_close_empties_the_wal_only_after_the_copy_is_flushed() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("a.sqlite");
-        let mut db = ObjectDb::open(&path, Durability::Relaxed).unwrap();
-        assert!(write_batch(&mut db, b"1"));
+        let (path, db) = written_once(dir.path());
         let flushes = std::cell::RefCell::new(Vec::new());
         let flush = || {
             // When each flush starts: the WAL's length, what the database file holds alone.
@@ -530,9 +534,7 @@ mod tests {
     #[test]
     fn a_failed_shared_flush_keeps_the_wal() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("a.sqlite");
-        let mut db = ObjectDb::open(&path, Durability::Relaxed).unwrap();
-        assert!(write_batch(&mut db, b"1"));
+        let (path, db) = written_once(dir.path());
         let err = db.close_with_shared_flush(&|| Err(std::io::Error::other("disk gone"))).unwrap_err();
         assert!(err.to_string().contains("disk gone"), "{err}");
         // The WAL still holds the write: the copy into the database file may not be on disk.
