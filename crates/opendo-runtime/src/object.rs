@@ -2,8 +2,9 @@
 //! mailbox one batch at a time.
 //!
 //! A batch is every event queued when the actor looks (up to [`MAX_BATCH`]). It runs on tokio's
-//! blocking pool: one SQLite transaction, one savepoint per event, one commit, then the replies
-//! (the output gate). A trapped event rolls back its own savepoint only, and resets the instance.
+//! blocking pool: one SQLite transaction, one savepoint per event, one commit. Then the actor
+//! releases the replies and socket outputs (the output gate). A trapped event rolls back its own
+//! savepoint only, and resets the instance.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -361,14 +362,22 @@ pub(crate) async fn run(ctx: ObjectCtx, mut mailbox: mpsc::Receiver<Envelope>) {
         ctx.control.busy.store(true, Ordering::Relaxed);
         let batch_ctx = ctx.clone();
         let object = active.take();
-        active = match tokio::task::spawn_blocking(move || run_batch(&batch_ctx, object, slot, batch)).await {
-            Ok(object) => object,
+        let committed = match tokio::task::spawn_blocking(move || run_batch(&batch_ctx, object, slot, batch))
+            .await
+        {
+            Ok(ran) => ran,
             Err(err) => {
                 // A panic in host code: the batch's callers see their reply channel closed.
                 tracing::error!(namespace = %ctx.identity.namespace, object = %ctx.identity.id, "event batch failed: {err}");
-                None
+                (None, Vec::new())
             }
         };
+        active = committed.0;
+        // Released by the actor, not on the blocking thread: that thread then wakes only the
+        // actor, and the callers' tasks are woken from inside the async runtime.
+        for event in committed.1 {
+            event.release(&ctx.sockets);
+        }
         if let (Some(started), Some(_)) = (waking, &active) {
             ctx.shared.stats.wake.record(started.elapsed());
         }
@@ -388,12 +397,15 @@ async fn close(ctx: &Arc<ObjectCtx>, object: Active) {
     let _ = tokio::task::spawn_blocking(move || object.close(&ctx)).await;
 }
 
+/// Runs a batch and commits it. Returns the object (`None` if it had to close) and the events
+/// whose replies and socket outputs may now be released. Events that failed with the batch were
+/// answered already.
 fn run_batch(
     ctx: &ObjectCtx,
     active: Option<Active>,
     slot: Option<OwnedSemaphorePermit>,
     batch: Vec<Envelope>,
-) -> Option<Active> {
+) -> (Option<Active>, Vec<Done>) {
     let started = Instant::now();
     let ran = run_events(ctx, active, slot, batch);
     ctx.shared.stats.batch.record(started.elapsed());
@@ -405,7 +417,7 @@ fn run_events(
     active: Option<Active>,
     slot: Option<OwnedSemaphorePermit>,
     batch: Vec<Envelope>,
-) -> Option<Active> {
+) -> (Option<Active>, Vec<Done>) {
     let opened = match (active, slot) {
         (Some(active), _) => Ok(active),
         (None, Some(slot)) => Active::open(ctx, slot),
@@ -417,7 +429,7 @@ fn run_events(
             for envelope in batch {
                 envelope.fail(&ctx.sockets, err.clone());
             }
-            return None;
+            return (None, Vec::new());
         }
     };
     let mut done = Vec::with_capacity(batch.len());
@@ -473,12 +485,7 @@ fn run_events(
         Ok(())
     })();
     match outcome {
-        Ok(()) => {
-            for event in done {
-                event.release(&ctx.sockets);
-            }
-            Some(active)
-        }
+        Ok(()) => (Some(active), done),
         Err(err) => {
             tracing::error!(
                 namespace = %ctx.identity.namespace,
@@ -498,7 +505,7 @@ fn run_events(
                 envelope.fail(&ctx.sockets, failure.clone());
             }
             active.close(ctx);
-            None
+            (None, Vec::new())
         }
     }
 }
