@@ -433,6 +433,7 @@ fn run_events(
         }
     };
     let mut done = Vec::with_capacity(batch.len());
+    let alone = batch.len() == 1;
     let mut pending = batch.into_iter();
     let outcome = (|| -> Result<(), opendo_storage::Error> {
         active.db()?.begin_batch()?;
@@ -445,16 +446,16 @@ fn run_events(
         for envelope in pending.by_ref() {
             match envelope {
                 Envelope::Fetch { request, upgrade, reply } => {
-                    let (outcome, outputs) = run_fetch(ctx, &mut active, &request, upgrade)?;
+                    let (outcome, outputs) = run_fetch(ctx, &mut active, &request, upgrade, alone)?;
                     done.push(Done { reply: Reply::Fetch(reply, outcome), outputs });
                 }
                 Envelope::Alarm { reply } => {
                     ran_alarm = true;
-                    let (run, outputs) = run_alarm(ctx, &mut active)?;
+                    let (run, outputs) = run_alarm(ctx, &mut active, alone)?;
                     done.push(Done { reply: Reply::Alarm(reply, run), outputs });
                 }
                 Envelope::Socket { socket, event } => {
-                    let outputs = run_socket_event(ctx, &mut active, socket, event)?;
+                    let outputs = run_socket_event(ctx, &mut active, socket, event, alone)?;
                     done.push(Done { reply: Reply::None, outputs });
                 }
             }
@@ -515,9 +516,10 @@ fn run_fetch(
     active: &mut Active,
     request: &Request,
     upgrade: bool,
+    alone: bool,
 ) -> Result<(Result<Answer, EventError>, Outputs), opendo_storage::Error> {
     let db = active.db()?;
-    db.begin_event()?;
+    db.begin_event(alone)?;
     db.set_deadline(Some(Instant::now() + ctx.shared.config.cpu_limit));
     active.store.data_mut().event_sockets.upgrade = upgrade;
     let result = active.fetch(ctx, request);
@@ -593,9 +595,10 @@ fn run_socket_event(
     active: &mut Active,
     socket: u64,
     event: SocketEvent,
+    alone: bool,
 ) -> Result<Outputs, opendo_storage::Error> {
     let ends = event.ends_socket();
-    let result = call_socket_handler(ctx, active, socket, event);
+    let result = call_socket_handler(ctx, active, socket, event, alone);
     if ends {
         // The object was told (or its storage failed trying): the tags and attachment go now.
         ctx.sockets.remove(socket);
@@ -608,10 +611,11 @@ fn call_socket_handler(
     active: &mut Active,
     socket: u64,
     event: SocketEvent,
+    alone: bool,
 ) -> Result<Outputs, opendo_storage::Error> {
     use tokio_tungstenite::tungstenite::Message;
     let db = active.db()?;
-    db.begin_event()?;
+    db.begin_event(alone)?;
     db.set_deadline(Some(Instant::now() + ctx.shared.config.cpu_limit));
     let kind = match &event {
         SocketEvent::Message(_) => "websocket-message",
@@ -648,14 +652,18 @@ fn call_socket_handler(
 
 /// Runs the object's alarm if it is due: clears it, calls the handler, and on failure sets it
 /// again for a retry (or drops it after [`MAX_ALARM_RETRIES`]).
-fn run_alarm(ctx: &ObjectCtx, active: &mut Active) -> Result<(AlarmRun, Outputs), opendo_storage::Error> {
+fn run_alarm(
+    ctx: &ObjectCtx,
+    active: &mut Active,
+    alone: bool,
+) -> Result<(AlarmRun, Outputs), opendo_storage::Error> {
     let now = ctx.shared.config.clock.now_ms();
     let Some(alarm) = active.db()?.get_alarm()? else { return Ok((AlarmRun::NotDue, Vec::new())) };
     if alarm.time_ms > now {
         return Ok((AlarmRun::NotDue, Vec::new()));
     }
     let db = active.db()?;
-    db.begin_event()?;
+    db.begin_event(alone)?;
     db.set_deadline(Some(Instant::now() + ctx.shared.config.cpu_limit));
     // Inside the handler `get-alarm` is none unless the handler sets a new alarm.
     db.delete_alarm()?;

@@ -67,6 +67,9 @@ pub struct ObjectDb {
     /// Opened on an empty WAL and nothing committed since: SQLite runs without syncs and without
     /// automatic checkpoints until the first commit (see `open`).
     unsynced_wal: bool,
+    /// The running event is the only one in its batch, so it has no savepoint of its own (see
+    /// [`ObjectDb::begin_event`]).
+    event_alone: bool,
     storage_cap: u64,
     path: PathBuf,
     /// Declared after `conn`, so it runs after SQLite closed the file.
@@ -160,6 +163,7 @@ impl ObjectDb {
             alarm_writes: 0,
             created,
             unsynced_wal,
+            event_alone: false,
             storage_cap: settings.storage_cap,
             path: path.to_path_buf(),
             wal_sync: WalSyncOnDrop {
@@ -213,12 +217,19 @@ impl ObjectDb {
         self.run("ROLLBACK")
     }
 
-    /// Marks the start of one event inside the batch.
-    pub fn begin_event(&mut self) -> Result<()> {
+    /// Marks the start of one event inside the batch. An event `alone` in its batch gets no
+    /// savepoint: the batch's transaction already begins where it begins, so undoing it is
+    /// undoing the batch, and the savepoint's statements would be spent on every lone event.
+    pub fn begin_event(&mut self, alone: bool) -> Result<()> {
+        self.event_alone = alone;
+        if alone {
+            return Ok(());
+        }
         self.run("SAVEPOINT _opendo_event")
     }
 
-    /// Ends the current event: keeps its writes (`keep`) or rolls back to where it began.
+    /// Ends the current event: keeps its writes (`keep`) or rolls back to where it began (for an
+    /// event alone in its batch: rolls the batch back and begins it again, empty).
     /// Transactions the guest left open are rolled back either way.
     ///
     /// Returns `Some(error)` if the event asked to keep its writes but they had to be rolled back
@@ -241,10 +252,18 @@ impl ObjectDb {
         } else {
             None
         };
-        if !keep || refused.is_some() {
-            self.run("ROLLBACK TO _opendo_event")?;
+        match (keep && refused.is_none(), self.event_alone) {
+            (true, true) => {}
+            (true, false) => self.run("RELEASE _opendo_event")?,
+            (false, true) => {
+                self.run("ROLLBACK")?;
+                self.begin_batch()?;
+            }
+            (false, false) => {
+                self.run("ROLLBACK TO _opendo_event")?;
+                self.run("RELEASE _opendo_event")?;
+            }
         }
-        self.run("RELEASE _opendo_event")?;
         if refused.is_some() || self.deferred_foreign_key_violations() > 0 {
             // Deferral lasts until the batch commits; never let it reach the next event.
             self.run("PRAGMA defer_foreign_keys = OFF")?;

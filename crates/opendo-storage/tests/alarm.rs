@@ -6,11 +6,11 @@ fn the_alarm_is_part_of_the_event_transaction() {
     let mut db = ObjectDb::open(&dir.path().join("o.sqlite"), Durability::Relaxed).unwrap();
     assert_eq!(db.get_alarm().unwrap(), None);
     db.begin_batch().unwrap();
-    db.begin_event().unwrap();
+    db.begin_event(false).unwrap();
     db.set_alarm(1000).unwrap();
     db.set_alarm(2000).unwrap();
     assert!(db.finish_event(true).unwrap().is_none());
-    db.begin_event().unwrap();
+    db.begin_event(false).unwrap();
     db.delete_alarm().unwrap();
     assert!(db.finish_event(false).unwrap().is_none(), "a failed event's delete is undone");
     db.commit_batch().unwrap();

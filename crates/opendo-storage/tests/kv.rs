@@ -166,7 +166,7 @@ fn data_survives_close_and_reopen() {
     let path = dir.path().join("object.sqlite");
     let mut db = ObjectDb::open(&path, Durability::Full).unwrap();
     db.begin_batch().unwrap();
-    db.begin_event().unwrap();
+    db.begin_event(false).unwrap();
     db.put("kept", b"1").unwrap();
     db.finish_event(true).unwrap();
     db.commit_batch().unwrap();
@@ -185,14 +185,14 @@ fn a_failed_event_rolls_back_alone_inside_its_batch() {
     let path = dir.path().join("object.sqlite");
     let mut db = ObjectDb::open(&path, Durability::Relaxed).unwrap();
     db.begin_batch().unwrap();
-    db.begin_event().unwrap();
+    db.begin_event(false).unwrap();
     db.put("first", b"1").unwrap();
     db.finish_event(true).unwrap();
-    db.begin_event().unwrap();
+    db.begin_event(false).unwrap();
     db.put("second", b"2").unwrap();
     db.put("first", b"overwritten").unwrap();
     db.finish_event(false).unwrap();
-    db.begin_event().unwrap();
+    db.begin_event(false).unwrap();
     db.put("third", b"3").unwrap();
     db.finish_event(true).unwrap();
     db.commit_batch().unwrap();
@@ -202,6 +202,34 @@ fn a_failed_event_rolls_back_alone_inside_its_batch() {
     assert_eq!(db.get("first").unwrap(), Some(b"1".to_vec()));
     assert_eq!(db.get("second").unwrap(), None);
     assert_eq!(db.get("third").unwrap(), Some(b"3".to_vec()));
+}
+
+#[test]
+fn an_event_alone_in_its_batch_keeps_or_undoes_its_writes_without_a_savepoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("object.sqlite");
+    let mut db = ObjectDb::open(&path, Durability::Relaxed).unwrap();
+    db.begin_batch().unwrap();
+    db.begin_event(true).unwrap();
+    db.put("kept", b"1").unwrap();
+    assert!(db.finish_event(true).unwrap().is_none());
+    db.commit_batch().unwrap();
+
+    db.begin_batch().unwrap();
+    db.begin_event(true).unwrap();
+    db.put("undone", b"2").unwrap();
+    db.put("kept", b"overwritten").unwrap();
+    assert!(db.finish_event(false).unwrap().is_none());
+    assert!(db.in_transaction(), "the batch goes on, empty, after its lone event was undone");
+    // What the runtime writes after a failed event (an alarm's retry) still commits.
+    db.put("after", b"3").unwrap();
+    db.commit_batch().unwrap();
+    db.close().unwrap();
+
+    let db = ObjectDb::open(&path, Durability::Relaxed).unwrap();
+    assert_eq!(db.get("kept").unwrap(), Some(b"1".to_vec()));
+    assert_eq!(db.get("undone").unwrap(), None);
+    assert_eq!(db.get("after").unwrap(), Some(b"3".to_vec()));
 }
 
 #[test]
@@ -224,7 +252,7 @@ fn a_commit_reports_whether_it_wrote_anything() {
     let mut db = ObjectDb::open(&dir.path().join("object.sqlite"), Durability::Relaxed).unwrap();
     let mut commit = |write: bool| {
         db.begin_batch().unwrap();
-        db.begin_event().unwrap();
+        db.begin_event(false).unwrap();
         if write {
             db.put("k", b"v").unwrap();
         } else {

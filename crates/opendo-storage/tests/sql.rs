@@ -5,7 +5,7 @@ use opendo_storage::{Durability, Error, ObjectDb, Settings, SqlValue};
 fn open(dir: &tempfile::TempDir) -> ObjectDb {
     let mut db = ObjectDb::open(&dir.path().join("object.sqlite"), Durability::Relaxed).unwrap();
     db.begin_batch().unwrap();
-    db.begin_event().unwrap();
+    db.begin_event(false).unwrap();
     db
 }
 
@@ -271,17 +271,45 @@ fn foreign_keys_are_enforced_and_deferred_violations_roll_the_event_back() {
     assert!(matches!(db.exec("INSERT INTO child VALUES (7)", &[]), Err(Error::Sql { .. })));
     assert!(db.finish_event(true).unwrap().is_none());
 
-    db.begin_event().unwrap();
+    db.begin_event(false).unwrap();
     db.exec("PRAGMA defer_foreign_keys = ON", &[]).unwrap();
     db.exec("INSERT INTO child VALUES (8)", &[]).unwrap();
     let refused = db.finish_event(true).unwrap();
     assert!(matches!(refused, Some(Error::Sql { .. })), "{refused:?}");
-    db.begin_event().unwrap();
+    db.begin_event(false).unwrap();
     db.exec("INSERT INTO parent VALUES (1)", &[]).unwrap();
     assert!(db.finish_event(true).unwrap().is_none());
     db.commit_batch().unwrap();
     assert_eq!(db.exec("SELECT count(*) FROM child", &[]).unwrap().rows, vec![vec![int(0)]]);
     assert_eq!(db.exec("SELECT count(*) FROM parent", &[]).unwrap().rows, vec![vec![int(1)]]);
+}
+
+#[test]
+fn deferred_violations_roll_back_an_event_alone_in_its_batch() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut db = ObjectDb::open(&dir.path().join("object.sqlite"), Durability::Relaxed).unwrap();
+    db.begin_batch().unwrap();
+    db.begin_event(true).unwrap();
+    db.exec(
+        "CREATE TABLE parent (id INTEGER PRIMARY KEY); CREATE TABLE child (p REFERENCES parent(id))",
+        &[],
+    )
+    .unwrap();
+    assert!(db.finish_event(true).unwrap().is_none());
+    db.commit_batch().unwrap();
+
+    db.begin_batch().unwrap();
+    db.begin_event(true).unwrap();
+    db.exec("PRAGMA defer_foreign_keys = ON", &[]).unwrap();
+    db.exec("INSERT INTO child VALUES (8)", &[]).unwrap();
+    let open = db.begin_transaction().unwrap();
+    db.exec("INSERT INTO parent VALUES (2)", &[]).unwrap();
+    let refused = db.finish_event(true).unwrap();
+    assert!(matches!(refused, Some(Error::Sql { .. })), "{refused:?}");
+    assert!(db.commit_transaction(open).is_err(), "the guest's transaction ended with the event");
+    db.commit_batch().unwrap();
+    assert_eq!(db.exec("SELECT count(*) FROM child", &[]).unwrap().rows, vec![vec![int(0)]]);
+    assert_eq!(db.exec("SELECT count(*) FROM parent", &[]).unwrap().rows, vec![vec![int(0)]]);
 }
 
 #[test]
@@ -291,7 +319,7 @@ fn writes_past_the_storage_cap_are_refused_and_nothing_corrupts() {
     let mut db =
         ObjectDb::open(&path, Settings { durability: Durability::Relaxed, storage_cap: 256 * 1024 }).unwrap();
     db.begin_batch().unwrap();
-    db.begin_event().unwrap();
+    db.begin_event(false).unwrap();
     db.exec("CREATE TABLE t (v BLOB)", &[]).unwrap();
     let mut refused = None;
     for _ in 0..100 {
@@ -317,7 +345,7 @@ fn guest_sql_never_reuses_the_runtimes_cached_statements() {
     let mut db = ObjectDb::open(&dir.path().join("object.sqlite"), Durability::Relaxed).unwrap();
     for _ in 0..2 {
         db.begin_batch().unwrap();
-        db.begin_event().unwrap();
+        db.begin_event(false).unwrap();
         db.put("k", b"v").unwrap();
         assert!(db.finish_event(true).unwrap().is_none());
         db.commit_batch().unwrap();
@@ -325,7 +353,7 @@ fn guest_sql_never_reuses_the_runtimes_cached_statements() {
     db.begin_batch().unwrap();
     db.rollback_batch().unwrap();
     db.begin_batch().unwrap();
-    db.begin_event().unwrap();
+    db.begin_event(false).unwrap();
     db.put("uncommitted", b"v").unwrap();
     for sql in ["COMMIT", "BEGIN IMMEDIATE", "ROLLBACK", "COMMIT;", "  COMMIT  "] {
         assert!(denied(&mut db, sql).contains("transaction API"), "{sql}");
