@@ -11,11 +11,11 @@
 //! starts the next batch only after the previous one has committed.
 //!
 //! # Events and the output gate
-//! A batch is one SQLite transaction; each event inside it is a savepoint. After the last event,
-//! the batch commits (durably in [`Durability::Full`]: see below) and only then are the responses
-//! released. A trapped event (panic, CPU or memory limit) rolls back its own savepoint, its
-//! instance is thrown away, and its caller gets [`EventError::Trapped`]; the other events of
-//! the batch are unaffected.
+//! A batch is one SQLite transaction; each event inside it is a savepoint (an event alone in its
+//! batch needs none: the transaction bounds it). After the last event, the batch commits (durably
+//! in [`Durability::Full`]: see below) and only then are the responses released. A trapped event
+//! (panic, CPU or memory limit) rolls back its own writes, its instance is thrown away, and its
+//! caller gets [`EventError::Trapped`]; the other events of the batch are unaffected.
 //!
 //! # Hibernation
 //! An actor that receives no event for `idle_timeout` drops its instance, closes its database

@@ -2,9 +2,9 @@
 //! mailbox one batch at a time.
 //!
 //! A batch is every event queued when the actor looks (up to [`MAX_BATCH`]). It runs on tokio's
-//! blocking pool: one SQLite transaction, one savepoint per event, one commit. Then the actor
-//! releases the replies and socket outputs (the output gate). A trapped event rolls back its own
-//! savepoint only, and resets the instance.
+//! blocking pool: one SQLite transaction, one savepoint per event (none for an event alone in its
+//! batch), one commit. Then the actor releases the replies and socket outputs (the output gate).
+//! A trapped event rolls back its own writes only, and resets the instance.
 
 use std::path::PathBuf;
 use std::sync::Arc;

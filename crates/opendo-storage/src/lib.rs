@@ -9,7 +9,7 @@
 //! - `files`: how a new object's files are created (from a prebuilt image) and made durable;
 //! - [`ObjectDb`]: one open object database (WAL, exclusive locking, no file locks), its KV store, guest SQL in
 //!   the [`sandbox`], guest transactions (nested savepoints), and the event transaction boundaries
-//!   the runtime drives (a batch transaction, one savepoint per event).
+//!   the runtime drives (a batch transaction, one savepoint per event when it holds several).
 //!
 //! - [`AlarmIndex`]: a namespace's alarms, mirrored from the object databases (see `alarm.rs`
 //!   for the crash-ordering argument).
