@@ -33,7 +33,8 @@ pub struct Config {
     pub alarm_retry_base: Duration,
     /// The clock alarms are scheduled by.
     pub clock: Clock,
-    /// Most objects active at once; activating one more hibernates the least recently used.
+    /// Most objects active at once; activating one more hibernates the least recently used (of a
+    /// random sample when there are many).
     pub max_active: usize,
     /// Most WebSockets open on one object; accepting one more fails with a guest-visible error.
     pub max_websockets_per_object: usize,

@@ -4,6 +4,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 use std::time::Duration;
 
+use indexmap::IndexMap;
 use opendo_storage::ObjectId;
 use opendo_storage::layout::DataDirLock;
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -136,8 +137,14 @@ pub(crate) struct Shared {
 #[derive(Default)]
 struct Objects {
     closing: bool,
-    mailboxes: HashMap<(Arc<str>, ObjectId), Mailbox>,
+    /// Indexed, so that picking an object to hibernate can sample it (see [`EVICTION_SAMPLE`]).
+    mailboxes: IndexMap<(Arc<str>, ObjectId), Mailbox>,
 }
+
+/// Objects looked at to pick one to hibernate when every active slot is taken: the coldest of a
+/// random sample is close enough to the least recently used, at a cost that does not grow with
+/// the number of objects (a full scan held the table's lock for as long as it took).
+const EVICTION_SAMPLE: usize = 16;
 
 /// An actor as the runtime holds it: where to send its events, and its controls.
 struct Mailbox {
@@ -240,8 +247,8 @@ impl Shared {
         u64::try_from(self.started.elapsed().as_nanos()).unwrap_or(u64::MAX)
     }
 
-    /// Waits for one of the `max_active` slots, asking the least recently used idle object to
-    /// hibernate while none is free.
+    /// Waits for one of the `max_active` slots, asking the least recently used idle object (of a
+    /// sample: [`EVICTION_SAMPLE`]) to hibernate while none is free.
     pub(crate) async fn take_active_slot(&self, namespace: &Arc<str>, id: &ObjectId) -> OwnedSemaphorePermit {
         loop {
             if let Ok(slot) = self.active_slots.clone().try_acquire_owned() {
@@ -262,16 +269,7 @@ impl Shared {
 
     fn evict_coldest(&self, namespace: &Arc<str>, id: &ObjectId) {
         let objects = self.objects();
-        let coldest = objects
-            .mailboxes
-            .iter()
-            .filter(|(key, mailbox)| {
-                (&key.0 != namespace || &key.1 != id)
-                    && mailbox.control.active.load(Ordering::Relaxed)
-                    && !mailbox.control.busy.load(Ordering::Relaxed)
-            })
-            .min_by_key(|(_, mailbox)| mailbox.control.last_used.load(Ordering::Relaxed));
-        if let Some((_, mailbox)) = coldest {
+        if let Some(mailbox) = coldest_idle(&objects.mailboxes, (namespace, id)) {
             mailbox.control.evict.notify_one();
         }
     }
@@ -288,9 +286,34 @@ impl Shared {
         if !mailbox.is_empty() {
             return false;
         }
-        objects.mailboxes.remove(&(namespace.clone(), *id));
+        objects.mailboxes.swap_remove(&(namespace.clone(), *id));
         true
     }
+}
+
+/// An active object without a running batch, other than `except`, to hibernate: the least
+/// recently used of [`EVICTION_SAMPLE`] random ones, or of all if the table is small or the sample
+/// found none.
+fn coldest_idle<'a>(
+    mailboxes: &'a IndexMap<(Arc<str>, ObjectId), Mailbox>,
+    except: (&Arc<str>, &ObjectId),
+) -> Option<&'a Mailbox> {
+    let idle = |(key, mailbox): &(&(Arc<str>, ObjectId), &Mailbox)| {
+        (key.1 != *except.1 || key.0 != *except.0)
+            && mailbox.control.active.load(Ordering::Relaxed)
+            && !mailbox.control.busy.load(Ordering::Relaxed)
+    };
+    let last_used =
+        |(_, mailbox): &(&(Arc<str>, ObjectId), &Mailbox)| mailbox.control.last_used.load(Ordering::Relaxed);
+    let len = mailboxes.len();
+    let sampled = match len > EVICTION_SAMPLE * 4 {
+        true => (0..EVICTION_SAMPLE)
+            .filter_map(|_| mailboxes.get_index(rand::random_range(0..len)))
+            .filter(idle)
+            .min_by_key(last_used),
+        false => None,
+    };
+    sampled.or_else(|| mailboxes.iter().filter(idle).min_by_key(last_used)).map(|(_, mailbox)| mailbox)
 }
 
 /// Runs the objects of one or more namespaces.
@@ -580,6 +603,57 @@ impl Runtime {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A table of `count` objects named "n0".."n{count-1}", each last used at its number.
+    fn table(count: u64) -> IndexMap<(Arc<str>, ObjectId), Mailbox> {
+        let namespace: Arc<str> = Arc::from("ns");
+        (0..count)
+            .map(|n| {
+                let control = ActorControl::default();
+                control.active.store(true, Ordering::Relaxed);
+                control.last_used.store(n, Ordering::Relaxed);
+                let mailbox = Mailbox {
+                    sender: mpsc::channel(1).0,
+                    control: Arc::new(control),
+                    sockets: Arc::new(Sockets::default()),
+                };
+                ((namespace.clone(), ObjectId::from_name("ns", &format!("n{n}"))), mailbox)
+            })
+            .collect()
+    }
+
+    fn last_used(mailbox: &Mailbox) -> u64 {
+        mailbox.control.last_used.load(Ordering::Relaxed)
+    }
+
+    #[test]
+    fn a_small_table_gives_up_its_least_recently_used_idle_object() {
+        let mailboxes = table(10);
+        mailboxes[0].control.busy.store(true, Ordering::Relaxed);
+        mailboxes[1].control.active.store(false, Ordering::Relaxed);
+        let key2 = mailboxes.get_index(2).unwrap().0.clone();
+        let picked = coldest_idle(&mailboxes, (&key2.0, &key2.1)).unwrap();
+        assert_eq!(last_used(picked), 3, "busy, hibernated and the asking object are skipped");
+        let key3 = mailboxes.get_index(3).unwrap().0.clone();
+        assert_eq!(last_used(coldest_idle(&mailboxes, (&key3.0, &key3.1)).unwrap()), 2);
+    }
+
+    #[test]
+    fn a_large_table_gives_up_one_of_its_coldest_objects_and_finds_a_lone_idle_one() {
+        let mailboxes = table(1000);
+        let nobody = ObjectId::from_name("ns", "nobody");
+        let namespace: Arc<str> = Arc::from("ns");
+        for _ in 0..100 {
+            let picked = coldest_idle(&mailboxes, (&namespace, &nobody)).unwrap();
+            // The coldest of 16 random ones: past 800 only if all 16 were (odds 0.2^16).
+            assert!(last_used(picked) < 800, "picked an object last used at {}", last_used(picked));
+        }
+        for (_, mailbox) in mailboxes.iter().filter(|(_, m)| last_used(m) != 567) {
+            mailbox.control.busy.store(true, Ordering::Relaxed);
+        }
+        let picked = coldest_idle(&mailboxes, (&namespace, &nobody)).unwrap();
+        assert_eq!(last_used(picked), 567, "a sample that misses the only idle object falls back to a scan");
+    }
 
     #[tokio::test(start_paused = true)]
     async fn hibernations_within_the_trim_window_get_one_trim_at_its_end() {
