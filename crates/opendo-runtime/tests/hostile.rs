@@ -27,21 +27,33 @@ fn limited(dir: &Path) -> Config {
     }
 }
 
-/// Runs `route` on a hostile object while a healthy object keeps being served, and returns
-/// the hostile event's outcome.
-async fn misbehave(runtime: &Runtime, route: &str) -> Result<opendo_runtime::Response, EventError> {
+/// Runs `route` on a hostile object while a healthy object keeps being served (at least
+/// `served_while_running` answers sent while the hostile event still ran; a fast misbehaviour may
+/// be over before the first), and returns the hostile event's outcome.
+async fn misbehave(
+    runtime: &Runtime,
+    route: &str,
+    served_while_running: usize,
+) -> Result<opendo_runtime::Response, EventError> {
     let hostile = {
         let runtime = runtime.clone();
         let route = route.to_string();
         tokio::spawn(async move { runtime.fetch("hostile", "h", request("POST", &route, b"")).await })
     };
-    let mut healthy_answers = 0;
-    while !hostile.is_finished() {
-        assert_eq!(text(runtime, "healthy", "GET", "/hits", b"").await.0, 200);
-        healthy_answers += 1;
+    let mut answered_while_running = 0;
+    loop {
+        let running = !hostile.is_finished();
+        assert_eq!(text(runtime, "healthy", "GET", "/hits", b"").await.0, 200, "during {route}");
+        if !running {
+            break;
+        }
+        answered_while_running += 1;
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    assert!(healthy_answers >= 1, "the healthy object answered while {route} ran");
+    assert!(
+        answered_while_running >= served_while_running,
+        "the healthy object answered {answered_while_running} times while {route} ran"
+    );
     hostile.await.unwrap()
 }
 
@@ -55,16 +67,17 @@ async fn written(runtime: &Runtime, route: &str) -> String {
 async fn each_misbehaviour_fails_alone_and_leaves_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let runtime = runtime(limited(dir.path()));
-    let cases: [(&str, &[TrapCause]); 5] = [
-        ("loop", &[TrapCause::CpuLimit]),
-        ("memory-bomb", &[TrapCause::MemoryLimit]),
+    // With how many healthy answers while it runs: the loop runs until its 1.5 s CPU limit.
+    let cases: [(&str, &[TrapCause], usize); 5] = [
+        ("loop", &[TrapCause::CpuLimit], 5),
+        ("memory-bomb", &[TrapCause::MemoryLimit], 0),
         // Rust guests keep part of their stack in linear memory: whichever stack runs out first.
-        ("recurse", &[TrapCause::StackOverflow, TrapCause::Other]),
-        ("panic", &[TrapCause::Panic]),
-        ("huge-response?mb=8", &[TrapCause::ResponseTooLarge]),
+        ("recurse", &[TrapCause::StackOverflow, TrapCause::Other], 0),
+        ("panic", &[TrapCause::Panic], 0),
+        ("huge-response?mb=8", &[TrapCause::ResponseTooLarge], 0),
     ];
-    for (route, causes) in cases {
-        let outcome = misbehave(&runtime, &format!("/{route}")).await;
+    for (route, causes, served) in cases {
+        let outcome = misbehave(&runtime, &format!("/{route}"), served).await;
         match outcome {
             Err(EventError::Trapped(cause)) => assert!(causes.contains(&cause), "{route}: {cause:?}"),
             other => panic!("{route}: expected a trap, got {other:?}"),
@@ -97,6 +110,6 @@ async fn a_guest_cannot_reach_files_environment_or_network() {
 async fn a_stdout_flood_is_rate_limited_and_does_not_stall_anyone() {
     let dir = tempfile::tempdir().unwrap();
     let runtime = runtime(Config { log_writes_per_second: 10, ..config(dir.path()) });
-    let outcome = misbehave(&runtime, "/flood?lines=20000").await.unwrap();
+    let outcome = misbehave(&runtime, "/flood?lines=20000", 0).await.unwrap();
     assert_eq!(outcome.body, b"flooded");
 }
