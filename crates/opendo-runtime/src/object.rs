@@ -362,8 +362,10 @@ pub(crate) async fn run(ctx: ObjectCtx, mut mailbox: mpsc::Receiver<Envelope>) {
         ctx.control.busy.store(true, Ordering::Relaxed);
         let batch_ctx = ctx.clone();
         let object = active.take();
-        let committed = match tokio::task::spawn_blocking(move || run_batch(&batch_ctx, object, slot, batch))
-            .await
+        let (object, done) = match tokio::task::spawn_blocking(move || {
+            run_batch(&batch_ctx, object, slot, batch)
+        })
+        .await
         {
             Ok(ran) => ran,
             Err(err) => {
@@ -372,10 +374,10 @@ pub(crate) async fn run(ctx: ObjectCtx, mut mailbox: mpsc::Receiver<Envelope>) {
                 (None, Vec::new())
             }
         };
-        active = committed.0;
+        active = object;
         // Released by the actor, not on the blocking thread: that thread then wakes only the
         // actor, and the callers' tasks are woken from inside the async runtime.
-        for event in committed.1 {
+        for event in done {
             event.release(&ctx.sockets);
         }
         if let (Some(started), Some(_)) = (waking, &active) {
@@ -518,9 +520,7 @@ fn run_fetch(
     upgrade: bool,
     alone: bool,
 ) -> Result<(Result<Answer, EventError>, Outputs), opendo_storage::Error> {
-    let db = active.db()?;
-    db.begin_event(alone)?;
-    db.set_deadline(Some(Instant::now() + ctx.shared.config.cpu_limit));
+    begin_event(ctx, active, alone)?;
     active.store.data_mut().event_sockets.upgrade = upgrade;
     let result = active.fetch(ctx, request);
     let mut sockets = active.take_event_sockets();
@@ -545,6 +545,18 @@ fn run_fetch(
         ctx.sockets.remove(unused.socket);
     }
     Ok((outcome, sockets.outputs))
+}
+
+/// Starts an event (see `ObjectDb::begin_event`) with its CPU deadline; returns the database.
+fn begin_event<'a>(
+    ctx: &ObjectCtx,
+    active: &'a mut Active,
+    alone: bool,
+) -> Result<&'a mut ObjectDb, opendo_storage::Error> {
+    let db = active.db()?;
+    db.begin_event(alone)?;
+    db.set_deadline(Some(Instant::now() + ctx.shared.config.cpu_limit));
+    Ok(db)
 }
 
 /// Ends the event's savepoint (see `ObjectDb::finish_event`). If the database fails, the
@@ -614,9 +626,7 @@ fn call_socket_handler(
     alone: bool,
 ) -> Result<Outputs, opendo_storage::Error> {
     use tokio_tungstenite::tungstenite::Message;
-    let db = active.db()?;
-    db.begin_event(alone)?;
-    db.set_deadline(Some(Instant::now() + ctx.shared.config.cpu_limit));
+    begin_event(ctx, active, alone)?;
     let kind = match &event {
         SocketEvent::Message(_) => "websocket-message",
         SocketEvent::Close { .. } => "websocket-close",
@@ -662,11 +672,8 @@ fn run_alarm(
     if alarm.time_ms > now {
         return Ok((AlarmRun::NotDue, Vec::new()));
     }
-    let db = active.db()?;
-    db.begin_event(alone)?;
-    db.set_deadline(Some(Instant::now() + ctx.shared.config.cpu_limit));
     // Inside the handler `get-alarm` is none unless the handler sets a new alarm.
-    db.delete_alarm()?;
+    begin_event(ctx, active, alone)?.delete_alarm()?;
     let info = AlarmInfo { retry_count: alarm.retry_count, is_retry: alarm.retry_count > 0 };
     ctx.shared.stats.alarm_runs.fetch_add(1, Ordering::Relaxed);
     let (failure, outputs) = run_handler(ctx, active, |instance, store| {

@@ -306,12 +306,13 @@ fn coldest_idle<'a>(
     let last_used =
         |(_, mailbox): &(&(Arc<str>, ObjectId), &Mailbox)| mailbox.control.last_used.load(Ordering::Relaxed);
     let len = mailboxes.len();
-    let sampled = match len > EVICTION_SAMPLE * 4 {
-        true => (0..EVICTION_SAMPLE)
+    let sampled = if len > EVICTION_SAMPLE * 4 {
+        (0..EVICTION_SAMPLE)
             .filter_map(|_| mailboxes.get_index(rand::random_range(0..len)))
             .filter(idle)
-            .min_by_key(last_used),
-        false => None,
+            .min_by_key(last_used)
+    } else {
+        None
     };
     sampled.or_else(|| mailboxes.iter().filter(idle).min_by_key(last_used)).map(|(_, mailbox)| mailbox)
 }

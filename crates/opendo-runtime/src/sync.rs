@@ -17,10 +17,13 @@ use std::fs::File;
 use std::path::Path;
 use std::sync::{Condvar, Mutex, PoisonError};
 
+/// Flushes everything written before the call (for the runtime: `syncfs` on the data directory).
+type Flush = Box<dyn Fn() -> std::io::Result<()> + Send + Sync>;
+
 /// Coalesces durability waits into shared `syncfs` calls.
 pub(crate) struct GroupSync {
     /// Flushes the filesystem holding the data directory (`syncfs` on a handle to it).
-    flush: Box<dyn Fn() -> std::io::Result<()> + Send + Sync>,
+    flush: Flush,
     state: Mutex<Rounds>,
     /// Waiters covered by round `r` sleep on `done[r % 2]`.
     done: [Condvar; 2],
@@ -48,7 +51,7 @@ impl GroupSync {
         Ok(Self::with_flush(Box::new(move || Ok(rustix::fs::syncfs(&dir)?))))
     }
 
-    fn with_flush(flush: Box<dyn Fn() -> std::io::Result<()> + Send + Sync>) -> Self {
+    fn with_flush(flush: Flush) -> Self {
         GroupSync { flush, state: Mutex::default(), done: [Condvar::new(), Condvar::new()] }
     }
 

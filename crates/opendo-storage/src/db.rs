@@ -256,7 +256,7 @@ impl ObjectDb {
             (true, true) => {}
             (true, false) => self.run("RELEASE _opendo_event")?,
             (false, true) => {
-                self.run("ROLLBACK")?;
+                self.rollback_batch()?;
                 self.begin_batch()?;
             }
             (false, false) => {
