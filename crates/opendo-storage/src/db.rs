@@ -71,6 +71,9 @@ pub struct ObjectDb {
     /// [`ObjectDb::begin_event`]).
     event_alone: bool,
     storage_cap: u64,
+    /// Fixed for the file's life: a database in WAL mode cannot change its page size, and guest
+    /// SQL may only read it (`sandbox::READ_ONLY_PRAGMAS`).
+    pub(crate) page_size: u64,
     path: PathBuf,
     /// Declared after `conn`, so it runs after SQLite closed the file.
     wal_sync: WalSyncOnDrop,
@@ -151,7 +154,8 @@ impl ObjectDb {
         // that write. SQLite's own limit is only a backstop above it: hitting it may roll back the
         // whole transaction.
         let hard_cap = settings.storage_cap.saturating_add((settings.storage_cap / 8).max(16 << 20));
-        let max_pages = (hard_cap / u64::try_from(page_size).unwrap_or(4096).max(512)).max(16);
+        let page_size = u64::try_from(page_size).unwrap_or(4096).max(512);
+        let max_pages = (hard_cap / page_size).max(16);
         conn.execute_batch(&format!("PRAGMA max_page_count = {max_pages}"))?;
         let sandbox = Arc::new(Sandbox::default());
         sandbox.install(&mut conn)?;
@@ -165,6 +169,7 @@ impl ObjectDb {
             unsynced_wal,
             event_alone: false,
             storage_cap: settings.storage_cap,
+            page_size,
             path: path.to_path_buf(),
             wal_sync: WalSyncOnDrop {
                 wal: files::wal_path(path),

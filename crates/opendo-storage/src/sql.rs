@@ -96,9 +96,9 @@ impl ObjectDb {
 
     /// Bytes the database file takes (pages in use times page size).
     pub fn database_size(&self) -> Result<u64> {
-        let pages: i64 = self.conn.query_row("PRAGMA page_count", [], |row| row.get(0))?;
-        let page_size: i64 = self.conn.query_row("PRAGMA page_size", [], |row| row.get(0))?;
-        Ok(u64::try_from(pages * page_size).unwrap_or(0))
+        // Checked after every write: a cached statement, not a parse of the pragma each time.
+        let pages: i64 = self.conn.prepare_cached("PRAGMA page_count")?.query_row([], |row| row.get(0))?;
+        Ok(u64::try_from(pages).unwrap_or(0) * self.page_size)
     }
 }
 
