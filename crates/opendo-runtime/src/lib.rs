@@ -24,9 +24,11 @@
 //! one never opens a database that is still open.
 //!
 //! # Durability
-//! In [`Durability::Full`] on Linux an object's commit does not fsync; the batch then waits for a
-//! shared `syncfs` of the data directory's filesystem that began after its commit (`sync.rs`),
-//! so objects committing at the same time share one flush. Elsewhere each commit fsyncs.
+//! In [`Durability::Full`] on Linux an object's commit does not fsync; the batch's replies then
+//! wait for a shared `syncfs` of the data directory's filesystem that began after its commit
+//! (`sync.rs`), so objects committing at the same time share one flush. The batch's thread runs
+//! that flush itself if none is running; otherwise the actor awaits a later one without holding
+//! a thread. Elsewhere each commit fsyncs.
 //!
 //! # CPU and memory limits
 //! One thread advances the engine's epoch every 10 ms; each call into a guest gets a deadline of

@@ -21,6 +21,7 @@ use crate::bindings::{AlarmInfo, DurableObject, Request, Response, WsMessage};
 use crate::host::{DeadlineExceeded, Host, Identity, StorageFailure};
 use crate::namespace::Namespace;
 use crate::runtime::Shared;
+use crate::sync::{Flushed, Ticket};
 use crate::websocket::{Accepted, EventSockets, Outputs, Sockets};
 use crate::{EventError, TrapCause};
 
@@ -362,7 +363,7 @@ pub(crate) async fn run(ctx: ObjectCtx, mut mailbox: mpsc::Receiver<Envelope>) {
         ctx.control.busy.store(true, Ordering::Relaxed);
         let batch_ctx = ctx.clone();
         let object = active.take();
-        let (object, done) = match tokio::task::spawn_blocking(move || {
+        let Ran { object, done, flush_pending } = match tokio::task::spawn_blocking(move || {
             run_batch(&batch_ctx, object, slot, batch)
         })
         .await
@@ -371,14 +372,34 @@ pub(crate) async fn run(ctx: ObjectCtx, mut mailbox: mpsc::Receiver<Envelope>) {
             Err(err) => {
                 // A panic in host code: the batch's callers see their reply channel closed.
                 tracing::error!(namespace = %ctx.identity.namespace, object = %ctx.identity.id, "event batch failed: {err}");
-                (None, Vec::new())
+                Ran::closed()
             }
         };
         active = object;
-        // Released by the actor, not on the blocking thread: that thread then wakes only the
-        // actor, and the callers' tasks are woken from inside the async runtime.
-        for event in done {
-            event.release(&ctx.sockets);
+        // Awaited here, not on the blocking thread: that thread is free for another object's
+        // batch meanwhile, and one flush wakes all the actors it covered at once.
+        let durable = match (flush_pending, &ctx.shared.group_sync) {
+            (Some(ticket), Some(sync)) => sync.wait(ticket).await,
+            _ => Ok(()),
+        };
+        match durable {
+            // Released by the actor, not on the blocking thread: that thread then wakes only the
+            // actor, and the callers' tasks are woken from inside the async runtime.
+            Ok(()) => done.into_iter().for_each(|event| event.release(&ctx.sockets)),
+            Err(err) => {
+                tracing::error!(
+                    namespace = %ctx.identity.namespace,
+                    object = %ctx.identity.id,
+                    "a committed batch could not be made durable; its {} events failed: {err}",
+                    done.len()
+                );
+                for event in done {
+                    event.fail(&ctx.sockets, storage_failure());
+                }
+                if let Some(object) = active.take() {
+                    close(&ctx, object).await;
+                }
+            }
         }
         if let (Some(started), Some(_)) = (waking, &active) {
             ctx.shared.stats.wake.record(started.elapsed());
@@ -399,15 +420,35 @@ async fn close(ctx: &Arc<ObjectCtx>, object: Active) {
     let _ = tokio::task::spawn_blocking(move || object.close(&ctx)).await;
 }
 
-/// Runs a batch and commits it. Returns the object (`None` if it had to close) and the events
-/// whose replies and socket outputs may now be released. Events that failed with the batch were
-/// answered already.
+/// What a batch leaves to the actor.
+struct Ran {
+    /// `None` if the object had to close.
+    object: Option<Active>,
+    /// Events whose replies and socket outputs may be released once the batch is durable. Events
+    /// that failed with the batch were answered already.
+    done: Vec<Done>,
+    /// The batch committed under group sync while another flush ran: durable once a later
+    /// flush covers this ticket.
+    flush_pending: Option<Ticket>,
+}
+
+impl Ran {
+    fn closed() -> Self {
+        Ran { object: None, done: Vec::new(), flush_pending: None }
+    }
+}
+
+fn storage_failure() -> EventError {
+    EventError::Internal("the object's storage failed; the server log has the cause".into())
+}
+
+/// Runs a batch and commits it.
 fn run_batch(
     ctx: &ObjectCtx,
     active: Option<Active>,
     slot: Option<OwnedSemaphorePermit>,
     batch: Vec<Envelope>,
-) -> (Option<Active>, Vec<Done>) {
+) -> Ran {
     let started = Instant::now();
     let ran = run_events(ctx, active, slot, batch);
     ctx.shared.stats.batch.record(started.elapsed());
@@ -419,7 +460,7 @@ fn run_events(
     active: Option<Active>,
     slot: Option<OwnedSemaphorePermit>,
     batch: Vec<Envelope>,
-) -> (Option<Active>, Vec<Done>) {
+) -> Ran {
     let opened = match (active, slot) {
         (Some(active), _) => Ok(active),
         (None, Some(slot)) => Active::open(ctx, slot),
@@ -431,13 +472,13 @@ fn run_events(
             for envelope in batch {
                 envelope.fail(&ctx.sockets, err.clone());
             }
-            return (None, Vec::new());
+            return Ran::closed();
         }
     };
     let mut done = Vec::with_capacity(batch.len());
     let alone = batch.len() == 1;
     let mut pending = batch.into_iter();
-    let outcome = (|| -> Result<(), opendo_storage::Error> {
+    let outcome = (|| -> Result<Option<Ticket>, opendo_storage::Error> {
         active.db()?.begin_batch()?;
         let alarm_before = match active.committed_alarm {
             Some(alarm) => alarm,
@@ -474,21 +515,33 @@ fn run_events(
             })?;
         }
         let wrote = active.db()?.commit_batch()?;
-        if let (true, Some(sync)) = (wrote, &ctx.shared.group_sync) {
-            sync.wait_durable().map_err(|source| opendo_storage::Error::Io {
-                path: ctx.shared.config.data_dir.clone(),
-                source,
-            })?;
-        }
+        let flush_pending = match (wrote, &ctx.shared.group_sync) {
+            (true, Some(sync)) => {
+                // The alarm index may follow the object's alarm only once the commit is durable.
+                let flushed =
+                    if moved || ran_alarm { Flushed::Now(sync.wait_durable()) } else { sync.flush() };
+                match flushed {
+                    Flushed::Now(outcome) => {
+                        outcome.map_err(|source| opendo_storage::Error::Io {
+                            path: ctx.shared.config.data_dir.clone(),
+                            source,
+                        })?;
+                        None
+                    }
+                    Flushed::Later(ticket) => Some(ticket),
+                }
+            }
+            _ => None,
+        };
         active.committed_alarm = Some(alarm_after);
         ctx.shared.stats.commits.fetch_add(1, Ordering::Relaxed);
         if moved || ran_alarm {
             sync_alarm_index(ctx, alarm_after);
         }
-        Ok(())
+        Ok(flush_pending)
     })();
     match outcome {
-        Ok(()) => (Some(active), done),
+        Ok(flush_pending) => Ran { object: Some(active), done, flush_pending },
         Err(err) => {
             tracing::error!(
                 namespace = %ctx.identity.namespace,
@@ -499,16 +552,14 @@ fn run_events(
             if let Ok(db) = active.db() {
                 let _ = db.rollback_batch();
             }
-            let failure =
-                EventError::Internal("the object's storage failed; the server log has the cause".into());
             for event in done {
-                event.fail(&ctx.sockets, failure.clone());
+                event.fail(&ctx.sockets, storage_failure());
             }
             for envelope in pending {
-                envelope.fail(&ctx.sockets, failure.clone());
+                envelope.fail(&ctx.sockets, storage_failure());
             }
             active.close(ctx);
-            (None, Vec::new())
+            Ran::closed()
         }
     }
 }

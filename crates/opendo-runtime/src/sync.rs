@@ -2,104 +2,229 @@
 //!
 //! With `Durability::Full`, object databases commit without an fsync of their own (SQLite's
 //! `synchronous = NORMAL`, which in WAL mode never corrupts a database, only may lose the last
-//! commits on power loss) and then wait here before releasing their outputs. The first waiter
-//! becomes the leader and calls `syncfs` on the data directory's filesystem, which flushes every
-//! commit finished before the call (and the new files and directory entries of created objects);
-//! commits that finish meanwhile wait for the next round, led by one of them. One flush then
-//! covers every object that committed in the same millisecond, where an fsync per commit would
-//! flush once per object.
+//! commits on power loss) and then come here before releasing their outputs. A round calls
+//! `syncfs` on the data directory's filesystem, which flushes every commit finished before the
+//! call (and the new files and directory entries of created objects); commits that finish
+//! meanwhile are covered by the next round. One flush then covers every object that committed in
+//! the same millisecond, where an fsync per commit would flush once per object.
 //!
-//! Waiters sleep on one of two condition variables by the parity of the round that covers them,
-//! so the end of a round wakes the waiters it covered and one waiter of the next round (to lead
-//! it), not also every other waiter of the next round, only to sleep again.
+//! A commit that finds no round running leads one on its own thread, which costs no thread
+//! handoff (the common case of one busy object). A commit that finds a round running gets a
+//! [`Ticket`] instead and its thread goes on to other work: the object's actor awaits the ticket
+//! ([`GroupSync::wait`]) without holding a thread. The next round then runs on the flusher
+//! thread, which keeps going while commits keep arriving; the end of each round wakes the
+//! actors it covered through one watch channel, a few thread wakeups per round rather than one
+//! per object.
 
 use std::fs::File;
 use std::path::Path;
-use std::sync::{Condvar, Mutex, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::thread::JoinHandle;
+
+use tokio::sync::watch;
 
 /// Flushes everything written before the call (for the runtime: `syncfs` on the data directory).
 type Flush = Box<dyn Fn() -> std::io::Result<()> + Send + Sync>;
 
 /// Coalesces durability waits into shared `syncfs` calls.
 pub(crate) struct GroupSync {
+    shared: Arc<Shared>,
+    flusher: Option<JoinHandle<()>>,
+}
+
+/// A commit's place in the order of flushes: durable once a round that began after it ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Ticket(u64);
+
+/// What [`GroupSync::flush`] did for a commit.
+#[derive(Debug)]
+pub(crate) enum Flushed {
+    /// The calling thread led a round: the commit is durable, or the flush failed.
+    Now(std::io::Result<()>),
+    /// A round was running: await the ticket with [`GroupSync::wait`].
+    Later(Ticket),
+}
+
+struct Shared {
     /// Flushes the filesystem holding the data directory (`syncfs` on a handle to it).
     flush: Flush,
     state: Mutex<Rounds>,
-    /// Waiters covered by round `r` sleep on `done[r % 2]`.
-    done: [Condvar; 2],
+    /// The flusher sleeps here until a leader hands it the next round.
+    work: Condvar,
+    /// Blocking waiters sleep here until a round covers their ticket.
+    done: Condvar,
+    /// The same progress as `Rounds`, for waiting tasks.
+    progress: watch::Sender<Progress>,
 }
 
 #[derive(Debug, Default)]
 struct Rounds {
-    /// Tickets handed out: one per wait, in the order the waits began.
+    /// Tickets handed out, in the order the commits finished.
     issued: u64,
+    /// Every ticket up to this one is in a round that began (is flushing or flushed).
+    covered: u64,
+    progress: Progress,
+    /// Rounds begun so far.
+    begun: u64,
+    /// A thread (a committing one or the flusher) leads the rounds now.
+    leading: bool,
+    /// The flusher is to lead: a round ended with tickets waiting for the next.
+    flusher_turn: bool,
+    /// The runtime is going away: the flusher ends once every ticket is covered.
+    stop: bool,
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+struct Progress {
     /// Every ticket up to this one is durable.
     durable: u64,
-    /// A leader is flushing right now.
-    flushing: bool,
-    /// Rounds begun so far: the one flushing, if any, is number `begun`.
-    begun: u64,
-    /// Every ticket up to this one is covered by the round flushing now.
-    covers: u64,
-    /// The last flush failed: the tickets it covered are not durable.
+    /// The last failed flush covered tickets up to this one: they are not durable.
     failed_up_to: u64,
+}
+
+impl Progress {
+    /// `None` while `ticket` waits for its round.
+    fn outcome(self, ticket: Ticket) -> Option<std::io::Result<()>> {
+        // A failed flush may have dropped this commit's pages: a later success does not help.
+        if self.failed_up_to >= ticket.0 {
+            Some(Err(std::io::Error::other("flushing the data directory's filesystem failed")))
+        } else if self.durable >= ticket.0 {
+            Some(Ok(()))
+        } else {
+            None
+        }
+    }
 }
 
 impl GroupSync {
     pub(crate) fn new(data_dir: &Path) -> std::io::Result<Self> {
         let dir = File::open(data_dir)?;
-        Ok(Self::with_flush(Box::new(move || Ok(rustix::fs::syncfs(&dir)?))))
+        Self::with_flush(Box::new(move || Ok(rustix::fs::syncfs(&dir)?)))
     }
 
-    fn with_flush(flush: Flush) -> Self {
-        GroupSync { flush, state: Mutex::default(), done: [Condvar::new(), Condvar::new()] }
+    fn with_flush(flush: Flush) -> std::io::Result<Self> {
+        let shared = Arc::new(Shared {
+            flush,
+            state: Mutex::default(),
+            work: Condvar::new(),
+            done: Condvar::new(),
+            progress: watch::Sender::new(Progress::default()),
+        });
+        let flusher = {
+            let shared = shared.clone();
+            std::thread::Builder::new().name("opendo-sync".into()).spawn(move || shared.run_flusher())?
+        };
+        Ok(GroupSync { shared, flusher: Some(flusher) })
     }
 
-    /// Returns once everything written before the call is on disk. Call it after a commit.
+    /// Call after a commit, on a thread that may block: makes the commit durable by leading a
+    /// round if none runs, or else returns the ticket that a later round will cover.
+    pub(crate) fn flush(&self) -> Flushed {
+        let (ticket, lead) = self.shared.issue();
+        if !lead {
+            return Flushed::Later(ticket);
+        }
+        self.shared.lead_one_round();
+        Flushed::Now(self.shared.lock().progress.outcome(ticket).unwrap_or(Ok(())))
+    }
+
+    /// Returns once a round covered `ticket`.
+    pub(crate) async fn wait(&self, ticket: Ticket) -> std::io::Result<()> {
+        let mut progress = self.shared.progress.subscribe();
+        match progress.wait_for(|progress| progress.outcome(ticket).is_some()).await {
+            Ok(progress) => progress.outcome(ticket).unwrap_or(Ok(())),
+            // The sender lives as long as `self`.
+            Err(_) => Err(std::io::Error::other("the flusher of the data directory is gone")),
+        }
+    }
+
+    /// Returns once everything written before the call is on disk, blocking the thread.
     pub(crate) fn wait_durable(&self) -> std::io::Result<()> {
-        let mut rounds = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-        rounds.issued += 1;
-        let ticket = rounds.issued;
+        let ticket = match self.flush() {
+            Flushed::Now(outcome) => return outcome,
+            Flushed::Later(ticket) => ticket,
+        };
+        let mut rounds = self.shared.lock();
         loop {
-            // A failed flush may have dropped this commit's pages: a later success does not help.
-            if rounds.failed_up_to >= ticket {
-                return Err(std::io::Error::other("flushing the data directory's filesystem failed"));
+            if let Some(outcome) = rounds.progress.outcome(ticket) {
+                return outcome;
             }
-            if rounds.durable >= ticket {
-                return Ok(());
-            }
-            if !rounds.flushing {
-                // Lead a round covering every ticket issued so far: their commits are finished.
-                rounds.flushing = true;
-                rounds.begun += 1;
-                let round = rounds.begun;
-                let covers = rounds.issued;
-                rounds.covers = covers;
-                drop(rounds);
-                let flushed = (self.flush)();
-                rounds = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-                rounds.flushing = false;
-                match flushed {
-                    Ok(()) => rounds.durable = rounds.durable.max(covers),
-                    Err(err) => {
-                        tracing::error!("syncfs on the data directory failed: {err}");
-                        rounds.failed_up_to = rounds.failed_up_to.max(covers);
-                    }
-                }
-                // Everyone this round covered, and one waiter of the next round, to lead it.
-                self.done[parity(round)].notify_all();
-                self.done[parity(round + 1)].notify_one();
-                continue;
-            }
-            // The round flushing now covers this ticket, or else the next one will.
-            let round = if ticket <= rounds.covers { rounds.begun } else { rounds.begun + 1 };
-            rounds = self.done[parity(round)].wait(rounds).unwrap_or_else(PoisonError::into_inner);
+            rounds = self.shared.done.wait(rounds).unwrap_or_else(PoisonError::into_inner);
         }
     }
 }
 
-fn parity(round: u64) -> usize {
-    usize::from(round % 2 == 1)
+impl Drop for GroupSync {
+    fn drop(&mut self) {
+        self.shared.lock().stop = true;
+        self.shared.work.notify_one();
+        if let Some(flusher) = self.flusher.take() {
+            let _ = flusher.join();
+        }
+    }
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, Rounds> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Hands out a ticket for the commits finished so far, and whether the caller is to lead a
+    /// round for it (no thread leads one now).
+    fn issue(&self) -> (Ticket, bool) {
+        let mut rounds = self.lock();
+        rounds.issued += 1;
+        let lead = !std::mem::replace(&mut rounds.leading, true);
+        (Ticket(rounds.issued), lead)
+    }
+
+    /// Runs one round on the calling thread, which leads; if tickets wait for the next round,
+    /// the flusher thread leads it.
+    fn lead_one_round(&self) {
+        if self.round() {
+            self.lock().flusher_turn = true;
+            self.work.notify_one();
+        }
+    }
+
+    /// Flushes once for every ticket issued so far. The caller leads; it still does on return if
+    /// tickets are waiting for the next round (returns `true`).
+    fn round(&self) -> bool {
+        let mut rounds = self.lock();
+        let covers = rounds.issued;
+        rounds.covered = covers;
+        rounds.begun += 1;
+        drop(rounds);
+        let flushed = (self.flush)();
+        let mut rounds = self.lock();
+        match flushed {
+            Ok(()) => rounds.progress.durable = covers,
+            Err(err) => {
+                tracing::error!("syncfs on the data directory failed: {err}");
+                rounds.progress.failed_up_to = covers;
+            }
+        }
+        let more = rounds.issued > rounds.covered;
+        rounds.leading = more;
+        self.progress.send_replace(rounds.progress);
+        self.done.notify_all();
+        more
+    }
+
+    fn run_flusher(&self) {
+        loop {
+            let mut rounds = self.lock();
+            while !rounds.flusher_turn {
+                if rounds.stop {
+                    return;
+                }
+                rounds = self.work.wait(rounds).unwrap_or_else(PoisonError::into_inner);
+            }
+            rounds.flusher_turn = false;
+            drop(rounds);
+            while self.round() {}
+        }
+    }
 }
 
 /// Flushes everything written to the filesystem holding `dir` (`syncfs`).
@@ -110,15 +235,20 @@ pub(crate) fn flush_filesystem(dir: &Path) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::mpsc;
+    use std::time::Duration;
+
+    /// A waiter nobody wakes would hang a test: fail it instead.
+    const TIMEOUT: Duration = Duration::from_secs(120);
 
     #[test]
-    fn concurrent_waits_all_return_and_share_flushes() {
+    fn concurrent_blocking_waits_all_return_and_share_flushes() {
         const THREADS: u64 = 16;
         const WAITS: u64 = 100;
         let dir = tempfile::tempdir().unwrap();
         let sync = Arc::new(GroupSync::new(dir.path()).unwrap());
-        let (finished, done) = std::sync::mpsc::channel();
+        let (finished, done) = mpsc::channel();
         for n in 0..THREADS {
             let (sync, finished) = (sync.clone(), finished.clone());
             let path = dir.path().join(format!("file{n}"));
@@ -131,47 +261,139 @@ mod tests {
             });
         }
         for _ in 0..THREADS {
-            // A waiter nobody wakes would hang here: fail instead.
-            done.recv_timeout(std::time::Duration::from_secs(120)).expect("a waiter was never woken");
+            done.recv_timeout(TIMEOUT).expect("a waiter was never woken");
         }
-        let rounds = sync.state.lock().unwrap();
+        let rounds = sync.shared.lock();
         assert_eq!(rounds.issued, THREADS * WAITS);
-        assert_eq!(rounds.durable, THREADS * WAITS);
-        assert!(!rounds.flushing);
+        assert_eq!(rounds.progress.durable, THREADS * WAITS);
         assert!(rounds.begun < rounds.issued, "{} flushes for {} waits", rounds.begun, rounds.issued);
     }
 
-    #[test]
-    fn a_commit_made_during_a_flush_is_flushed_after_its_leader_left() {
-        let (entered, flushing) = std::sync::mpsc::channel();
-        let (finish, finishing) = std::sync::mpsc::channel::<()>();
-        let finishing = Mutex::new(finishing);
-        let flushes = Arc::new(std::sync::atomic::AtomicU64::new(0));
-        let counted = flushes.clone();
-        let sync = Arc::new(GroupSync::with_flush(Box::new(move || {
-            // The first flush lasts until the test ends it.
-            if counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0 {
-                entered.send(()).unwrap();
-                finishing.lock().unwrap().recv().unwrap();
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_commits_awaited_by_tasks_all_return_and_share_flushes() {
+        const TASKS: u64 = 64;
+        const WAITS: u64 = 50;
+        let dir = tempfile::tempdir().unwrap();
+        let sync = Arc::new(GroupSync::new(dir.path()).unwrap());
+        let mut tasks = tokio::task::JoinSet::new();
+        for _ in 0..TASKS {
+            let sync = sync.clone();
+            tasks.spawn(async move {
+                for _ in 0..WAITS {
+                    let flushing = sync.clone();
+                    match tokio::task::spawn_blocking(move || flushing.flush()).await.unwrap() {
+                        Flushed::Now(outcome) => outcome.unwrap(),
+                        Flushed::Later(ticket) => sync.wait(ticket).await.unwrap(),
+                    }
+                }
+            });
+        }
+        tokio::time::timeout(TIMEOUT, async {
+            while let Some(joined) = tasks.join_next().await {
+                joined.unwrap();
             }
-            Ok(())
-        })));
-        let wait = |sync: &Arc<GroupSync>| {
-            let (sync, (returned, result)) = (sync.clone(), std::sync::mpsc::channel());
-            std::thread::spawn(move || returned.send(sync.wait_durable().is_ok()).unwrap());
-            result
-        };
-        let leader = wait(&sync);
-        flushing.recv().unwrap();
-        let later = wait(&sync);
-        while sync.state.lock().unwrap().issued < 2 {
+        })
+        .await
+        .expect("a waiting task was never woken");
+        let rounds = sync.shared.lock();
+        assert_eq!(rounds.progress.durable, TASKS * WAITS);
+        assert!(!rounds.leading);
+        assert!(rounds.begun < rounds.issued, "{} flushes for {} waits", rounds.begun, rounds.issued);
+    }
+
+    /// A flush that blocks until the test lets it go, and reports when it starts.
+    fn gated_flush(fail_first: bool) -> (Flush, mpsc::Receiver<u64>, mpsc::Sender<()>) {
+        let (entered, entering) = mpsc::channel();
+        let (release, released) = mpsc::channel::<()>();
+        let released = Mutex::new(released);
+        let flushes = AtomicU64::new(0);
+        let flush: Flush = Box::new(move || {
+            let n = flushes.fetch_add(1, Ordering::SeqCst) + 1;
+            entered.send(n).unwrap();
+            released.lock().unwrap().recv_timeout(TIMEOUT).unwrap();
+            if fail_first && n == 1 { Err(std::io::Error::other("disk gone")) } else { Ok(()) }
+        });
+        (flush, entering, release)
+    }
+
+    fn wait_on_thread(sync: &Arc<GroupSync>) -> mpsc::Receiver<std::io::Result<()>> {
+        let (sync, (returned, result)) = (sync.clone(), mpsc::channel());
+        std::thread::spawn(move || returned.send(sync.wait_durable()).unwrap());
+        result
+    }
+
+    fn wait_until_issued(sync: &GroupSync, tickets: u64) {
+        while sync.shared.lock().issued < tickets {
             std::thread::yield_now();
         }
-        // The first leader returns and makes no more commits: the later one must lead a round.
-        finish.send(()).unwrap();
-        let timeout = std::time::Duration::from_secs(20);
-        assert!(leader.recv_timeout(timeout).unwrap());
-        assert!(later.recv_timeout(timeout).expect("the later commit was never flushed"));
-        assert_eq!(flushes.load(std::sync::atomic::Ordering::SeqCst), 2);
+    }
+
+    #[test]
+    fn a_commit_made_during_a_flush_waits_for_the_next_flush() {
+        let (flush, entering, release) = gated_flush(false);
+        let sync = Arc::new(GroupSync::with_flush(flush).unwrap());
+        let first = wait_on_thread(&sync);
+        assert_eq!(entering.recv_timeout(TIMEOUT).unwrap(), 1);
+        // Issued while flush 1 runs: flush 1 may have missed this commit's pages.
+        let second = wait_on_thread(&sync);
+        wait_until_issued(&sync, 2);
+        release.send(()).unwrap();
+        first.recv_timeout(TIMEOUT).unwrap().unwrap();
+        assert_eq!(entering.recv_timeout(TIMEOUT).unwrap(), 2, "no second flush for the later commit");
+        assert!(second.try_recv().is_err(), "the later commit returned before its flush ended");
+        release.send(()).unwrap();
+        second.recv_timeout(TIMEOUT).unwrap().unwrap();
+    }
+
+    #[test]
+    fn a_ticket_taken_during_a_flush_is_awaited_until_the_flusher_covers_it() {
+        let (flush, entering, release) = gated_flush(false);
+        let sync = Arc::new(GroupSync::with_flush(flush).unwrap());
+        let first = wait_on_thread(&sync);
+        assert_eq!(entering.recv_timeout(TIMEOUT).unwrap(), 1);
+        let Flushed::Later(ticket) = sync.flush() else { panic!("led a round while one was running") };
+        release.send(()).unwrap();
+        first.recv_timeout(TIMEOUT).unwrap().unwrap();
+        // The flusher thread leads the round for the ticket; nobody else is left to.
+        assert_eq!(entering.recv_timeout(TIMEOUT).unwrap(), 2, "no round for the waiting ticket");
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap();
+        let waiting = runtime.block_on(async {
+            tokio::time::timeout(Duration::from_millis(50), sync.wait(ticket)).await.is_err()
+        });
+        assert!(waiting, "the ticket was reported durable before its round ended");
+        release.send(()).unwrap();
+        runtime.block_on(async { tokio::time::timeout(TIMEOUT, sync.wait(ticket)).await }).unwrap().unwrap();
+    }
+
+    #[test]
+    fn a_failed_flush_fails_the_commits_it_covered_only() {
+        let (flush, entering, release) = gated_flush(true);
+        let sync = Arc::new(GroupSync::with_flush(flush).unwrap());
+        let first = wait_on_thread(&sync);
+        assert_eq!(entering.recv_timeout(TIMEOUT).unwrap(), 1);
+        let second = wait_on_thread(&sync);
+        wait_until_issued(&sync, 2);
+        release.send(()).unwrap();
+        assert!(
+            first.recv_timeout(TIMEOUT).unwrap().is_err(),
+            "a commit the failed flush covered was reported durable"
+        );
+        assert_eq!(entering.recv_timeout(TIMEOUT).unwrap(), 2);
+        release.send(()).unwrap();
+        second.recv_timeout(TIMEOUT).unwrap().expect("a commit after the failed flush was refused");
+    }
+
+    #[test]
+    fn dropping_ends_the_flusher() {
+        let flushes = Arc::new(AtomicU64::new(0));
+        let counted = flushes.clone();
+        let sync = GroupSync::with_flush(Box::new(move || {
+            counted.fetch_add(1, Ordering::SeqCst);
+            Ok(())
+        }))
+        .unwrap();
+        sync.wait_durable().unwrap();
+        drop(sync);
+        assert_eq!(flushes.load(Ordering::SeqCst), 1);
     }
 }
