@@ -96,9 +96,10 @@ impl ObjectDb {
 
     /// Bytes the database file takes (pages in use times page size).
     pub fn database_size(&self) -> Result<u64> {
-        // Checked after every write: a cached statement, not a parse of the pragma each time.
+        // Run after every write. SQLite prepares a pragma again on each run, cached or not; the
+        // page size, which cannot change, is read once at open.
         let pages: i64 = self.conn.prepare_cached("PRAGMA page_count")?.query_row([], |row| row.get(0))?;
-        Ok(u64::try_from(pages).unwrap_or(0) * self.page_size)
+        Ok(u64::try_from(pages).unwrap_or(0).saturating_mul(self.page_size))
     }
 }
 
