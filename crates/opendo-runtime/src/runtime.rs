@@ -333,6 +333,15 @@ pub struct Runtime {
 impl Runtime {
     /// A runtime with no namespace yet. Creates the data directory.
     pub fn new(config: Config) -> Result<Self, Error> {
+        Self::with_group_sync(config, GroupSync::new)
+    }
+
+    /// [`Runtime::new`], with the group sync (used in [`Durability::Full`] on Linux) made by
+    /// `group_sync` from the data directory: tests give it a flush they control.
+    fn with_group_sync(
+        config: Config,
+        group_sync: impl FnOnce(&Path) -> std::io::Result<GroupSync>,
+    ) -> Result<Self, Error> {
         std::fs::create_dir_all(&config.data_dir).map_err(Error::io(&config.data_dir))?;
         let data_dir_lock =
             opendo_storage::layout::lock_data_dir(&config.data_dir).map_err(|err| match err {
@@ -352,7 +361,7 @@ impl Runtime {
         let max_active = config.max_active.clamp(1, Semaphore::MAX_PERMITS);
         let group_sync = match config.durability {
             Durability::Full if cfg!(target_os = "linux") => {
-                Some(GroupSync::new(&config.data_dir).map_err(Error::io(&config.data_dir))?)
+                Some(group_sync(&config.data_dir).map_err(Error::io(&config.data_dir))?)
             }
             _ => None,
         };
@@ -654,6 +663,52 @@ mod tests {
         }
         let picked = coldest_idle(&mailboxes, (&namespace, &nobody)).unwrap();
         assert_eq!(last_used(picked), 567, "a sample that misses the only idle object falls back to a scan");
+    }
+
+    /// Object `b` commits while the flush that object `a`'s commit led is running: `b`'s answer
+    /// waits for the next flush, whose outcome it carries.
+    async fn answered_after_the_next_flush(failing: Option<u64>) -> Result<Response, EventError> {
+        use crate::sync::gate::{Gate, TIMEOUT};
+        let dir = tempfile::tempdir().unwrap();
+        let (gate, flush) = Gate::new(failing);
+        let config =
+            Config { data_dir: dir.path().into(), durability: Durability::Full, ..Config::default() };
+        let runtime = Runtime::with_group_sync(config, |_| GroupSync::with_flush(flush)).unwrap();
+        runtime.load_namespace("probe", Path::new(opendo_test_support::PROBE)).unwrap();
+        let put = |object: &'static str| {
+            let runtime = runtime.clone();
+            let request = Request {
+                method: "PUT".into(),
+                path: "/kv/k".into(),
+                headers: Vec::new(),
+                body: b"v".to_vec(),
+            };
+            tokio::spawn(async move { runtime.fetch("probe", object, request).await })
+        };
+        let sync = runtime.shared.group_sync.as_ref().unwrap();
+        let a = put("a");
+        tokio::task::block_in_place(|| gate.entered(1));
+        let b = put("b");
+        tokio::task::block_in_place(|| sync.wait_until_issued(2));
+        gate.release();
+        let a = tokio::time::timeout(TIMEOUT, a).await.unwrap().unwrap().unwrap();
+        assert_eq!(a.status, 204, "the commit that led the first flush");
+        tokio::task::block_in_place(|| gate.entered(2));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(!b.is_finished(), "answered before the flush that covers its commit ended");
+        gate.release();
+        tokio::time::timeout(TIMEOUT, b).await.unwrap().unwrap()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_commit_made_during_a_flush_is_answered_after_the_next_flush() {
+        assert_eq!(answered_after_the_next_flush(None).await.unwrap().status, 204);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_commit_whose_flush_fails_is_answered_with_an_error() {
+        let outcome = answered_after_the_next_flush(Some(2)).await;
+        assert!(matches!(outcome, Err(EventError::Internal(_))), "{outcome:?}");
     }
 
     #[tokio::test(start_paused = true)]

@@ -24,7 +24,7 @@ use std::thread::JoinHandle;
 use tokio::sync::watch;
 
 /// Flushes everything written before the call (for the runtime: `syncfs` on the data directory).
-type Flush = Box<dyn Fn() -> std::io::Result<()> + Send + Sync>;
+pub(crate) type Flush = Box<dyn Fn() -> std::io::Result<()> + Send + Sync>;
 
 /// Coalesces durability waits into shared `syncfs` calls.
 pub(crate) struct GroupSync {
@@ -102,7 +102,7 @@ impl GroupSync {
         Self::with_flush(Box::new(move || Ok(rustix::fs::syncfs(&dir)?)))
     }
 
-    fn with_flush(flush: Flush) -> std::io::Result<Self> {
+    pub(crate) fn with_flush(flush: Flush) -> std::io::Result<Self> {
         let shared = Arc::new(Shared {
             flush,
             state: Mutex::default(),
@@ -232,15 +232,78 @@ pub(crate) fn flush_filesystem(dir: &Path) -> std::io::Result<()> {
     Ok(rustix::fs::syncfs(File::open(dir)?)?)
 }
 
+/// For tests: flushes that each wait for the test to let them go.
+#[cfg(test)]
+pub(crate) mod gate {
+    use super::*;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::mpsc::{self, RecvTimeoutError};
+    use std::time::Duration;
+
+    /// A waiter nobody wakes would hang a test: fail it instead.
+    pub(crate) const TIMEOUT: Duration = Duration::from_secs(120);
+
+    /// Controls the flushes of a [`GroupSync`] made by [`Gate::new`].
+    pub(crate) struct Gate {
+        entering: mpsc::Receiver<u64>,
+        release: mpsc::Sender<()>,
+    }
+
+    impl Gate {
+        /// A flush that reports its number (from 1) when it starts, then waits to be let go
+        /// ([`Gate::release`]; all go once the gate is dropped) and fails if its number is
+        /// `failing`.
+        pub(crate) fn new(failing: Option<u64>) -> (Gate, Flush) {
+            let (entered, entering) = mpsc::channel();
+            let (release, released) = mpsc::channel::<()>();
+            let released = Mutex::new(released);
+            let flushes = AtomicU64::new(0);
+            let flush: Flush = Box::new(move || {
+                let n = flushes.fetch_add(1, Ordering::SeqCst) + 1;
+                let _ = entered.send(n);
+                match released.lock().unwrap_or_else(PoisonError::into_inner).recv_timeout(TIMEOUT) {
+                    Ok(()) | Err(RecvTimeoutError::Disconnected) => {}
+                    Err(RecvTimeoutError::Timeout) => panic!("flush {n} was never let go"),
+                }
+                if failing == Some(n) { Err(std::io::Error::other("disk gone")) } else { Ok(()) }
+            });
+            (Gate { entering, release }, flush)
+        }
+
+        /// Waits until flush number `n` started.
+        pub(crate) fn entered(&self, n: u64) {
+            assert_eq!(self.entering.recv_timeout(TIMEOUT).expect("no flush started"), n);
+        }
+
+        /// Lets the running flush end.
+        pub(crate) fn release(&self) {
+            // Sent even to a flush not started yet: it starts already let go.
+            let _ = self.release.send(());
+        }
+    }
+
+    impl GroupSync {
+        /// Tickets handed out so far.
+        pub(crate) fn issued(&self) -> u64 {
+            self.shared.lock().issued
+        }
+
+        /// Waits until `tickets` tickets were handed out.
+        pub(crate) fn wait_until_issued(&self, tickets: u64) {
+            while self.issued() < tickets {
+                std::thread::yield_now();
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    use super::gate::{Gate, TIMEOUT};
     use super::*;
     use std::sync::atomic::{AtomicU64, Ordering};
     use std::sync::mpsc;
     use std::time::Duration;
-
-    /// A waiter nobody wakes would hang a test: fail it instead.
-    const TIMEOUT: Duration = Duration::from_secs(120);
 
     #[test]
     fn concurrent_blocking_waits_all_return_and_share_flushes() {
@@ -301,85 +364,66 @@ mod tests {
         assert!(rounds.begun < rounds.issued, "{} flushes for {} waits", rounds.begun, rounds.issued);
     }
 
-    /// A flush that blocks until the test lets it go, and reports when it starts.
-    fn gated_flush(fail_first: bool) -> (Flush, mpsc::Receiver<u64>, mpsc::Sender<()>) {
-        let (entered, entering) = mpsc::channel();
-        let (release, released) = mpsc::channel::<()>();
-        let released = Mutex::new(released);
-        let flushes = AtomicU64::new(0);
-        let flush: Flush = Box::new(move || {
-            let n = flushes.fetch_add(1, Ordering::SeqCst) + 1;
-            entered.send(n).unwrap();
-            released.lock().unwrap().recv_timeout(TIMEOUT).unwrap();
-            if fail_first && n == 1 { Err(std::io::Error::other("disk gone")) } else { Ok(()) }
-        });
-        (flush, entering, release)
-    }
-
     fn wait_on_thread(sync: &Arc<GroupSync>) -> mpsc::Receiver<std::io::Result<()>> {
         let (sync, (returned, result)) = (sync.clone(), mpsc::channel());
         std::thread::spawn(move || returned.send(sync.wait_durable()).unwrap());
         result
     }
 
-    fn wait_until_issued(sync: &GroupSync, tickets: u64) {
-        while sync.shared.lock().issued < tickets {
-            std::thread::yield_now();
-        }
+    /// A group sync whose first flush, led by a waiting thread (returned), has started.
+    fn first_flush_running(
+        failing: Option<u64>,
+    ) -> (Gate, Arc<GroupSync>, mpsc::Receiver<std::io::Result<()>>) {
+        let (gate, flush) = Gate::new(failing);
+        let sync = Arc::new(GroupSync::with_flush(flush).unwrap());
+        let first = wait_on_thread(&sync);
+        gate.entered(1);
+        (gate, sync, first)
     }
 
     #[test]
     fn a_commit_made_during_a_flush_waits_for_the_next_flush() {
-        let (flush, entering, release) = gated_flush(false);
-        let sync = Arc::new(GroupSync::with_flush(flush).unwrap());
-        let first = wait_on_thread(&sync);
-        assert_eq!(entering.recv_timeout(TIMEOUT).unwrap(), 1);
+        let (gate, sync, first) = first_flush_running(None);
         // Issued while flush 1 runs: flush 1 may have missed this commit's pages.
         let second = wait_on_thread(&sync);
-        wait_until_issued(&sync, 2);
-        release.send(()).unwrap();
+        sync.wait_until_issued(2);
+        gate.release();
         first.recv_timeout(TIMEOUT).unwrap().unwrap();
-        assert_eq!(entering.recv_timeout(TIMEOUT).unwrap(), 2, "no second flush for the later commit");
+        gate.entered(2);
         assert!(second.try_recv().is_err(), "the later commit returned before its flush ended");
-        release.send(()).unwrap();
+        gate.release();
         second.recv_timeout(TIMEOUT).unwrap().unwrap();
     }
 
     #[test]
     fn a_ticket_taken_during_a_flush_is_awaited_until_the_flusher_covers_it() {
-        let (flush, entering, release) = gated_flush(false);
-        let sync = Arc::new(GroupSync::with_flush(flush).unwrap());
-        let first = wait_on_thread(&sync);
-        assert_eq!(entering.recv_timeout(TIMEOUT).unwrap(), 1);
+        let (gate, sync, first) = first_flush_running(None);
         let Flushed::Later(ticket) = sync.flush() else { panic!("led a round while one was running") };
-        release.send(()).unwrap();
+        gate.release();
         first.recv_timeout(TIMEOUT).unwrap().unwrap();
         // The flusher thread leads the round for the ticket; nobody else is left to.
-        assert_eq!(entering.recv_timeout(TIMEOUT).unwrap(), 2, "no round for the waiting ticket");
+        gate.entered(2);
         let runtime = tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap();
         let waiting = runtime.block_on(async {
             tokio::time::timeout(Duration::from_millis(50), sync.wait(ticket)).await.is_err()
         });
         assert!(waiting, "the ticket was reported durable before its round ended");
-        release.send(()).unwrap();
+        gate.release();
         runtime.block_on(async { tokio::time::timeout(TIMEOUT, sync.wait(ticket)).await }).unwrap().unwrap();
     }
 
     #[test]
     fn a_failed_flush_fails_the_commits_it_covered_only() {
-        let (flush, entering, release) = gated_flush(true);
-        let sync = Arc::new(GroupSync::with_flush(flush).unwrap());
-        let first = wait_on_thread(&sync);
-        assert_eq!(entering.recv_timeout(TIMEOUT).unwrap(), 1);
+        let (gate, sync, first) = first_flush_running(Some(1));
         let second = wait_on_thread(&sync);
-        wait_until_issued(&sync, 2);
-        release.send(()).unwrap();
+        sync.wait_until_issued(2);
+        gate.release();
         assert!(
             first.recv_timeout(TIMEOUT).unwrap().is_err(),
             "a commit the failed flush covered was reported durable"
         );
-        assert_eq!(entering.recv_timeout(TIMEOUT).unwrap(), 2);
-        release.send(()).unwrap();
+        gate.entered(2);
+        gate.release();
         second.recv_timeout(TIMEOUT).unwrap().expect("a commit after the failed flush was refused");
     }
 
@@ -393,7 +437,12 @@ mod tests {
         }))
         .unwrap();
         sync.wait_durable().unwrap();
-        drop(sync);
-        assert_eq!(flushes.load(Ordering::SeqCst), 1);
+        let (dropped, done) = mpsc::channel();
+        std::thread::spawn(move || {
+            drop(sync);
+            dropped.send(()).unwrap();
+        });
+        done.recv_timeout(TIMEOUT).expect("dropping waited for a flusher that never ended");
+        assert_eq!(flushes.load(Ordering::SeqCst), 1, "no flush without a ticket");
     }
 }
