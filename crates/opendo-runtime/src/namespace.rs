@@ -1,4 +1,4 @@
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use opendo_storage::{AlarmIndex, Durability};
@@ -10,10 +10,9 @@ use crate::bindings::DurableObjectPre;
 use crate::host::Host;
 use crate::{Error, component};
 
-/// One loaded Durable Object class: its component, ready to instantiate, and its folder.
+/// One loaded Durable Object class: its component, ready to instantiate, and its alarm index.
 pub(crate) struct Namespace {
     pub(crate) name: Arc<str>,
-    pub(crate) dir: PathBuf,
     pub(crate) pre: DurableObjectPre<Host>,
     alarms: Mutex<AlarmIndex>,
 }
@@ -37,7 +36,7 @@ impl Namespace {
         let alarms = AlarmIndex::open(&index_path, durability).map_err(|e| {
             Error::InvalidConfig(format!("cannot open the alarm index {}: {e}", index_path.display()))
         })?;
-        Ok(Namespace { name: name.into(), dir, pre, alarms: Mutex::new(alarms) })
+        Ok(Namespace { name: name.into(), pre, alarms: Mutex::new(alarms) })
     }
 
     /// Runs `f` on the namespace's alarm index (one connection, shared by its objects).

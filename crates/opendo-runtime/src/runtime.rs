@@ -575,7 +575,7 @@ impl Runtime {
                 name: name.map(String::from),
                 log_budget: Mutex::new(LogBudget::new(self.shared.config.log_writes_per_second)),
             }),
-            db_path: namespace.dir.join(format!("{}.sqlite", id.to_hex())),
+            db_path: opendo_storage::layout::object_db_path(&self.shared.config.data_dir, &namespace.name, &id),
             control: control.clone(),
             sockets: sockets.clone(),
         };
