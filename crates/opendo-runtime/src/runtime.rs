@@ -575,7 +575,11 @@ impl Runtime {
                 name: name.map(String::from),
                 log_budget: Mutex::new(LogBudget::new(self.shared.config.log_writes_per_second)),
             }),
-            db_path: opendo_storage::layout::object_db_path(&self.shared.config.data_dir, &namespace.name, &id),
+            db_path: opendo_storage::layout::object_db_path(
+                &self.shared.config.data_dir,
+                &namespace.name,
+                &id,
+            ),
             control: control.clone(),
             sockets: sockets.clone(),
         };
