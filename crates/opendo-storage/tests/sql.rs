@@ -158,9 +158,22 @@ fn the_sandbox_refuses_what_guests_may_not_do() {
         "PRAGMA synchronous=OFF",
         "PRAGMA locking_mode=NORMAL",
         "PRAGMA user_version=3",
+        // Read once at open for the size check after each write: it must not change.
+        "PRAGMA page_size=1024",
     ] {
         assert!(denied(&mut db, pragma).contains("not allowed"), "{pragma}");
     }
+    // Guest SQL runs inside a transaction, where SQLite refuses VACUUM: no rewrite of the file
+    // with another page size, and no copy of it written elsewhere.
+    let copy = dir.path().join("copy.sqlite");
+    for sql in ["VACUUM".to_string(), format!("VACUUM INTO '{}'", copy.display())] {
+        match db.exec(&sql, &[]) {
+            Err(Error::Sql { message, .. }) => assert!(message.contains("VACUUM"), "{sql}: {message}"),
+            other => panic!("`{sql}` should fail, got {other:?}"),
+        }
+    }
+    assert!(!copy.exists(), "VACUUM INTO wrote a copy of the database");
+    assert_eq!(db.exec("PRAGMA page_size", &[]).unwrap().rows, vec![vec![int(4096)]]);
     for tx in ["BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT s", "RELEASE s", "BEGIN IMMEDIATE"] {
         assert!(denied(&mut db, tx).contains("transaction API"), "{tx}");
     }
