@@ -24,11 +24,14 @@
 //! one never opens a database that is still open.
 //!
 //! # Durability
-//! In [`Durability::Full`] on Linux an object's commit does not fsync; the batch's replies then
-//! wait for a shared `syncfs` of the data directory's filesystem that began after its commit
-//! (`sync.rs`), so objects committing at the same time share one flush. The batch's thread runs
-//! that flush itself if none is running; otherwise the actor awaits a later one without holding
-//! a thread. Elsewhere each commit fsyncs.
+//! In [`Durability::Full`] each commit fsyncs the object's WAL (SQLite's `synchronous = FULL`) on
+//! the batch's thread; the kernel merges the device flushes of objects syncing at the same time.
+//! On Linux the first commit that writes after an object's database was opened (a new object, or
+//! a wake) does not fsync: its replies wait for a shared `syncfs` of the data directory's
+//! filesystem that began after the commit (`sync.rs`), which also makes a new object's files and
+//! directory entries durable, and hibernation's checkpoint uses the same flushes. The batch's
+//! thread runs that flush itself if none is running; otherwise the actor awaits a later one
+//! without holding a thread.
 //!
 //! # CPU and memory limits
 //! One thread advances the engine's epoch every 10 ms; each call into a guest gets a deadline of

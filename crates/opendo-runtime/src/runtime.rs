@@ -128,7 +128,8 @@ pub(crate) struct Shared {
     pub(crate) next_socket: AtomicU64,
     /// Cancelled when the runtime shuts down: connections close with 1001.
     shutdown: CancellationToken,
-    /// With full durability on Linux: makes commits durable in shared flushes (see `sync`).
+    /// With full durability on Linux: makes first commits after opening, and hibernations,
+    /// durable in shared flushes (see `sync`).
     pub(crate) group_sync: Option<GroupSync>,
     /// Keeps other processes out of the data directory while any part of the runtime runs.
     _data_dir_lock: DataDirLock,
@@ -713,6 +714,49 @@ mod tests {
     async fn a_commit_whose_flush_fails_is_answered_with_an_error() {
         let outcome = answered_after_the_next_flush(Some(2)).await;
         assert!(matches!(outcome, Err(EventError::Internal(_))), "{outcome:?}");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn only_the_first_commit_after_opening_waits_for_a_shared_flush() {
+        use crate::sync::gate::{Gate, TIMEOUT};
+        let dir = tempfile::tempdir().unwrap();
+        let (gate, flush) = Gate::new(None);
+        let config =
+            Config { data_dir: dir.path().into(), durability: Durability::Full, ..Config::default() };
+        let runtime = Runtime::with_group_sync(config, |_| GroupSync::with_flush(flush)).unwrap();
+        runtime.load_namespace("probe", Path::new(opendo_test_support::PROBE)).unwrap();
+        let put = |body: &[u8]| {
+            let runtime = runtime.clone();
+            let request = Request {
+                method: "PUT".into(),
+                path: "/kv/k".into(),
+                headers: Vec::new(),
+                body: body.to_vec(),
+            };
+            tokio::spawn(async move { runtime.fetch("probe", "a", request).await })
+        };
+        let sync = runtime.shared.group_sync.as_ref().unwrap();
+        // The new object's first commit (with its new files) waits for a flush of the filesystem.
+        let first = put(b"1");
+        tokio::task::block_in_place(|| gate.entered(1));
+        gate.release();
+        assert_eq!(tokio::time::timeout(TIMEOUT, first).await.unwrap().unwrap().unwrap().status, 204);
+        // Later ones are synced by the object's own database: no flush is asked for (one would
+        // be held by the gate until the test's timeout).
+        for body in [b"2", b"3"] {
+            let later = tokio::time::timeout(TIMEOUT, put(body)).await.unwrap().unwrap().unwrap();
+            assert_eq!(later.status, 204);
+        }
+        assert_eq!(sync.issued(), 1, "tickets handed out");
+        let got = runtime
+            .fetch(
+                "probe",
+                "a",
+                Request { method: "GET".into(), path: "/kv/k".into(), headers: Vec::new(), body: Vec::new() },
+            )
+            .await
+            .unwrap();
+        assert_eq!(got.body, b"3");
     }
 
     #[tokio::test(start_paused = true)]

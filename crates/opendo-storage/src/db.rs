@@ -24,6 +24,17 @@ pub enum Durability {
     /// A commit returns once it is in the operating system's cache: survives a crash of the
     /// process, may lose the last commits on power loss. Never corrupts.
     Relaxed,
+    /// Like `Full`, except the first commit that writes after the database was opened on an
+    /// empty WAL (every new object, every wake): SQLite does not sync it, and
+    /// [`ObjectDb::commit_batch`] returns `true` so that the caller makes it durable with a
+    /// flush of the whole filesystem shared with other objects, which also covers a new file's
+    /// directory entries. Every later commit is synced by SQLite on the committing thread.
+    ///
+    /// Syncing each commit's own WAL, rather than flushing the filesystem for all of them, is
+    /// what scales across objects: the kernel merges the device flushes of concurrent fsyncs,
+    /// and each one writes only its own file, where `syncfs` walks every dirty inode and the
+    /// block device's metadata, one call at a time.
+    SharedStart,
 }
 
 /// How an object database is opened.
@@ -64,9 +75,10 @@ pub struct ObjectDb {
     /// The file was created by this open and its creation is not yet known to be durable: the
     /// first commit reports a write even if it wrote nothing itself.
     created: bool,
-    /// Opened on an empty WAL and nothing committed since: SQLite runs without syncs and without
-    /// automatic checkpoints until the first commit (see `open`).
+    /// Opened on an empty WAL and nothing written since: SQLite runs without syncs and without
+    /// automatic checkpoints until the first commit that writes (see `open`).
     unsynced_wal: bool,
+    durability: Durability,
     /// The running event is the only one in its batch, so it has no savepoint of its own (see
     /// [`ObjectDb::begin_event`]).
     event_alone: bool,
@@ -103,7 +115,8 @@ impl ObjectDb {
     pub fn open(path: &Path, settings: impl Into<Settings>) -> Result<Self> {
         let settings = settings.into();
         // In `Full` this database syncs its own commits, so its files' directory entries must be
-        // synced too; in `Relaxed` they need not (group sync flushes them with everything else).
+        // synced too; otherwise they need not (the caller's flush of the whole filesystem after
+        // the first commit covers them).
         let durable = settings.durability == Durability::Full;
         let created = !path.exists();
         if created {
@@ -123,11 +136,10 @@ impl ObjectDb {
         // object: until their first commit there is nothing to protect, and the sync, one per
         // wake that writes, is skipped. Checkpoints must sync the database file before the WAL
         // restarts over what they copied, so they wait for that commit too.
-        let unsynced_wal = settings.durability == Durability::Relaxed && files::wal_is_empty(path);
+        let unsynced_wal = settings.durability != Durability::Full && files::wal_is_empty(path);
         let (synchronous, autocheckpoint) = match settings.durability {
-            Durability::Full => ("FULL", AUTOCHECKPOINT_PAGES),
-            Durability::Relaxed if unsynced_wal => ("OFF", 0),
-            Durability::Relaxed => ("NORMAL", AUTOCHECKPOINT_PAGES),
+            _ if unsynced_wal => ("OFF", 0),
+            durability => (synchronous_after_start(durability), AUTOCHECKPOINT_PAGES),
         };
         // Exclusive locking must be set before WAL so SQLite keeps the WAL index in memory.
         conn.execute_batch(&format!(
@@ -167,13 +179,14 @@ impl ObjectDb {
             alarm_writes: 0,
             created,
             unsynced_wal,
+            durability: settings.durability,
             event_alone: false,
             storage_cap: settings.storage_cap,
             page_size,
             path: path.to_path_buf(),
             wal_sync: WalSyncOnDrop {
                 wal: files::wal_path(path),
-                armed: settings.durability == Durability::Relaxed,
+                armed: settings.durability != Durability::Full,
             },
         })
     }
@@ -188,21 +201,30 @@ impl ObjectDb {
         self.run("BEGIN IMMEDIATE")
     }
 
-    /// Makes the batch durable (per the database's [`Durability`]). Returns whether anything was
-    /// written to the database's files since the last commit (including by opening it), that is
-    /// whether a flush of its files is needed to make this commit durable.
+    /// Commits the batch (durable per the database's [`Durability`]). Returns whether the caller
+    /// must flush the filesystem to make it durable: something was written to the database's
+    /// files since the last commit (including by creating them), and SQLite did not sync it.
     pub fn commit_batch(&mut self) -> Result<bool> {
         self.run("COMMIT")?;
-        self.sync_wal_from_now_on()?;
-        let written = self.take_pages_written() > 0;
-        Ok(written || std::mem::take(&mut self.created))
+        let created = std::mem::take(&mut self.created);
+        let written = self.take_pages_written() > 0 || created;
+        let synced = match self.durability {
+            Durability::Full => true,
+            Durability::Relaxed => false,
+            Durability::SharedStart => !self.unsynced_wal,
+        };
+        if written {
+            self.sync_wal_from_now_on()?;
+        }
+        Ok(written && !synced)
     }
 
-    /// Ends the unsynced start of the WAL (see `open`) once its first commit is done.
+    /// Ends the unsynced start of the WAL (see `open`) once something was committed to it.
     fn sync_wal_from_now_on(&mut self) -> Result<()> {
         if std::mem::take(&mut self.unsynced_wal) {
             self.conn.execute_batch(&format!(
-                "PRAGMA synchronous = NORMAL; PRAGMA wal_autocheckpoint = {AUTOCHECKPOINT_PAGES};"
+                "PRAGMA synchronous = {}; PRAGMA wal_autocheckpoint = {AUTOCHECKPOINT_PAGES};",
+                synchronous_after_start(self.durability)
             ))?;
         }
         Ok(())
@@ -327,7 +349,8 @@ impl ObjectDb {
         self.wal_sync.sync_now()
     }
 
-    /// Closes like [`ObjectDb::close`], for a database opened in [`Durability::Relaxed`] whose
+    /// Closes like [`ObjectDb::close`], for a database opened in [`Durability::Relaxed`] or
+    /// [`Durability::SharedStart`] whose
     /// caller flushes the whole filesystem for many objects at once: `flush` returns once
     /// everything written before the call is on disk. The database syncs nothing itself.
     ///
@@ -400,6 +423,15 @@ impl ObjectDb {
             }
             Ok(value)
         })
+    }
+}
+
+/// SQLite's `synchronous` for a database past its unsynced start (see `ObjectDb::open`): in WAL
+/// mode `FULL` syncs the WAL at every commit, `NORMAL` only when checkpointing.
+fn synchronous_after_start(durability: Durability) -> &'static str {
+    match durability {
+        Durability::Full | Durability::SharedStart => "FULL",
+        Durability::Relaxed => "NORMAL",
     }
 }
 
@@ -495,6 +527,8 @@ mod tests {
         assert!(files::wal_is_empty(&path));
         let mut db = ObjectDb::open(&path, Durability::Relaxed).unwrap();
         assert_eq!(sync_settings(&db), (0, 0));
+        assert!(!read_batch(&mut db), "nothing written: nothing to flush");
+        assert_eq!(sync_settings(&db), (0, 0), "the start stays unsynced until a write");
         assert!(write_batch(&mut db, b"2"));
         assert_eq!(sync_settings(&db), (1, i64::from(AUTOCHECKPOINT_PAGES)));
         assert_eq!(db.get("k").unwrap().as_deref(), Some(&b"2"[..]));
@@ -517,8 +551,45 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut db = ObjectDb::open(&dir.path().join("a.sqlite"), Durability::Full).unwrap();
         assert_eq!(sync_settings(&db), (2, i64::from(AUTOCHECKPOINT_PAGES)));
-        assert!(write_batch(&mut db, b"1"));
+        assert!(!write_batch(&mut db, b"1"), "SQLite synced it: no flush for the caller");
         assert_eq!(sync_settings(&db), (2, i64::from(AUTOCHECKPOINT_PAGES)));
+    }
+
+    fn read_batch(db: &mut ObjectDb) -> bool {
+        db.begin_batch().unwrap();
+        db.get("k").unwrap();
+        db.commit_batch().unwrap()
+    }
+
+    #[test]
+    fn a_shared_start_leaves_only_the_first_write_after_opening_to_the_caller() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.sqlite");
+        let full = (2, i64::from(AUTOCHECKPOINT_PAGES));
+        let mut db = ObjectDb::open(&path, Durability::SharedStart).unwrap();
+        assert_eq!(sync_settings(&db), (0, 0));
+        assert!(write_batch(&mut db, b"1"), "the new file and its first commit: the caller flushes");
+        assert_eq!(sync_settings(&db), full);
+        assert!(!write_batch(&mut db, b"2"), "synced by SQLite");
+        assert!(!read_batch(&mut db));
+        db.close().unwrap();
+
+        // A wake: the WAL is empty again. A batch that writes nothing leaves the start unsynced.
+        assert!(files::wal_is_empty(&path));
+        let mut db = ObjectDb::open(&path, Durability::SharedStart).unwrap();
+        assert!(!read_batch(&mut db), "nothing written: nothing to flush");
+        assert_eq!(sync_settings(&db), (0, 0));
+        assert!(write_batch(&mut db, b"3"));
+        assert_eq!(sync_settings(&db), full);
+        assert!(!write_batch(&mut db, b"4"));
+
+        // A WAL left holding frames (a crash) is synced from the start.
+        std::mem::forget(db);
+        assert!(!files::wal_is_empty(&path));
+        let mut db = ObjectDb::open(&path, Durability::SharedStart).unwrap();
+        assert_eq!(sync_settings(&db), full);
+        assert_eq!(db.get("k").unwrap().as_deref(), Some(&b"4"[..]));
+        assert!(!write_batch(&mut db, b"5"));
     }
 
     fn wal_len(path: &Path) -> u64 {
