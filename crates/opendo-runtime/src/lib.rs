@@ -24,11 +24,10 @@
 //! one never opens a database that is still open.
 //!
 //! # Durability
-//! In [`Durability::Full`] each commit fsyncs the object's WAL (SQLite's `synchronous = FULL`) on
-//! the batch's thread; the kernel merges the device flushes of objects syncing at the same time.
-//! On Linux the first commit that writes after an object's database was opened (a new object, or
-//! a wake) does not fsync: its replies wait for a shared `syncfs` of the data directory's
-//! filesystem that began after the commit (`sync.rs`), which also makes a new object's files and
+//! In [`Durability::Full`] each commit fsyncs the object's WAL on the batch's thread; the kernel
+//! merges the device flushes of objects syncing at the same time. On Linux a new object's first
+//! commit does not fsync: its replies wait for a shared `syncfs` of the data directory's
+//! filesystem that began after the commit (`sync.rs`), which also makes the new files and their
 //! directory entries durable, and hibernation's checkpoint uses the same flushes. The batch's
 //! thread runs that flush itself if none is running; otherwise the actor awaits a later one
 //! without holding a thread.

@@ -191,10 +191,10 @@ impl Drop for Counted {
 
 impl Active {
     fn open(ctx: &ObjectCtx, slot: OwnedSemaphorePermit) -> Result<Self, EventError> {
-        // Under group sync `GroupSync` makes the first commit after opening durable, with the
-        // new files' directory entries; the database fsyncs its later commits itself.
+        // Under group sync `GroupSync` makes a new object's first commit durable, with the new
+        // files' directory entries; the database fsyncs its other commits itself.
         let durability = match ctx.shared.group_sync {
-            Some(_) => Durability::SharedStart,
+            Some(_) => Durability::SharedCreation,
             None => ctx.shared.config.durability,
         };
         let settings = Settings { durability, storage_cap: ctx.shared.config.storage_cap };

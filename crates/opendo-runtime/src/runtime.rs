@@ -128,7 +128,7 @@ pub(crate) struct Shared {
     pub(crate) next_socket: AtomicU64,
     /// Cancelled when the runtime shuts down: connections close with 1001.
     shutdown: CancellationToken,
-    /// With full durability on Linux: makes first commits after opening, and hibernations,
+    /// With full durability on Linux: makes new objects' first commits, and hibernations,
     /// durable in shared flushes (see `sync`).
     pub(crate) group_sync: Option<GroupSync>,
     /// Keeps other processes out of the data directory while any part of the runtime runs.
@@ -717,12 +717,16 @@ mod tests {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn only_the_first_commit_after_opening_waits_for_a_shared_flush() {
+    async fn only_a_new_objects_first_commit_and_hibernation_wait_for_shared_flushes() {
         use crate::sync::gate::{Gate, TIMEOUT};
         let dir = tempfile::tempdir().unwrap();
         let (gate, flush) = Gate::new(None);
-        let config =
-            Config { data_dir: dir.path().into(), durability: Durability::Full, ..Config::default() };
+        let config = Config {
+            data_dir: dir.path().into(),
+            durability: Durability::Full,
+            idle_timeout: Duration::from_secs(1),
+            ..Config::default()
+        };
         let runtime = Runtime::with_group_sync(config, |_| GroupSync::with_flush(flush)).unwrap();
         runtime.load_namespace("probe", Path::new(opendo_test_support::PROBE)).unwrap();
         let put = |body: &[u8]| {
@@ -748,6 +752,15 @@ mod tests {
             assert_eq!(later.status, 204);
         }
         assert_eq!(sync.issued(), 1, "tickets handed out");
+        // Hibernating flushes twice: the WAL's copy into the database file, then the emptied WAL.
+        for n in [2, 3] {
+            tokio::task::block_in_place(|| gate.entered(n));
+            gate.release();
+        }
+        // The wake's first commit syncs the object's WAL itself.
+        let woken = tokio::time::timeout(TIMEOUT, put(b"4")).await.unwrap().unwrap().unwrap();
+        assert_eq!(woken.status, 204);
+        assert_eq!(sync.issued(), 3, "tickets handed out");
         let got = runtime
             .fetch(
                 "probe",
@@ -756,7 +769,7 @@ mod tests {
             )
             .await
             .unwrap();
-        assert_eq!(got.body, b"3");
+        assert_eq!(got.body, b"4");
     }
 
     #[tokio::test(start_paused = true)]

@@ -1,14 +1,14 @@
 //! Group sync: many objects' commits made durable by one `syncfs`.
 //!
-//! With `Durability::Full`, an object database's first commit that writes after it was opened
-//! (a new object, or a wake) is made without an fsync (storage's `Durability::SharedStart`), and
-//! the object comes here before releasing its outputs; so do hibernations, to make their
-//! checkpoint durable. Later commits fsync the object's own WAL instead: concurrent fsyncs of
-//! different files share device flushes in the kernel, and each writes only its own file, which
-//! measured faster across many objects than rounds of `syncfs`. A round calls `syncfs` on the
-//! data directory's filesystem, which flushes every commit finished before the call (and the new
-//! files and directory entries of created objects, which an fsync of the WAL would not cover);
-//! commits that finish meanwhile are covered by the next round.
+//! With `Durability::Full`, a new object's first commit is made without an fsync (storage's
+//! `Durability::SharedCreation`), and the object comes here before releasing its outputs; so do
+//! hibernations, to make their checkpoint durable. Every other commit fsyncs the object's own
+//! WAL instead: concurrent fsyncs of different files share device flushes in the kernel, and
+//! each writes only its own file, which measured faster across many objects than rounds of
+//! `syncfs`. A round calls `syncfs` on the data directory's filesystem, which flushes every
+//! commit finished before the call and the new files and directory entries of created objects
+//! (which an fsync of their WAL would not cover, and a sync of their folder per object would
+//! make one more flush each); commits that finish meanwhile are covered by the next round.
 //!
 //! A commit that finds no round running leads one on its own thread, which costs no thread
 //! handoff (the common case of one busy object). A commit that finds a round running gets a

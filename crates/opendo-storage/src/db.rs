@@ -24,17 +24,16 @@ pub enum Durability {
     /// A commit returns once it is in the operating system's cache: survives a crash of the
     /// process, may lose the last commits on power loss. Never corrupts.
     Relaxed,
-    /// Like `Full`, except the first commit that writes after the database was opened on an
-    /// empty WAL (every new object, every wake): SQLite does not sync it, and
+    /// Like `Full`, except a new database's first commit: it is not synced, and
     /// [`ObjectDb::commit_batch`] returns `true` so that the caller makes it durable with a
-    /// flush of the whole filesystem shared with other objects, which also covers a new file's
-    /// directory entries. Every later commit is synced by SQLite on the committing thread.
+    /// flush of the whole filesystem shared with other objects, which also covers the new
+    /// files' directory entries. Every later commit is synced on the committing thread.
     ///
     /// Syncing each commit's own WAL, rather than flushing the filesystem for all of them, is
     /// what scales across objects: the kernel merges the device flushes of concurrent fsyncs,
     /// and each one writes only its own file, where `syncfs` walks every dirty inode and the
     /// block device's metadata, one call at a time.
-    SharedStart,
+    SharedCreation,
 }
 
 /// How an object database is opened.
@@ -211,7 +210,14 @@ impl ObjectDb {
         let synced = match self.durability {
             Durability::Full => true,
             Durability::Relaxed => false,
-            Durability::SharedStart => !self.unsynced_wal,
+            Durability::SharedCreation if created => false,
+            // The WAL's header and first frames, which SQLite wrote without syncing (see `open`),
+            // in one sync rather than SQLite's two (header, then commit).
+            Durability::SharedCreation if written && self.unsynced_wal => {
+                self.wal_sync.sync_data()?;
+                true
+            }
+            Durability::SharedCreation => true,
         };
         if written {
             self.sync_wal_from_now_on()?;
@@ -350,7 +356,7 @@ impl ObjectDb {
     }
 
     /// Closes like [`ObjectDb::close`], for a database opened in [`Durability::Relaxed`] or
-    /// [`Durability::SharedStart`] whose
+    /// [`Durability::SharedCreation`] whose
     /// caller flushes the whole filesystem for many objects at once: `flush` returns once
     /// everything written before the call is on disk. The database syncs nothing itself.
     ///
@@ -430,7 +436,7 @@ impl ObjectDb {
 /// mode `FULL` syncs the WAL at every commit, `NORMAL` only when checkpointing.
 fn synchronous_after_start(durability: Durability) -> &'static str {
     match durability {
-        Durability::Full | Durability::SharedStart => "FULL",
+        Durability::Full | Durability::SharedCreation => "FULL",
         Durability::Relaxed => "NORMAL",
     }
 }
@@ -467,6 +473,12 @@ struct WalSyncOnDrop {
 }
 
 impl WalSyncOnDrop {
+    /// Syncs the WAL's contents (the file is open in SQLite, so it exists).
+    fn sync_data(&self) -> Result<()> {
+        let io = |source| Error::Io { path: self.wal.clone(), source };
+        File::open(&self.wal).and_then(|file| file.sync_data()).map_err(io)
+    }
+
     fn sync_now(&mut self) -> Result<()> {
         if !std::mem::take(&mut self.armed) {
             return Ok(());
@@ -562,11 +574,11 @@ mod tests {
     }
 
     #[test]
-    fn a_shared_start_leaves_only_the_first_write_after_opening_to_the_caller() {
+    fn a_shared_creation_leaves_only_a_new_databases_first_commit_to_the_caller() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("a.sqlite");
         let full = (2, i64::from(AUTOCHECKPOINT_PAGES));
-        let mut db = ObjectDb::open(&path, Durability::SharedStart).unwrap();
+        let mut db = ObjectDb::open(&path, Durability::SharedCreation).unwrap();
         assert_eq!(sync_settings(&db), (0, 0));
         assert!(write_batch(&mut db, b"1"), "the new file and its first commit: the caller flushes");
         assert_eq!(sync_settings(&db), full);
@@ -576,17 +588,17 @@ mod tests {
 
         // A wake: the WAL is empty again. A batch that writes nothing leaves the start unsynced.
         assert!(files::wal_is_empty(&path));
-        let mut db = ObjectDb::open(&path, Durability::SharedStart).unwrap();
+        let mut db = ObjectDb::open(&path, Durability::SharedCreation).unwrap();
         assert!(!read_batch(&mut db), "nothing written: nothing to flush");
         assert_eq!(sync_settings(&db), (0, 0));
-        assert!(write_batch(&mut db, b"3"));
+        assert!(!write_batch(&mut db, b"3"), "the database syncs its WAL itself");
         assert_eq!(sync_settings(&db), full);
         assert!(!write_batch(&mut db, b"4"));
 
         // A WAL left holding frames (a crash) is synced from the start.
         std::mem::forget(db);
         assert!(!files::wal_is_empty(&path));
-        let mut db = ObjectDb::open(&path, Durability::SharedStart).unwrap();
+        let mut db = ObjectDb::open(&path, Durability::SharedCreation).unwrap();
         assert_eq!(sync_settings(&db), full);
         assert_eq!(db.get("k").unwrap().as_deref(), Some(&b"4"[..]));
         assert!(!write_batch(&mut db, b"5"));
