@@ -132,9 +132,10 @@ impl ObjectDb {
         // a crash would bring back. An empty WAL file holds no frames, and its emptiness is
         // durable: closing syncs it (`close`, `close_with_shared_flush`, `WalSyncOnDrop`), and so
         // does creating a database where a stale WAL was left. That is every wake and every new
-        // object: until their first commit there is nothing to protect, and the sync, one per
-        // wake that writes, is skipped. Checkpoints must sync the database file before the WAL
-        // restarts over what they copied, so they wait for that commit too.
+        // object: until their first commit that writes there is nothing to protect, and the
+        // sync, one per wake that writes, is skipped (in `SharedCreation` that commit is then
+        // synced once, header and frames together). Checkpoints must sync the database file
+        // before the WAL restarts over what they copied, so they wait for that commit too.
         let unsynced_wal = settings.durability != Durability::Full && files::wal_is_empty(path);
         let (synchronous, autocheckpoint) = match settings.durability {
             _ if unsynced_wal => ("OFF", 0),
@@ -356,9 +357,9 @@ impl ObjectDb {
     }
 
     /// Closes like [`ObjectDb::close`], for a database opened in [`Durability::Relaxed`] or
-    /// [`Durability::SharedCreation`] whose
-    /// caller flushes the whole filesystem for many objects at once: `flush` returns once
-    /// everything written before the call is on disk. The database syncs nothing itself.
+    /// [`Durability::SharedCreation`] whose caller flushes the whole filesystem for many objects
+    /// at once: `flush` returns once everything written before the call is on disk. The
+    /// database syncs nothing itself.
     ///
     /// The WAL is copied into the database file without syncs, `flush` makes the copy durable,
     /// and only then is the WAL emptied (then flushed again), so a crash at any point leaves the
