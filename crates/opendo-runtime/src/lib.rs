@@ -28,9 +28,8 @@
 //! merges the device flushes of objects syncing at the same time. On Linux a new object's first
 //! commit does not fsync: its replies wait for a shared `syncfs` of the data directory's
 //! filesystem that began after the commit (`sync.rs`), which also makes the new files and their
-//! directory entries durable, and hibernation's checkpoint uses the same flushes. The batch's
-//! thread runs that flush itself if none is running; otherwise the actor awaits a later one
-//! without holding a thread.
+//! directory entries durable. The batch's thread runs that flush itself if none is running;
+//! otherwise the actor awaits a later one without holding a thread.
 //!
 //! # CPU and memory limits
 //! One thread advances the engine's epoch every 10 ms; each call into a guest gets a deadline of

@@ -130,9 +130,8 @@ impl ObjectDb {
         // SQLite syncs the header of a WAL it starts, even where commits are not synced, because
         // a restarted WAL still holds frames of the previous one on disk, which a header lost in
         // a crash would bring back. An empty WAL file holds no frames, and its emptiness is
-        // durable: closing syncs it (`close`, `close_with_shared_flush`, `WalSyncOnDrop`), and so
-        // does creating a database where a stale WAL was left. That is every wake and every new
-        // object: until their first commit that writes there is nothing to protect, and the
+        // durable: closing syncs it (`close`, `WalSyncOnDrop`), and so does creating a database
+        // where a stale WAL was left. That is every wake and every new object: until their first commit that writes there is nothing to protect, and the
         // sync, one per wake that writes, is skipped (in `SharedCreation` that commit is then
         // synced once, header and frames together). Checkpoints must sync the database file
         // before the WAL restarts over what they copied, so they wait for that commit too.
@@ -356,40 +355,6 @@ impl ObjectDb {
         self.wal_sync.sync_now()
     }
 
-    /// Closes like [`ObjectDb::close`], for a database opened in [`Durability::Relaxed`] or
-    /// [`Durability::SharedCreation`] whose caller flushes the whole filesystem for many objects
-    /// at once: `flush` returns once everything written before the call is on disk. The
-    /// database syncs nothing itself.
-    ///
-    /// The WAL is copied into the database file without syncs, `flush` makes the copy durable,
-    /// and only then is the WAL emptied (then flushed again), so a crash at any point leaves the
-    /// WAL able to restore what the copy had not made durable yet.
-    pub fn close_with_shared_flush(mut self, flush: &dyn Fn() -> std::io::Result<()>) -> Result<()> {
-        let io = |source| Error::Io { path: self.path.clone(), source };
-        self.unsynced_wal = false;
-        self.conn.execute_batch("PRAGMA synchronous = OFF")?;
-        let (frames, copied): (i64, i64) =
-            self.conn
-                .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| Ok((row.get(1)?, row.get(2)?)))?;
-        if frames != copied {
-            // Not expected with one connection; fall back to SQLite's own syncs.
-            self.conn.execute_batch("PRAGMA synchronous = NORMAL")?;
-            return self.close();
-        }
-        if let Err(err) = flush() {
-            // The copy may not be on disk: the WAL must keep its frames, also when SQLite closes
-            // the dropped handle (which empties a WAL kept on close down to this limit).
-            self.conn.execute_batch("PRAGMA journal_size_limit = -1")?;
-            return Err(io(err));
-        }
-        // Nothing is left to copy: this only empties the WAL.
-        self.conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)")?;
-        self.conn.close().map_err(|(_, e)| Error::Sqlite(e))?;
-        flush().map_err(io)?;
-        self.wal_sync.armed = false;
-        Ok(())
-    }
-
     pub(crate) fn run(&self, sql: &str) -> Result<()> {
         self.conn.prepare_cached(sql)?.execute([])?;
         Ok(())
@@ -469,7 +434,7 @@ fn keep_wal_file(conn: &Connection) -> Result<()> {
 #[derive(Debug)]
 struct WalSyncOnDrop {
     wal: PathBuf,
-    /// Only [`Durability::Relaxed`] skips the sync of new WAL headers; disarmed once synced.
+    /// Only `Full` syncs new WAL headers itself (the other modes skip it); disarmed once synced.
     armed: bool,
 }
 
@@ -603,52 +568,5 @@ mod tests {
         assert_eq!(sync_settings(&db), full);
         assert_eq!(db.get("k").unwrap().as_deref(), Some(&b"4"[..]));
         assert!(!write_batch(&mut db, b"5"));
-    }
-
-    fn wal_len(path: &Path) -> u64 {
-        std::fs::metadata(files::wal_path(path)).unwrap().len()
-    }
-
-    /// What the database file holds by itself, without its WAL.
-    fn value_in_database_file(path: &Path) -> Option<Vec<u8>> {
-        let copy = path.with_extension("copy");
-        std::fs::copy(path, &copy).unwrap();
-        let db = ObjectDb::open(&copy, Durability::Relaxed).unwrap();
-        db.get("k").unwrap()
-    }
-
-    #[test]
-    fn a_shared_flush_close_empties_the_wal_only_after_the_copy_is_flushed() {
-        let dir = tempfile::tempdir().unwrap();
-        let (path, db) = written_once(dir.path());
-        let flushes = std::cell::RefCell::new(Vec::new());
-        let flush = || {
-            // When each flush starts: the WAL's length, what the database file holds alone.
-            flushes.borrow_mut().push((wal_len(&path), value_in_database_file(&path)));
-            Ok(())
-        };
-        db.close_with_shared_flush(&flush).unwrap();
-        let flushes = flushes.into_inner();
-        assert_eq!(flushes.len(), 2);
-        // First the copy, WAL kept; then the emptied WAL.
-        assert!(flushes[0].0 > 0);
-        assert_eq!(flushes[0].1.as_deref(), Some(&b"1"[..]));
-        assert_eq!(flushes[1].0, 0);
-        assert_eq!(wal_len(&path), 0);
-        let db = ObjectDb::open(&path, Durability::Relaxed).unwrap();
-        assert_eq!(db.get("k").unwrap().as_deref(), Some(&b"1"[..]));
-    }
-
-    #[test]
-    fn a_failed_shared_flush_keeps_the_wal() {
-        let dir = tempfile::tempdir().unwrap();
-        let (path, db) = written_once(dir.path());
-        let err = db.close_with_shared_flush(&|| Err(std::io::Error::other("disk gone"))).unwrap_err();
-        assert!(err.to_string().contains("disk gone"), "{err}");
-        // The WAL still holds the write: the copy into the database file may not be on disk.
-        assert!(wal_len(&path) > 0);
-        let db = ObjectDb::open(&path, Durability::Relaxed).unwrap();
-        assert_eq!(db.get("k").unwrap().as_deref(), Some(&b"1"[..]));
-        assert_eq!(sync_settings(&db), (1, i64::from(AUTOCHECKPOINT_PAGES)));
     }
 }
