@@ -113,15 +113,16 @@ impl ObjectDb {
     /// A database left by a crash is recovered by SQLite here.
     pub fn open(path: &Path, settings: impl Into<Settings>) -> Result<Self> {
         let settings = settings.into();
-        // In `Full` this database syncs its own commits, so its files' directory entries must be
-        // synced too; otherwise they need not (the caller's flush of the whole filesystem after
-        // the first commit covers them).
-        let durable = settings.durability == Durability::Full;
+        // A new database in `Full` syncs its files' directory entries itself; in the other modes
+        // the caller's flush of the whole filesystem after the first commit covers them. A
+        // database that syncs its commits (`Full`, `SharedCreation`) and lost its WAL file
+        // recreates it with a synced entry: SQLite would create it on the first write without
+        // one, and no shared flush follows that commit.
         let created = !path.exists();
         if created {
-            files::create(path, durable)?;
-        } else if durable && !files::wal_path(path).exists() {
-            files::create_wal(path, durable)?;
+            files::create(path, settings.durability == Durability::Full)?;
+        } else if settings.durability != Durability::Relaxed && !files::wal_path(path).exists() {
+            files::create_wal(path, true)?;
         }
         // SQLite's default VFS keeps every open file in one list, searched under a global mutex
         // on each open: with thousands of objects active, opening one more cost time in
