@@ -293,16 +293,34 @@ impl Active {
         cause
     }
 
-    /// Drops the instance and closes the database (checkpointing its WAL).
-    fn close(mut self, ctx: &ObjectCtx) {
+    /// Drops the instance and closes the database: checkpointing its WAL, except for an
+    /// evicted object with a short WAL (see [`Closing`]).
+    fn close(mut self, ctx: &ObjectCtx, closing: Closing) {
         let Some(db) = self.store.data_mut().db.take() else { return };
         // The database syncs its own checkpoint, also under group sync: when thousands of
         // objects hibernate together, their own fsyncs finished sooner than waiting for shared
         // flushes, two each (docs/performance.md, durability across objects).
-        if let Err(err) = db.close() {
+        let closed = match closing {
+            Closing::Checkpointed => db.close(),
+            Closing::Evicted => db.close_keeping_wal(),
+        };
+        if let Err(err) = closed {
             tracing::error!(namespace = %ctx.identity.namespace, object = %ctx.identity.id, "closing object database: {err}");
         }
     }
+}
+
+/// How an active object closes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Closing {
+    /// Its WAL checkpointed into the database file: an object that went idle, failed, or
+    /// closes with the runtime.
+    Checkpointed,
+    /// Evicted to make room for another object (`max_active`). Such an object was in use
+    /// moments ago and is likely wanted again soon, while another request waits for its slot:
+    /// a short WAL stays as it is (`ObjectDb::close_keeping_wal`), so closing writes and syncs
+    /// nothing. Its next idle hibernation checkpoints it.
+    Evicted,
 }
 
 fn new_store(ctx: &ObjectCtx, db: Option<ObjectDb>) -> Store<Host> {
@@ -329,7 +347,8 @@ pub(crate) async fn run(ctx: ObjectCtx, mut mailbox: mpsc::Receiver<Envelope>) {
             Ok(None) => break,
             Err(evicted) => {
                 if let Some(object) = active.take() {
-                    close(&ctx, object).await;
+                    let closing = if evicted { Closing::Evicted } else { Closing::Checkpointed };
+                    close(&ctx, object, closing).await;
                     if evicted {
                         ctx.shared.stats.evictions.fetch_add(1, Ordering::Relaxed);
                     } else {
@@ -397,7 +416,7 @@ pub(crate) async fn run(ctx: ObjectCtx, mut mailbox: mpsc::Receiver<Envelope>) {
                     event.fail(&ctx.sockets, storage_failure());
                 }
                 if let Some(object) = active.take() {
-                    close(&ctx, object).await;
+                    close(&ctx, object, Closing::Checkpointed).await;
                 }
             }
         }
@@ -409,15 +428,15 @@ pub(crate) async fn run(ctx: ObjectCtx, mut mailbox: mpsc::Receiver<Envelope>) {
         ctx.control.busy.store(false, Ordering::Relaxed);
     }
     if let Some(object) = active.take() {
-        close(&ctx, object).await;
+        close(&ctx, object, Closing::Checkpointed).await;
     }
 }
 
-async fn close(ctx: &Arc<ObjectCtx>, object: Active) {
+async fn close(ctx: &Arc<ObjectCtx>, object: Active, closing: Closing) {
     ctx.control.active.store(false, Ordering::Relaxed);
     let ctx = ctx.clone();
     // Closing checkpoints and fsyncs: never on an async worker.
-    let _ = tokio::task::spawn_blocking(move || object.close(&ctx)).await;
+    let _ = tokio::task::spawn_blocking(move || object.close(&ctx, closing)).await;
 }
 
 /// What a batch leaves to the actor.
@@ -558,7 +577,7 @@ fn run_events(
             for envelope in pending {
                 envelope.fail(&ctx.sockets, storage_failure());
             }
-            active.close(ctx);
+            active.close(ctx, Closing::Checkpointed);
             Ran::closed()
         }
     }

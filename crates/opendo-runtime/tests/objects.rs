@@ -332,6 +332,46 @@ async fn max_active_keeps_the_live_objects_under_the_cap_and_loses_nothing() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_evicted_object_keeps_its_wal_until_it_hibernates() {
+    let dir = tempfile::tempdir().unwrap();
+    let idle_timeout = Duration::from_millis(300);
+    let runtime = runtime_with(Config {
+        max_active: 1,
+        idle_timeout,
+        durability: Durability::Full,
+        ..config(dir.path())
+    });
+    let wal_len = |name: &str| {
+        let db = opendo_storage::layout::object_db_path(
+            dir.path(),
+            "probe",
+            &opendo_storage::ObjectId::from_name("probe", name),
+        );
+        std::fs::metadata(format!("{}-wal", db.display())).unwrap().len()
+    };
+    let all_hibernated = || async {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while runtime.active_objects() > 0 {
+            assert!(Instant::now() < deadline, "objects never hibernated");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    assert_eq!(text(&runtime, "a", "PUT", "/kv/x", b"kept").await.0, 204);
+    // The only slot goes to "b": "a" is evicted, and closes without a checkpoint.
+    assert_eq!(text(&runtime, "b", "PUT", "/kv/y", b"other").await.0, 204);
+    assert_eq!(runtime.stats().evictions.load(Ordering::Relaxed), 1);
+    assert!(wal_len("a") > 0, "the evicted object's WAL keeps its frames");
+
+    all_hibernated().await;
+    assert_eq!(text(&runtime, "a", "GET", "/kv/x", b"").await, (200, "kept".into()));
+    // Hibernating when idle checkpoints it.
+    all_hibernated().await;
+    assert_eq!(wal_len("a"), 0, "a hibernated object's WAL is emptied");
+    assert_eq!(wal_len("b"), 0);
+    assert_eq!(text(&runtime, "a", "GET", "/kv/x", b"").await, (200, "kept".into()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn queued_events_share_one_commit_and_a_trap_rolls_back_only_its_own() {
     let dir = tempfile::tempdir().unwrap();
     let runtime = runtime_with(config(dir.path()));

@@ -15,6 +15,11 @@ pub const DEFAULT_STORAGE_CAP: u64 = 10 * 1024 * 1024 * 1024;
 /// SQLite's default: a commit that leaves the WAL this many pages long checkpoints it.
 const AUTOCHECKPOINT_PAGES: u32 = 1000;
 
+/// Longest WAL that [`ObjectDb::close_keeping_wal`] leaves in place; a longer one is
+/// checkpointed as [`ObjectDb::close`] does. It bounds both the disk an evicted object keeps in
+/// its WAL and what its next open reads back.
+pub const KEPT_WAL_LIMIT: u64 = 64 * 1024;
+
 /// When a commit counts as done.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Durability {
@@ -356,6 +361,27 @@ impl ObjectDb {
         self.wal_sync.sync_now()
     }
 
+    /// Closes the database without a checkpoint when its WAL holds at most [`KEPT_WAL_LIMIT`]
+    /// bytes (otherwise as [`ObjectDb::close`]). For an object that will likely be opened again
+    /// soon, such as one evicted to make room for another: closing writes and syncs nothing,
+    /// where a checkpoint costs a sync of the WAL, a sync of the database file and a truncation.
+    /// The next open reads the frames back from the WAL.
+    ///
+    /// Nothing committed becomes less durable: in the modes that sync commits, every committed
+    /// frame was synced by its commit; in [`Durability::Relaxed`] a crash may lose the last
+    /// commits either way. Frames SQLite wrote for a rolled-back transaction carry no commit
+    /// mark, and recovery ignores them.
+    pub fn close_keeping_wal(mut self) -> Result<()> {
+        let wal_len = std::fs::metadata(files::wal_path(&self.path)).map_or(u64::MAX, |m| m.len());
+        if wal_len > KEPT_WAL_LIMIT {
+            return self.close();
+        }
+        self.conn.set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, true)?;
+        // Nothing to sync: the WAL's frames are as durable as their commits made them.
+        self.wal_sync.armed = false;
+        self.conn.close().map_err(|(_, e)| Error::Sqlite(e))
+    }
+
     pub(crate) fn run(&self, sql: &str) -> Result<()> {
         self.conn.prepare_cached(sql)?.execute([])?;
         Ok(())
@@ -532,6 +558,35 @@ mod tests {
         assert_eq!(sync_settings(&db), (2, i64::from(AUTOCHECKPOINT_PAGES)));
         assert!(!write_batch(&mut db, b"1"), "SQLite synced it: no flush for the caller");
         assert_eq!(sync_settings(&db), (2, i64::from(AUTOCHECKPOINT_PAGES)));
+    }
+
+    #[test]
+    fn closing_for_an_eviction_keeps_a_short_wal_and_checkpoints_a_long_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.sqlite");
+        let wal_len = || std::fs::metadata(files::wal_path(&path)).unwrap().len();
+        let full = (2, i64::from(AUTOCHECKPOINT_PAGES));
+        let mut db = ObjectDb::open(&path, Durability::SharedCreation).unwrap();
+        assert!(write_batch(&mut db, b"1"));
+        assert!(!write_batch(&mut db, b"2"));
+        db.close_keeping_wal().unwrap();
+        let kept = wal_len();
+        assert!(kept > 0 && kept <= KEPT_WAL_LIMIT, "the WAL keeps its frames: {kept} bytes");
+
+        // The next open reads them back, and syncs from its first commit on.
+        let mut db = ObjectDb::open(&path, Durability::SharedCreation).unwrap();
+        assert_eq!(sync_settings(&db), full);
+        assert_eq!(db.get("k").unwrap().as_deref(), Some(&b"2"[..]));
+
+        // Past the limit, the WAL is checkpointed and emptied, as by `close`.
+        let big = vec![7u8; usize::try_from(KEPT_WAL_LIMIT).unwrap()];
+        assert!(!write_batch(&mut db, &big));
+        assert!(wal_len() > KEPT_WAL_LIMIT);
+        db.close_keeping_wal().unwrap();
+        assert!(files::wal_is_empty(&path));
+        let db = ObjectDb::open(&path, Durability::SharedCreation).unwrap();
+        assert_eq!(db.get("k").unwrap(), Some(big));
+        assert_eq!(db.integrity_check().unwrap(), "ok");
     }
 
     fn read_batch(db: &mut ObjectDb) -> bool {

@@ -28,7 +28,7 @@ mod sql;
 mod txn;
 
 pub use alarm::{Alarm, AlarmIndex, IndexEntry};
-pub use db::{DEFAULT_STORAGE_CAP, Durability, ObjectDb, Settings};
+pub use db::{DEFAULT_STORAGE_CAP, Durability, KEPT_WAL_LIMIT, ObjectDb, Settings};
 pub use error::{Error, Result};
 pub use id::ObjectId;
 pub use kv::{Entry, ListOptions, MAX_BATCH, MAX_ENTRY_BYTES, MAX_KEY_BYTES, MAX_RESULT_BYTES};
