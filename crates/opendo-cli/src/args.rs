@@ -62,7 +62,8 @@ pub struct RunArgs {
     pub durability: DurabilityArg,
 
     /// Most objects active at once (each holds its database files open); activating one more
-    /// hibernates the least recently used (of a random sample) [default: fits the open-file limit].
+    /// hibernates the least recently used (of a random sample) [default: fits the open-file limit,
+    /// which `opendo run` first raises to its hard limit].
     #[arg(long)]
     pub max_active: Option<usize>,
 

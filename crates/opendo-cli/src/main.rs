@@ -54,6 +54,26 @@ fn init_logging(format: LogFormat) {
     }
 }
 
+/// Raises the soft open-file limit to the hard one. Each active object holds two files and the
+/// default `--max-active` follows the soft limit, which a login shell often leaves at 1,024
+/// (384 objects) under a hard limit hundreds of times higher.
+fn raise_open_file_limit() {
+    use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
+    let limit = getrlimit(Resource::Nofile);
+    // An unlimited hard limit is not a valid soft one for files: the kernel's ceiling is.
+    let target = limit.maximum.or_else(|| {
+        std::fs::read_to_string("/proc/sys/fs/nr_open").ok().and_then(|text| text.trim().parse().ok())
+    });
+    let (Some(current), Some(target)) = (limit.current, target) else { return };
+    if current >= target {
+        return;
+    }
+    match setrlimit(Resource::Nofile, Rlimit { current: Some(target), maximum: limit.maximum }) {
+        Ok(()) => tracing::info!("raised the open-file limit from {current} to {target}"),
+        Err(err) => tracing::warn!("could not raise the open-file limit from {current} to {target}: {err}"),
+    }
+}
+
 fn run(args: RunArgs) -> anyhow::Result<()> {
     let module = guest_build::resolve_module(&args.module)?;
     let namespace = match &args.namespace {
@@ -65,6 +85,7 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
             .context("cannot derive a namespace name from the module file name: pass --namespace")?
             .to_string(),
     };
+    raise_open_file_limit();
     let config = Config {
         data_dir: args.data_dir.clone(),
         durability: args.durability.into(),

@@ -62,7 +62,35 @@ impl Server {
     /// until it listens. Its log goes to `<data_dir>/../opendo-<n>.log`.
     pub fn start(module: &Path, data_dir: &Path, extra: &[&str]) -> Server {
         let (mut command, stderr_path) = opendo_run(module, data_dir);
-        let mut child = command.args(extra).stdout(Stdio::piped()).spawn().expect("spawn opendo");
+        command.args(extra);
+        Server::listening(command, stderr_path, extra)
+    }
+
+    /// Like [`Server::start`], from a shell that first lowers the soft open-file limit to
+    /// `soft_limit` (as a login shell may leave it). The shell `exec`s the server, which keeps
+    /// its process id.
+    pub fn start_with_soft_file_limit(
+        module: &Path,
+        data_dir: &Path,
+        soft_limit: u64,
+        extra: &[&str],
+    ) -> Server {
+        let (opendo, stderr_path) = opendo_run(module, data_dir);
+        let mut command = Command::new("sh");
+        command
+            .arg("-c")
+            .arg(format!("ulimit -Sn {soft_limit} && exec \"$0\" \"$@\""))
+            .arg(opendo.get_program())
+            .args(opendo.get_args())
+            .args(extra)
+            .stderr(std::fs::File::options().append(true).open(&stderr_path).expect("open log file"));
+        Server::listening(command, stderr_path, extra)
+    }
+
+    /// Spawns `command` (an `opendo run` with `extra` among its arguments) and waits until it
+    /// listens.
+    fn listening(mut command: Command, stderr_path: PathBuf, extra: &[&str]) -> Server {
+        let mut child = command.stdout(Stdio::piped()).spawn().expect("spawn opendo");
         let stdout = child.stdout.take().expect("piped stdout");
         let (found, lines) = mpsc::channel();
         std::thread::spawn(move || {
@@ -96,6 +124,11 @@ impl Server {
             .build()
             .into();
         Server { child, addr, admin, stderr_path, client: Client { addr, agent } }
+    }
+
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// The value of a Prometheus metric on the admin listener (start with

@@ -54,3 +54,29 @@ fn a_bad_config_file_is_refused_with_one_line() {
     assert!(!status.success());
     assert!(stderr.contains("reading the config file"), "{stderr}");
 }
+
+#[test]
+fn the_soft_open_file_limit_is_raised_so_more_objects_stay_active() {
+    let dir = tempfile::tempdir().unwrap();
+    // Under a soft limit of 300 files, the default `--max-active` would be 22 objects.
+    let server = Server::start_with_soft_file_limit(
+        Path::new(EXAMPLE_COUNTER),
+        &dir.path().join("data"),
+        300,
+        &["--admin-listen", "127.0.0.1:0"],
+    );
+    let limits = std::fs::read_to_string(format!("/proc/{}/limits", server.pid())).unwrap();
+    let open_files: Vec<&str> = limits
+        .lines()
+        .find_map(|line| line.strip_prefix("Max open files"))
+        .expect("an open-file line")
+        .split_whitespace()
+        .collect();
+    assert_eq!(open_files[0], open_files[1], "soft limit raised to the hard one: {limits}");
+    assert!(server.log().contains("raised the open-file limit from 300 to"), "{}", server.log());
+    for i in 0..100 {
+        assert_eq!(server.post(&format!("/counter/o{i}/increment")).body, "1");
+    }
+    assert_eq!(server.metric("opendo_active_objects"), 100);
+    assert_eq!(server.metric("opendo_evictions_total"), 0);
+}
