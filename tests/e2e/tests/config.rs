@@ -72,7 +72,13 @@ fn the_soft_open_file_limit_is_raised_so_more_objects_stay_active() {
         .expect("an open-file line")
         .split_whitespace()
         .collect();
-    assert_eq!(open_files[0], open_files[1], "soft limit raised to the hard one: {limits}");
+    let (soft, hard) = (open_files[0], open_files[1]);
+    if hard == "unlimited" {
+        // Not a valid soft limit for files: the server takes the kernel's ceiling instead.
+        assert!(soft.parse::<u64>().unwrap() > 300, "soft limit raised: {limits}");
+    } else {
+        assert_eq!(soft, hard, "soft limit raised to the hard one: {limits}");
+    }
     assert!(server.log().contains("raised the open-file limit from 300 to"), "{}", server.log());
     for i in 0..100 {
         assert_eq!(server.post(&format!("/counter/o{i}/increment")).body, "1");
