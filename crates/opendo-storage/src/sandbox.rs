@@ -2,7 +2,7 @@
 //!
 //! Enforced by SQLite itself, with an authorizer (consulted when a statement is prepared) and
 //! `sqlite3_limit`. The authorizer only judges while guest SQL is being prepared or run
-//! ([`Sandbox::guest`]); the runtime's own statements (the KV table, savepoints) pass.
+//! (`Sandbox::guest`); the runtime's own statements (the KV table, savepoints) pass.
 //!
 //! Guest SQL may not:
 //! - touch anything named with the reserved prefix `_opendo_` (any case): read, write, create,
