@@ -96,8 +96,8 @@ pub struct ObjectDb {
 }
 
 // The runtime's tables. New files get them from the prebuilt image (`files`), which is built from
-// this; opening an existing file runs it too (a no-op on any file this runtime made), so a file
-// made otherwise gets them as well.
+// this; opening an existing file that lacks them runs it, so a file made otherwise gets them as
+// well.
 pub(crate) const SCHEMA: &str = "
     BEGIN;
     CREATE TABLE IF NOT EXISTS _opendo_kv (key BLOB PRIMARY KEY NOT NULL, value BLOB NOT NULL) WITHOUT ROWID;
@@ -163,7 +163,9 @@ impl ObjectDb {
                 path.display()
             )));
         }
-        if !created {
+        // Checked in the schema SQLite has just read: running the statements on every wake cost a
+        // parse and an empty write transaction.
+        if !created && !has_runtime_tables(&conn)? {
             conn.execute_batch(SCHEMA)?;
         }
         let page_size: i64 = conn.query_row("PRAGMA page_size", [], |row| row.get(0))?;
@@ -425,6 +427,12 @@ impl ObjectDb {
     }
 }
 
+/// Whether the runtime's tables exist: always in a file made from the image (`files`); a file
+/// made otherwise gets them from [`SCHEMA`] when it opens.
+fn has_runtime_tables(conn: &Connection) -> Result<bool> {
+    Ok(conn.table_exists(Some("main"), "_opendo_kv")? && conn.table_exists(Some("main"), "_opendo_alarm")?)
+}
+
 /// SQLite's `synchronous` for a database past its unsynced start (see `ObjectDb::open`): in WAL
 /// mode `FULL` syncs the WAL at every commit, `NORMAL` only when checkpointing.
 fn synchronous_after_start(durability: Durability) -> &'static str {
@@ -586,6 +594,31 @@ mod tests {
         assert!(files::wal_is_empty(&path));
         let db = ObjectDb::open(&path, Durability::SharedCreation).unwrap();
         assert_eq!(db.get("k").unwrap(), Some(big));
+        assert_eq!(db.integrity_check().unwrap(), "ok");
+    }
+
+    #[test]
+    fn a_database_made_otherwise_gets_the_runtime_tables() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.sqlite");
+        // Made by plain SQLite: rollback journal, one table of its own, and only one of ours.
+        let conn = Connection::open(&path).unwrap();
+        conn.execute_batch(
+            "CREATE TABLE notes (body TEXT);
+             CREATE TABLE _opendo_kv (key BLOB PRIMARY KEY NOT NULL, value BLOB NOT NULL) WITHOUT ROWID;",
+        )
+        .unwrap();
+        drop(conn);
+        let mut db = ObjectDb::open(&path, Durability::Relaxed).unwrap();
+        assert!(has_runtime_tables(&db.conn).unwrap());
+        assert!(write_batch(&mut db, b"1"));
+        db.begin_batch().unwrap();
+        db.set_alarm(5_000).unwrap();
+        db.commit_batch().unwrap();
+        db.close().unwrap();
+        let db = ObjectDb::open(&path, Durability::Relaxed).unwrap();
+        assert_eq!(db.get("k").unwrap().as_deref(), Some(&b"1"[..]));
+        assert_eq!(db.get_alarm().unwrap().map(|alarm| alarm.time_ms), Some(5_000));
         assert_eq!(db.integrity_check().unwrap(), "ok");
     }
 
