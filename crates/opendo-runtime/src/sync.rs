@@ -4,10 +4,11 @@
 //! `Durability::SharedCreation`), and the object comes here before releasing its outputs. Every
 //! other commit, and the checkpoint when an object hibernates, fsyncs the object's own files
 //! instead: concurrent fsyncs of different files share device flushes in the kernel, and each
-//! writes only its own file, which measured faster across many objects than rounds of `syncfs`. A round calls `syncfs` on the data directory's filesystem, which flushes every
-//! commit finished before the call and the new files and directory entries of created objects
-//! (which an fsync of their WAL would not cover, and a sync of their folder per object would
-//! make one more flush each); commits that finish meanwhile are covered by the next round.
+//! writes only its own file, which measured faster across many objects than rounds of `syncfs`.
+//! A round calls `syncfs` on the data directory's filesystem, which flushes every commit
+//! finished before the call and the new files and directory entries of created objects (which
+//! an fsync of their WAL would not cover, and a sync of their folder per object would make one
+//! more flush each); commits that finish meanwhile are covered by the next round.
 //!
 //! A commit that finds no round running leads one on its own thread, which costs no thread
 //! handoff (the common case of one busy object). A commit that finds a round running gets a

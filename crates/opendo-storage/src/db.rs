@@ -137,10 +137,12 @@ impl ObjectDb {
         // a restarted WAL still holds frames of the previous one on disk, which a header lost in
         // a crash would bring back. An empty WAL file holds no frames, and its emptiness is
         // durable: closing syncs it (`close`, `WalSyncOnDrop`), and so does creating a database
-        // where a stale WAL was left. That is every wake and every new object: until their first commit that writes there is nothing to protect, and the
-        // sync, one per wake that writes, is skipped (in `SharedCreation` that commit is then
-        // synced once, header and frames together). Checkpoints must sync the database file
-        // before the WAL restarts over what they copied, so they wait for that commit too.
+        // where a stale WAL was left. That is every new object and every wake after a
+        // checkpointing close (an eviction may leave frames: `close_keeping_wal`). Until their
+        // first commit that writes there is nothing to protect, and the sync, one per wake that
+        // writes, is skipped (in `SharedCreation` that commit is then synced once, header and
+        // frames together). Checkpoints must sync the database file before the WAL restarts over
+        // what they copied, so they wait for that commit too.
         let unsynced_wal = settings.durability != Durability::Full && files::wal_is_empty(path);
         let (synchronous, autocheckpoint) = match settings.durability {
             _ if unsynced_wal => ("OFF", 0),
