@@ -93,6 +93,7 @@ pub struct ObjectDb {
     path: PathBuf,
     /// Declared after `conn`, so it runs after SQLite closed the file.
     wal_sync: WalSyncOnDrop,
+    new_files: NewFilesOnDrop,
 }
 
 // The runtime's tables. New files get them from the prebuilt image (`files`), which is built from
@@ -197,6 +198,11 @@ impl ObjectDb {
                 wal: files::wal_path(path),
                 armed: settings.durability != Durability::Full,
             },
+            new_files: NewFilesOnDrop {
+                folder: (created && settings.durability == Durability::SharedCreation)
+                    .then(|| path.parent().map(Path::to_path_buf))
+                    .flatten(),
+            },
         })
     }
 
@@ -216,6 +222,10 @@ impl ObjectDb {
     pub fn commit_batch(&mut self) -> Result<bool> {
         self.run("COMMIT")?;
         let created = std::mem::take(&mut self.created);
+        if created {
+            // Handed to the caller's flush with this commit.
+            self.new_files.folder = None;
+        }
         let written = self.take_pages_written() > 0 || created;
         let synced = match self.durability {
             Durability::Full => true,
@@ -503,6 +513,25 @@ impl Drop for WalSyncOnDrop {
     }
 }
 
+/// The folder of a new database's files in [`Durability::SharedCreation`] until its first commit
+/// hands them to the caller's flush. If the database closes before that (its first batch failed,
+/// or it never ran one), the folder is synced here: a later open of the file finds it existing and
+/// syncs only its WAL on commit, so nothing else would make its directory entries durable.
+#[derive(Debug)]
+struct NewFilesOnDrop {
+    folder: Option<PathBuf>,
+}
+
+impl Drop for NewFilesOnDrop {
+    fn drop(&mut self) {
+        if let Some(folder) = self.folder.take()
+            && let Err(err) = files::sync_folder(&folder)
+        {
+            tracing::error!("syncing the folder of a new object's files: {err}");
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -659,5 +688,37 @@ mod tests {
         assert_eq!(sync_settings(&db), full);
         assert_eq!(db.get("k").unwrap().as_deref(), Some(&b"4"[..]));
         assert!(!write_batch(&mut db, b"5"));
+    }
+
+    #[test]
+    fn a_new_database_closed_before_its_first_commit_syncs_its_folder() {
+        let dir = tempfile::tempdir().unwrap();
+        let open = |name: &str| ObjectDb::open(&dir.path().join(name), Durability::SharedCreation).unwrap();
+        let syncs = || files::tests::FOLDER_SYNCS.with(|syncs| syncs.get());
+        let start = syncs();
+
+        // The first commit hands the new files to the caller's flush.
+        let mut db = open("committed.sqlite");
+        assert!(write_batch(&mut db, b"1"));
+        db.close().unwrap();
+        assert_eq!(syncs(), start, "covered by the caller's flush");
+
+        // The first batch fails and the object closes.
+        let mut db = open("failed.sqlite");
+        db.begin_batch().unwrap();
+        db.put("k", b"1").unwrap();
+        db.rollback_batch().unwrap();
+        db.close().unwrap();
+        assert_eq!(syncs(), start + 1);
+
+        // Opened and dropped without a batch (the object failed to start), or evicted.
+        drop(open("dropped.sqlite"));
+        assert_eq!(syncs(), start + 2);
+        open("evicted.sqlite").close_keeping_wal().unwrap();
+        assert_eq!(syncs(), start + 3);
+
+        // Opening an existing file creates nothing.
+        drop(open("failed.sqlite"));
+        assert_eq!(syncs(), start + 3);
     }
 }

@@ -108,6 +108,8 @@ pub(crate) fn wal_is_empty(path: &Path) -> bool {
 
 /// Makes the entries of `folder` (files created, renamed or deleted in it) durable.
 pub(crate) fn sync_folder(folder: &Path) -> Result<()> {
+    #[cfg(test)]
+    tests::FOLDER_SYNCS.with(|syncs| syncs.set(syncs.get() + 1));
     File::open(folder).and_then(|folder| folder.sync_all()).map_err(io(folder))
 }
 
@@ -125,8 +127,13 @@ fn temporary_path(path: &Path) -> PathBuf {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+
+    thread_local! {
+        /// Calls of [`sync_folder`] on this thread.
+        pub(crate) static FOLDER_SYNCS: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+    }
 
     #[test]
     fn the_image_is_a_wal_database_with_the_schema() {
