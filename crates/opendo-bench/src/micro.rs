@@ -13,8 +13,12 @@ use serde::Serialize;
 /// Microseconds per operation, the median of several rounds.
 #[derive(Debug, Clone, Serialize)]
 pub struct Micro {
-    /// Native get + put + commit.
+    /// Native get + put + commit, in a loop on one thread.
     pub native_us: f64,
+    /// The same native get + put + commit, each handed to tokio's blocking pool and timed on the
+    /// thread that runs it, as the runtime runs an event (see `wasm_event_us`): the thread has
+    /// just been woken, often on the other core, with colder caches than a loop's.
+    pub native_handed_off_us: f64,
     /// One `Runtime::fetch` of `/incr`, awaited before the next by a task on the runtime's
     /// workers: includes handing the event to the object's actor and its thread and the reply
     /// back.
@@ -38,7 +42,7 @@ pub async fn run(module: &Path, dir: &Path, iterations: u32) -> anyhow::Result<M
     let native_path = dir.join("native.sqlite");
     let settings =
         Settings { durability: Durability::Relaxed, storage_cap: opendo_storage::DEFAULT_STORAGE_CAP };
-    let mut db = ObjectDb::open(&native_path, settings).context("opening the native database")?;
+    let db = ObjectDb::open(&native_path, settings).context("opening the native database")?;
     let config = Config { data_dir: dir.join("wasm"), durability: Durability::Relaxed, ..Config::default() };
     let runtime = Runtime::new(config)?;
     runtime.load_namespace("bench", module)?;
@@ -47,13 +51,30 @@ pub async fn run(module: &Path, dir: &Path, iterations: u32) -> anyhow::Result<M
     // Awaited from a task on the runtime's workers, as the server's connections do.
     let caller = runtime.clone();
     let rounds = tokio::spawn(async move {
-        let (mut native, mut wasm, mut wasm_event) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut native, mut handed_off, mut wasm, mut wasm_event) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let mut db = Some(db);
         for _ in 0..ROUNDS {
+            let mut native_db = db.take().context("the native database is gone")?;
             let started = Instant::now();
             for _ in 0..iterations {
-                native_incr(&mut db)?;
+                native_incr(&mut native_db)?;
             }
             native.push(per_op(started.elapsed(), iterations));
+
+            let mut spent = Duration::ZERO;
+            for _ in 0..iterations {
+                let (returned, elapsed) = tokio::task::spawn_blocking(move || {
+                    let started = Instant::now();
+                    let outcome = native_incr(&mut native_db);
+                    (native_db, outcome.map(|()| started.elapsed()))
+                })
+                .await?;
+                native_db = returned;
+                spent += elapsed?;
+            }
+            handed_off.push(per_op(spent, iterations));
+            db = Some(native_db);
 
             let batch = &caller.stats().batch;
             let (count_before, sum_before) = (batch.counts().iter().sum::<u64>(), batch.sum());
@@ -66,15 +87,21 @@ pub async fn run(module: &Path, dir: &Path, iterations: u32) -> anyhow::Result<M
             let batches = batch.counts().iter().sum::<u64>() - count_before;
             wasm_event.push((batch.sum() - sum_before).as_secs_f64() * 1e6 / batches.max(1) as f64);
         }
-        anyhow::Ok((native, wasm, wasm_event))
+        anyhow::Ok((native, handed_off, wasm, wasm_event))
     });
-    let (native, wasm, wasm_event) = rounds.await??;
+    let (native, handed_off, wasm, wasm_event) = rounds.await??;
     runtime.shutdown(Duration::from_secs(10)).await;
     // The same data directory, whose lock the first runtime releases when dropped: the wake
     // runtime finds the compiled component in its cache instead of compiling it again.
     drop(runtime);
     let wake_us = wakes(module, &dir.join("wasm")).await?;
-    Ok(Micro { native_us: median(native), wasm_us: median(wasm), wasm_event_us: median(wasm_event), wake_us })
+    Ok(Micro {
+        native_us: median(native),
+        native_handed_off_us: median(handed_off),
+        wasm_us: median(wasm),
+        wasm_event_us: median(wasm_event),
+        wake_us,
+    })
 }
 
 /// Mean server-side wake time of objects that hibernated after one request each.
