@@ -299,7 +299,7 @@ impl Active {
         let Some(db) = self.store.data_mut().db.take() else { return };
         // The database syncs its own checkpoint, also under group sync: when thousands of
         // objects hibernate together, their own fsyncs finished sooner than waiting for shared
-        // flushes, two each (docs/performance.md, durability across objects).
+        // flushes, two each (docs/performance-notes.md, durability across objects).
         let closed = match closing {
             Closing::Checkpointed => db.close(),
             Closing::Evicted => db.close_keeping_wal(),
