@@ -130,6 +130,12 @@ impl ObjectDb {
         } else if settings.durability != Durability::Relaxed && !files::wal_path(path).exists() {
             files::create_wal(path, true)?;
         }
+        // Made before anything below can fail, so a failed open syncs the new files' folder too.
+        let new_files = NewFilesOnDrop {
+            folder: (created && settings.durability == Durability::SharedCreation)
+                .then(|| path.parent().map(Path::to_path_buf))
+                .flatten(),
+        };
         // SQLite's default VFS keeps every open file in one list, searched under a global mutex
         // on each open: with thousands of objects active, opening one more cost time in
         // proportion to them. `unix-none` does no file locking and keeps no such list.
@@ -198,11 +204,7 @@ impl ObjectDb {
                 wal: files::wal_path(path),
                 armed: settings.durability != Durability::Full,
             },
-            new_files: NewFilesOnDrop {
-                folder: (created && settings.durability == Durability::SharedCreation)
-                    .then(|| path.parent().map(Path::to_path_buf))
-                    .flatten(),
-            },
+            new_files,
         })
     }
 
@@ -513,10 +515,11 @@ impl Drop for WalSyncOnDrop {
     }
 }
 
-/// The folder of a new database's files in [`Durability::SharedCreation`] until its first commit
-/// hands them to the caller's flush. If the database closes before that (its first batch failed,
-/// or it never ran one), the folder is synced here: a later open of the file finds it existing and
-/// syncs only its WAL on commit, so nothing else would make its directory entries durable.
+/// The folder of a new database's files in [`Durability::SharedCreation`] until its first commit hands
+/// them to the caller's flush. If the database closes before that (its first batch failed, it never ran
+/// one, or its open failed after creating them), the folder is synced here: a later open of the file
+/// finds it existing and syncs only its WAL on commit, so nothing else would make its directory entries
+/// durable.
 #[derive(Debug)]
 struct NewFilesOnDrop {
     folder: Option<PathBuf>,
