@@ -68,6 +68,7 @@ struct Args {
 struct Results {
     workloads: Vec<(String, Measurement)>,
     rss_after_touch_bytes: Option<u64>,
+    pss_after_touch_bytes: Option<u64>,
     rss_after_idle_bytes: Option<u64>,
     /// Server-side wake time (open-do's own histogram), p50 and p99 in microseconds.
     wake_server_us: Option<(f64, f64)>,
@@ -167,6 +168,7 @@ async fn measure(server: &Server, args: &Args) -> anyhow::Result<Results> {
         record(&format!("{op} spread"), measured);
     }
     results.rss_after_touch_bytes = server.rss_bytes();
+    results.pss_after_touch_bytes = server.pss_bytes();
     tokio::time::sleep(args.idle_wait.into()).await;
     results.rss_after_idle_bytes = server.rss_bytes();
     let histogram_before = server.wake_histogram().await?;
@@ -255,6 +257,11 @@ fn print_table(opendo: &Results, workerd: Option<&Results>) {
             "RSS after touching all objects",
             opendo.rss_after_touch_bytes,
             workerd.and_then(|w| w.rss_after_touch_bytes),
+        ),
+        (
+            "PSS after touching all objects (shared pages counted once)",
+            opendo.pss_after_touch_bytes,
+            workerd.and_then(|w| w.pss_after_touch_bytes),
         ),
         (
             "RSS after they went idle",

@@ -95,8 +95,20 @@ impl Server {
 
     /// Resident memory of the process, in bytes (from /proc).
     pub fn rss_bytes(&self) -> Option<u64> {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).ok()?;
-        let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+        self.proc_kib("status", "VmRSS:")
+    }
+
+    /// Proportional set size of the process, in bytes: resident memory with each page shared
+    /// with other mappings or processes counted once in all (RSS counts it in every mapping,
+    /// such as each Wasm instance's copy-on-write view of its module's data image).
+    pub fn pss_bytes(&self) -> Option<u64> {
+        self.proc_kib("smaps_rollup", "Pss:")
+    }
+
+    /// The value in KiB of the line starting with `field` in `/proc/{pid}/{file}`, in bytes.
+    fn proc_kib(&self, file: &str, field: &str) -> Option<u64> {
+        let text = std::fs::read_to_string(format!("/proc/{}/{file}", self.child.id())).ok()?;
+        let line = text.lines().find(|l| l.starts_with(field))?;
         let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
         Some(kib * 1024)
     }
