@@ -29,6 +29,9 @@ pub struct Alarm {
     pub retry_count: u32,
 }
 
+/// More than a row of the alarm table takes (three integers and SQLite's record header).
+const ALARM_ROW_BYTES: usize = 64;
+
 impl ObjectDb {
     /// The object's alarm, if one is set.
     pub fn get_alarm(&self) -> Result<Option<Alarm>> {
@@ -50,6 +53,7 @@ impl ObjectDb {
             "INSERT OR REPLACE INTO _opendo_alarm (id, time_ms, retry_count) VALUES (0, ?1, ?2)",
         )?;
         stmt.execute(params![alarm.time_ms, alarm.retry_count])?;
+        self.may_have_grown(self.most_one_row_adds(ALARM_ROW_BYTES));
         self.alarm_writes += 1;
         Ok(())
     }
@@ -57,7 +61,9 @@ impl ObjectDb {
     /// Removes the alarm, if any.
     pub fn delete_alarm(&mut self) -> Result<()> {
         self.alarm_writes += 1;
-        self.run("DELETE FROM _opendo_alarm")
+        self.run("DELETE FROM _opendo_alarm")?;
+        self.may_have_grown(self.most_one_row_adds(ALARM_ROW_BYTES));
+        Ok(())
     }
 
     /// How many times the alarm was written (set, deleted, or removed by `delete_all`) through

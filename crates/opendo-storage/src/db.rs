@@ -1,3 +1,4 @@
+use std::cell::Cell;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -87,6 +88,11 @@ pub struct ObjectDb {
     /// [`ObjectDb::begin_event`]).
     event_alone: bool,
     storage_cap: u64,
+    /// An upper bound of the database's size in bytes, while one is known: the size measured by
+    /// the last cap check plus the most each write since could have added (see
+    /// [`ObjectDb::write_within_cap`]). `None` until a check measures it, and after writes
+    /// whose growth has no bound here.
+    size_bound: Cell<Option<u64>>,
     /// Fixed for the file's life: a database in WAL mode cannot change its page size, and guest
     /// SQL may only read it (`sandbox::READ_ONLY_PRAGMAS`).
     pub(crate) page_size: u64,
@@ -198,6 +204,7 @@ impl ObjectDb {
             durability: settings.durability,
             event_alone: false,
             storage_cap: settings.storage_cap,
+            size_bound: Cell::new(None),
             page_size,
             path: path.to_path_buf(),
             wal_sync: WalSyncOnDrop {
@@ -405,6 +412,8 @@ impl ObjectDb {
 
     /// Runs `f` atomically: if it fails, whatever it wrote is undone.
     pub(crate) fn atomically<T>(&self, f: impl FnOnce(&Self) -> Result<T>) -> Result<T> {
+        // `f` may write anything: the size is unknown until measured again.
+        self.size_bound.set(None);
         self.run("SAVEPOINT _opendo_op")?;
         match f(self) {
             Ok(value) => {
@@ -427,7 +436,8 @@ impl ObjectDb {
     /// Like [`ObjectDb::atomically`], and refuses (undoing it) a write that leaves the database
     /// larger than its storage cap.
     pub(crate) fn write_atomically<T>(&self, f: impl FnOnce(&Self) -> Result<T>) -> Result<T> {
-        self.atomically(|db| {
+        let mut measured = None;
+        let value = self.atomically(|db| {
             let value = f(db)?;
             let size = db.database_size()?;
             if size > db.storage_cap {
@@ -436,8 +446,57 @@ impl ObjectDb {
                     db.storage_cap
                 )));
             }
+            measured = Some(size);
             Ok(value)
-        })
+        })?;
+        self.size_bound.set(measured);
+        Ok(value)
+    }
+
+    /// Runs `write`, one SQL statement that adds at most `most` bytes to the database, refusing
+    /// it (undone) if it leaves the database larger than its storage cap.
+    ///
+    /// While the size bound plus `most` stays within the cap, the write cannot pass it and runs
+    /// alone. The check it skips is most of a small write's cost: SQLite prepares `PRAGMA
+    /// page_count` again on every run (pragma statements run once), and the savepoint around
+    /// the write is there only so that the check can undo it. A single statement needs no
+    /// savepoint to fail cleanly: SQLite undoes a failed statement by itself, or the whole
+    /// transaction, which is then reported as such.
+    pub(crate) fn write_within_cap(&self, most: u64, write: impl FnOnce(&Self) -> Result<()>) -> Result<()> {
+        let Some(after) = self.size_bound.get().and_then(|bound| bound.checked_add(most)) else {
+            return self.write_atomically(write);
+        };
+        if after > self.storage_cap {
+            return self.write_atomically(write);
+        }
+        let in_transaction = !self.conn.is_autocommit();
+        match write(self) {
+            Ok(()) => {
+                self.size_bound.set(Some(after));
+                Ok(())
+            }
+            Err(err) if in_transaction && self.conn.is_autocommit() => {
+                Err(Error::Corrupt(format!("SQLite rolled back the transaction after: {err}")))
+            }
+            Err(err) => Err(err),
+        }
+    }
+
+    /// Keeps the size bound an upper bound after a write of one statement that adds at most
+    /// `most` bytes and is not checked against the cap (deletes, the alarm).
+    pub(crate) fn may_have_grown(&self, most: u64) {
+        self.size_bound.set(self.size_bound.get().and_then(|bound| bound.checked_add(most)));
+    }
+
+    /// The most one statement that inserts or deletes a single row of `row_bytes` in a b-tree
+    /// can add to the database: the row's overflow pages, plus the pages that rebalancing the
+    /// tree allocates: up to two per level (SQLite spreads the cells of at most three sibling
+    /// pages over at most five) over at most 20 levels (`BTCURSOR_MAX_DEPTH`), and a new root;
+    /// with a margin.
+    pub(crate) fn most_one_row_adds(&self, row_bytes: usize) -> u64 {
+        let usable = self.page_size.saturating_sub(4).max(1);
+        let overflow_pages = (row_bytes as u64).saturating_add(64).div_ceil(usable);
+        overflow_pages.saturating_add(2 * 20 + 1 + 8).saturating_mul(self.page_size)
     }
 }
 
@@ -723,5 +782,37 @@ mod tests {
         // Opening an existing file creates nothing.
         drop(open("failed.sqlite"));
         assert_eq!(syncs(), start + 3);
+    }
+
+    /// Runs of `PRAGMA page_count`, the size check behind the storage cap.
+    fn size_checks(db: &ObjectDb) -> u64 {
+        let stmt = db.conn.prepare_cached("PRAGMA page_count").unwrap();
+        u64::try_from(stmt.get_status(rusqlite::StatementStatus::Run)).unwrap()
+    }
+
+    #[test]
+    fn puts_far_below_the_cap_measure_the_size_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut db = ObjectDb::open(&dir.path().join("a.sqlite"), Durability::Relaxed).unwrap();
+        db.begin_batch().unwrap();
+        for n in 0..100 {
+            db.put(&format!("k{n}"), b"value").unwrap();
+        }
+        assert_eq!(size_checks(&db), 1, "only the first put measures");
+        // Deletes and the alarm add their most to the bound: puts after them still skip.
+        assert!(db.delete("k1").unwrap());
+        db.set_alarm(1).unwrap();
+        db.delete_alarm().unwrap();
+        db.put("k1", b"again").unwrap();
+        assert_eq!(size_checks(&db), 1);
+        // Writes of several statements and guest SQL measure again.
+        db.put_many(&[("a".into(), b"1".to_vec()), ("b".into(), b"2".to_vec())]).unwrap();
+        assert_eq!(size_checks(&db), 2);
+        db.exec("CREATE TABLE t (v)", &[]).unwrap();
+        assert_eq!(size_checks(&db), 3);
+        db.put("k2", b"after").unwrap();
+        assert_eq!(size_checks(&db), 3);
+        db.commit_batch().unwrap();
+        assert_eq!(db.get("k1").unwrap().as_deref(), Some(&b"again"[..]));
     }
 }

@@ -105,7 +105,8 @@ impl ObjectDb {
     /// Stores `value` under `key`.
     pub fn put(&mut self, key: &str, value: &[u8]) -> Result<()> {
         check_entry(key, value)?;
-        self.write_atomically(|db| db.put_unchecked(key, value))
+        let most = self.most_one_row_adds(key.len() + value.len());
+        self.write_within_cap(most, |db| db.put_unchecked(key, value))
     }
 
     fn put_unchecked(&self, key: &str, value: &[u8]) -> Result<()> {
@@ -130,7 +131,9 @@ impl ObjectDb {
 
     fn delete_unchecked(&self, key: &str) -> Result<bool> {
         let mut stmt = self.conn.prepare_cached("DELETE FROM _opendo_kv WHERE key = ?1")?;
-        Ok(stmt.execute([key.as_bytes()])? > 0)
+        let deleted = stmt.execute([key.as_bytes()])? > 0;
+        self.may_have_grown(self.most_one_row_adds(key.len()));
+        Ok(deleted)
     }
 
     /// Deletes all `keys`; returns how many existed (duplicates count once).

@@ -272,3 +272,42 @@ fn a_commit_reports_whether_it_wrote_anything() {
     assert_eq!(db.get("k").unwrap().as_deref(), Some(&b"v"[..]));
     assert!(!db.commit_batch().unwrap(), "opening an existing file writes nothing");
 }
+
+#[test]
+fn puts_and_deletes_never_leave_the_database_past_its_cap() {
+    let dir = tempfile::tempdir().unwrap();
+    let cap = 2 * 1024 * 1024;
+    let settings = opendo_storage::Settings { durability: Durability::Relaxed, storage_cap: cap };
+    let mut db = ObjectDb::open(&dir.path().join("capped.sqlite"), settings).unwrap();
+    // A fixed pseudo-random sequence: values from empty to 40 KB over 300 keys, a fifth deletes.
+    let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut next = |bound: u64| {
+        state = state.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+        (state >> 33) % bound
+    };
+    let (mut stored, mut refused) = (0, 0);
+    for batch in 0..200 {
+        db.begin_batch().unwrap();
+        for _ in 0..10 {
+            let key = format!("k{}", next(300));
+            if next(5) == 0 {
+                db.delete(&key).unwrap();
+            } else {
+                let value = vec![batch as u8; next(40_000) as usize];
+                match db.put(&key, &value) {
+                    Ok(()) => stored += 1,
+                    Err(Error::StorageFull(_)) => {
+                        refused += 1;
+                        assert_ne!(db.get(&key).unwrap(), Some(value), "a refused put leaves nothing");
+                    }
+                    Err(err) => panic!("put failed: {err}"),
+                }
+            }
+            let size = db.database_size().unwrap();
+            assert!(size <= cap, "the database grew to {size} bytes, past its cap of {cap}");
+        }
+        db.commit_batch().unwrap();
+    }
+    assert!(stored > 100 && refused > 10, "stored {stored}, refused {refused}");
+    assert_eq!(db.integrity_check().unwrap(), "ok");
+}
