@@ -815,4 +815,23 @@ mod tests {
         db.commit_batch().unwrap();
         assert_eq!(db.get("k1").unwrap().as_deref(), Some(&b"again"[..]));
     }
+
+    #[test]
+    fn sql_that_only_reads_is_not_measured() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut db = ObjectDb::open(&dir.path().join("a.sqlite"), Durability::Relaxed).unwrap();
+        db.begin_batch().unwrap();
+        db.exec("CREATE TABLE t (v)", &[]).unwrap();
+        db.exec("INSERT INTO t VALUES (?1)", &[crate::SqlValue::Integer(1)]).unwrap();
+        assert_eq!(size_checks(&db), 2);
+        let counted = db.exec("SELECT count(*) FROM t", &[]).unwrap();
+        assert_eq!(counted.rows, vec![vec![crate::SqlValue::Integer(1)]]);
+        assert_eq!(size_checks(&db), 2, "a read cannot grow the database");
+        // A failing read leaves the batch as it was.
+        assert!(db.exec("SELECT * FROM missing", &[]).is_err());
+        db.exec("INSERT INTO t VALUES (2); SELECT 1", &[]).unwrap();
+        assert_eq!(size_checks(&db), 3, "several statements are measured");
+        db.commit_batch().unwrap();
+        assert_eq!(db.exec("SELECT sum(v) FROM t", &[]).unwrap().rows, vec![vec![crate::SqlValue::Integer(3)]]);
+    }
 }

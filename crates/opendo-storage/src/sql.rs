@@ -87,11 +87,42 @@ impl ObjectDb {
                 sandbox::RESERVED_PREFIX
             )));
         }
-        let outcome = self.write_atomically(|db| {
+        let outcome = match single_statement(query) {
+            Some(single) => self.exec_single(query, single, params),
+            None => self.exec_writing(query, params),
+        };
+        outcome.map_err(|err| guest_error(err, self.sandbox.take_denial()))
+    }
+
+    /// Runs `query`, which may write, as one write: undone whole if it fails or leaves the
+    /// database past its storage cap.
+    fn exec_writing(&self, query: &str, params: &[SqlValue]) -> Result<SqlResult> {
+        self.write_atomically(|db| {
             let _guest = db.sandbox.guest(&db.conn);
             run_statements(&db.conn, &db.sandbox, query, params)
-        });
-        outcome.map_err(|err| guest_error(err, self.sandbox.take_denial()))
+        })
+    }
+
+    /// Runs `query`, one statement (`single`, its text without trailing `;`). A statement that
+    /// only reads runs as it is: it has nothing to undo and cannot grow the database, so the
+    /// savepoint and the size check that a write needs would be spent for nothing.
+    fn exec_single(&self, query: &str, single: &str, params: &[SqlValue]) -> Result<SqlResult> {
+        let guest = self.sandbox.guest(&self.conn);
+        let mut stmt = self.conn.prepare_cached(&guest_text(single))?;
+        if !stmt.readonly() {
+            drop(stmt);
+            drop(guest);
+            return self.exec_writing(query, params);
+        }
+        let in_transaction = !self.conn.is_autocommit();
+        let mut result = SqlResult::default();
+        match run_one(&self.conn, &mut stmt, Some(params), &mut result) {
+            Ok(()) => Ok(result),
+            Err(err) if in_transaction && self.conn.is_autocommit() => {
+                Err(Error::Corrupt(format!("SQLite rolled back the transaction after: {err}")))
+            }
+            Err(err) => Err(err),
+        }
     }
 
     /// Bytes the database file takes (pages in use times page size).
@@ -103,6 +134,25 @@ impl ObjectDb {
     }
 }
 
+/// The common case, one statement without comments (prepared once and cached): its text
+/// without trailing `;` and whitespace. `None` for several statements, comments, or none.
+fn single_statement(query: &str) -> Option<&str> {
+    let single = query.trim_end_matches(|c: char| c.is_whitespace() || c == ';');
+    let one = !single.trim().is_empty()
+        && !single.contains(';')
+        && !single.contains("--")
+        && !single.contains("/*");
+    one.then_some(single)
+}
+
+/// The text a single guest statement is cached under. The marker keeps guest statements apart
+/// from the runtime's own in the statement cache: a cached statement is not authorized again,
+/// so a guest's `COMMIT` must never be served the runtime's cached `COMMIT`. Guest text here
+/// has no comment of its own.
+fn guest_text(single: &str) -> String {
+    format!("{single} {GUEST_MARKER}")
+}
+
 fn run_statements(
     conn: &Connection,
     sandbox: &Sandbox,
@@ -110,16 +160,11 @@ fn run_statements(
     params: &[SqlValue],
 ) -> Result<SqlResult> {
     let mut result = SqlResult::default();
-    // The common case, one statement without comments: prepared once and cached.
-    let single = query.trim_end_matches(|c: char| c.is_whitespace() || c == ';');
-    if single.trim().is_empty() {
+    if query.trim_end_matches(|c: char| c.is_whitespace() || c == ';').trim().is_empty() {
         return Ok(result);
     }
-    if !single.contains(';') && !single.contains("--") && !single.contains("/*") {
-        // The marker keeps guest statements apart from the runtime's own in the statement
-        // cache: a cached statement is not authorized again, so a guest's `COMMIT` must never
-        // be served the runtime's cached `COMMIT`. Guest text here has no comment of its own.
-        let mut stmt = conn.prepare_cached(&format!("{single} {GUEST_MARKER}"))?;
+    if let Some(single) = single_statement(query) {
+        let mut stmt = conn.prepare_cached(&guest_text(single))?;
         run_one(conn, &mut stmt, Some(params), &mut result)?;
         return Ok(result);
     }
