@@ -420,11 +420,7 @@ impl ObjectDb {
                 self.run("RELEASE _opendo_op")?;
                 Ok(value)
             }
-            Err(err) if self.conn.is_autocommit() => {
-                // SQLite gave up the whole transaction (it may on a full disk or an I/O error):
-                // not something one call can undo.
-                Err(Error::Corrupt(format!("SQLite rolled back the transaction after: {err}")))
-            }
+            Err(err) if self.conn.is_autocommit() => Err(transaction_lost(err)),
             Err(err) => {
                 self.run("ROLLBACK TO _opendo_op")?;
                 self.run("RELEASE _opendo_op")?;
@@ -475,9 +471,7 @@ impl ObjectDb {
                 self.size_bound.set(Some(after));
                 Ok(())
             }
-            Err(err) if in_transaction && self.conn.is_autocommit() => {
-                Err(Error::Corrupt(format!("SQLite rolled back the transaction after: {err}")))
-            }
+            Err(err) if in_transaction && self.conn.is_autocommit() => Err(transaction_lost(err)),
             Err(err) => Err(err),
         }
     }
@@ -498,6 +492,12 @@ impl ObjectDb {
         let overflow_pages = (row_bytes as u64).saturating_add(64).div_ceil(usable);
         overflow_pages.saturating_add(2 * 20 + 1 + 8).saturating_mul(self.page_size)
     }
+}
+
+/// The error of a write after which SQLite gave up the whole transaction (it may on a full disk
+/// or an I/O error): not something one call can undo.
+pub(crate) fn transaction_lost(err: Error) -> Error {
+    Error::Corrupt(format!("SQLite rolled back the transaction after: {err}"))
 }
 
 /// Whether the runtime's tables exist: always in a file made from the image (`files`); a file
@@ -832,6 +832,9 @@ mod tests {
         db.exec("INSERT INTO t VALUES (2); SELECT 1", &[]).unwrap();
         assert_eq!(size_checks(&db), 3, "several statements are measured");
         db.commit_batch().unwrap();
-        assert_eq!(db.exec("SELECT sum(v) FROM t", &[]).unwrap().rows, vec![vec![crate::SqlValue::Integer(3)]]);
+        assert_eq!(
+            db.exec("SELECT sum(v) FROM t", &[]).unwrap().rows,
+            vec![vec![crate::SqlValue::Integer(3)]]
+        );
     }
 }

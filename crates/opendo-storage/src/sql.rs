@@ -118,9 +118,7 @@ impl ObjectDb {
         let mut result = SqlResult::default();
         match run_one(&self.conn, &mut stmt, Some(params), &mut result) {
             Ok(()) => Ok(result),
-            Err(err) if in_transaction && self.conn.is_autocommit() => {
-                Err(Error::Corrupt(format!("SQLite rolled back the transaction after: {err}")))
-            }
+            Err(err) if in_transaction && self.conn.is_autocommit() => Err(crate::db::transaction_lost(err)),
             Err(err) => Err(err),
         }
     }
