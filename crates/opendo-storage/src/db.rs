@@ -184,9 +184,9 @@ impl ObjectDb {
             conn.execute_batch(SCHEMA)?;
         }
         let page_size: i64 = conn.query_row("PRAGMA page_size", [], |row| row.get(0))?;
-        // The cap is checked after each write ([`ObjectDb::write_atomically`]), which can undo just
-        // that write. SQLite's own limit is only a backstop above it: hitting it may roll back the
-        // whole transaction.
+        // The cap holds after each write ([`ObjectDb::write_atomically`], which can undo just that
+        // write, and [`ObjectDb::write_within_cap`]). SQLite's own limit is only a backstop above
+        // it: hitting it may roll back the whole transaction.
         let hard_cap = settings.storage_cap.saturating_add((settings.storage_cap / 8).max(16 << 20));
         let page_size = u64::try_from(page_size).unwrap_or(4096).max(512);
         let max_pages = (hard_cap / page_size).max(16);

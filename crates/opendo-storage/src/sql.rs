@@ -125,8 +125,8 @@ impl ObjectDb {
 
     /// Bytes the database file takes (pages in use times page size).
     pub fn database_size(&self) -> Result<u64> {
-        // Run after every write. SQLite prepares a pragma again on each run, cached or not; the
-        // page size, which cannot change, is read once at open.
+        // Run after writes that could reach the cap. SQLite prepares a pragma again on each run,
+        // cached or not; the page size, which cannot change, is read once at open.
         let pages: i64 = self.conn.prepare_cached("PRAGMA page_count")?.query_row([], |row| row.get(0))?;
         Ok(u64::try_from(pages).unwrap_or(0).saturating_mul(self.page_size))
     }
