@@ -7,11 +7,8 @@
 //! connection to tokio's blocking pool for one *batch* (every event queued at that moment, up to
 //! 64): guest code and SQLite run there synchronously, so no async worker ever blocks on guest
 //! execution or on an fsync, and only objects that are running an event occupy a thread (the
-//! pool grows to 512 threads by default). A lone event, with no other fetch in flight in the
-//! runtime, is the exception: its actor's worker hands its other tasks to another thread
-//! (`block_in_place`) and runs the batch itself, which saves the two thread wakeups of the trip
-//! to the pool and back (on a multi-threaded tokio runtime only). Within an object events never
-//! overlap: the actor starts the next batch only after the previous one has committed.
+//! pool grows to 512 threads by default). Within an object events never overlap: the actor
+//! starts the next batch only after the previous one has committed.
 //!
 //! # Events and the output gate
 //! A batch is one SQLite transaction; each event inside it is a savepoint (an event alone in its

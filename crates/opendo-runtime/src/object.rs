@@ -6,7 +6,6 @@
 //! batch), one commit. Then the actor releases the replies and socket outputs (the output gate).
 //! A trapped event rolls back its own writes only, and resets the instance.
 
-use std::panic::AssertUnwindSafe;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -381,8 +380,20 @@ pub(crate) async fn run(ctx: ObjectCtx, mut mailbox: mpsc::Receiver<Envelope>) {
             None => Some(ctx.shared.take_active_slot(&ctx.namespace.name, &ctx.identity.id).await),
         };
         ctx.control.busy.store(true, Ordering::Relaxed);
-        let Ran { object, done, flush_pending } =
-            run_batch_off_the_workers(&ctx, active.take(), slot, batch).await;
+        let batch_ctx = ctx.clone();
+        let object = active.take();
+        let Ran { object, done, flush_pending } = match tokio::task::spawn_blocking(move || {
+            run_batch(&batch_ctx, object, slot, batch)
+        })
+        .await
+        {
+            Ok(ran) => ran,
+            Err(err) => {
+                // A panic in host code: the batch's callers see their reply channel closed.
+                tracing::error!(namespace = %ctx.identity.namespace, object = %ctx.identity.id, "event batch failed: {err}");
+                Ran::closed()
+            }
+        };
         active = object;
         // Awaited here, not on the blocking thread: that thread is free for another object's
         // batch meanwhile, and one flush wakes all the actors it covered at once.
@@ -448,47 +459,6 @@ impl Ran {
 
 fn storage_failure() -> EventError {
     EventError::Internal("the object's storage failed; the server log has the cause".into())
-}
-
-/// Runs a batch where it may block (the guest, SQLite, the disk), never holding up the async
-/// workers' other tasks.
-///
-/// A lone event, with no other fetch in flight in the runtime, runs in place: this worker hands
-/// its other tasks to another thread (`block_in_place`) and runs the batch itself. Handing it to
-/// the blocking pool and back would cost two thread wakeups, which events arriving together
-/// share but a lone one pays alone: a fetch of the benchmark object awaited on its own took
-/// 49–53 µs that way against 31–35 µs in place (docs/performance-notes.md, next steps). Under
-/// load batches go to the blocking pool, since handing the worker over for every batch cost
-/// more than it saved (hot `hello` at 16 connections fell from 48k to 25k req/s when every
-/// batch ran in place).
-async fn run_batch_off_the_workers(
-    ctx: &Arc<ObjectCtx>,
-    object: Option<Active>,
-    slot: Option<OwnedSemaphorePermit>,
-    batch: Vec<Envelope>,
-) -> Ran {
-    let own_fetches = batch.iter().filter(|envelope| matches!(envelope, Envelope::Fetch { .. })).count();
-    let lone = batch.len() == 1
-        && ctx.shared.fetches_in_flight.load(Ordering::Relaxed) <= own_fetches
-        // `block_in_place` needs workers to hand the others to.
-        && tokio::runtime::Handle::current().runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread;
-    let batch_ctx = ctx.clone();
-    let ran = if lone {
-        ctx.shared.stats.batches_in_place.fetch_add(1, Ordering::Relaxed);
-        tokio::task::block_in_place(|| {
-            std::panic::catch_unwind(AssertUnwindSafe(|| run_batch(&batch_ctx, object, slot, batch)))
-                .map_err(|_| "host code panicked".to_string())
-        })
-    } else {
-        tokio::task::spawn_blocking(move || run_batch(&batch_ctx, object, slot, batch))
-            .await
-            .map_err(|err| err.to_string())
-    };
-    ran.unwrap_or_else(|err| {
-        // A panic in host code: the batch's callers see their reply channel closed.
-        tracing::error!(namespace = %ctx.identity.namespace, object = %ctx.identity.id, "event batch failed: {err}");
-        Ran::closed()
-    })
 }
 
 /// Runs a batch and commits it.

@@ -54,9 +54,6 @@ pub struct Stats {
     pub hibernations: AtomicU64,
     /// Batch transactions committed (several queued events share one: group commit).
     pub commits: AtomicU64,
-    /// Batches run in place on an async worker (a lone event, no other fetch in flight) rather
-    /// than handed to the blocking pool.
-    pub batches_in_place: AtomicU64,
     /// Objects hibernated early because `max_active` was reached.
     pub evictions: AtomicU64,
     /// Events that trapped.
@@ -129,9 +126,6 @@ pub(crate) struct Shared {
     objects: Mutex<Objects>,
     /// The number the next accepted WebSocket gets (unique for the life of the process).
     pub(crate) next_socket: AtomicU64,
-    /// Fetches sent to objects and not yet answered: a batch runs in place only when no other is
-    /// (see `object::run_batch_off_the_workers`).
-    pub(crate) fetches_in_flight: AtomicUsize,
     /// Cancelled when the runtime shuts down: connections close with 1001.
     shutdown: CancellationToken,
     /// With full durability on Linux: makes new objects' first commits durable in shared
@@ -385,7 +379,6 @@ impl Runtime {
                 trim_scheduled: AtomicBool::new(false),
                 objects: Mutex::new(Objects::default()),
                 next_socket: AtomicU64::new(1),
-                fetches_in_flight: AtomicUsize::new(0),
                 shutdown: CancellationToken::new(),
                 group_sync,
                 _data_dir_lock: data_dir_lock,
@@ -505,7 +498,6 @@ impl Runtime {
         validate_object_name(object_name)?;
         let id = ObjectId::from_name(&namespace.name, object_name);
         let (reply, outcome) = oneshot::channel();
-        let _in_flight = InFlight::new(&self.shared);
         let sockets =
             self.send(&namespace, id, Some(object_name), Envelope::Fetch { request, upgrade, reply })?;
         let answer = outcome
@@ -620,22 +612,6 @@ impl Runtime {
         self.shared.alarm_wakeup.notify_one();
         self.tracker.close();
         tokio::time::timeout(grace, self.tracker.wait()).await.is_ok()
-    }
-}
-
-/// Counts a fetch in [`Shared::fetches_in_flight`] until it is answered or abandoned.
-struct InFlight<'a>(&'a Shared);
-
-impl<'a> InFlight<'a> {
-    fn new(shared: &'a Shared) -> Self {
-        shared.fetches_in_flight.fetch_add(1, Ordering::Relaxed);
-        InFlight(shared)
-    }
-}
-
-impl Drop for InFlight<'_> {
-    fn drop(&mut self) {
-        self.0.fetches_in_flight.fetch_sub(1, Ordering::Relaxed);
     }
 }
 

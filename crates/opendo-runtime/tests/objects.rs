@@ -120,47 +120,6 @@ async fn events_of_one_object_never_overlap() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_lone_event_runs_in_place_and_events_arriving_together_are_handed_off() {
-    let dir = tempfile::tempdir().unwrap();
-    let runtime = runtime_with(config(dir.path()));
-    let stats = runtime.stats();
-    let counts =
-        || (stats.batches_in_place.load(Ordering::Relaxed), stats.batch.counts().iter().sum::<u64>());
-    for hits in 1..=5 {
-        assert_eq!(text(&runtime, "one", "GET", "/hits", b"").await, (200, hits.to_string()));
-    }
-    assert_eq!(counts(), (5, 5), "each event awaited alone ran in place");
-    // Forty objects at once, each event alone in its batch: the requests are all sent within
-    // microseconds, each event takes 2 ms, so nearly every batch finds others in flight.
-    let objects = 40;
-    let mut tasks = Vec::new();
-    for n in 0..objects {
-        let runtime = runtime.clone();
-        tasks.push(tokio::spawn(async move {
-            runtime.fetch("probe", &format!("o{n}"), request("POST", "/span", b"")).await
-        }));
-    }
-    for task in tasks {
-        assert_eq!(task.await.unwrap().unwrap().status, 200);
-    }
-    let (in_place, batches) = counts();
-    assert_eq!(batches - 5, objects);
-    assert!(in_place - 5 <= objects / 4, "{} of {objects} batches ran in place", in_place - 5);
-}
-
-#[tokio::test]
-async fn a_single_threaded_runtime_hands_every_batch_off() {
-    let dir = tempfile::tempdir().unwrap();
-    let runtime = runtime_with(config(dir.path()));
-    for hits in 1..=3 {
-        assert_eq!(text(&runtime, "one", "GET", "/hits", b"").await, (200, hits.to_string()));
-    }
-    // Running in place needs other workers to take this one's tasks (`block_in_place` panics
-    // on a current-thread runtime).
-    assert_eq!(runtime.stats().batches_in_place.load(Ordering::Relaxed), 0);
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_object_does_not_stall_another() {
     let dir = tempfile::tempdir().unwrap();
     let runtime = runtime_with(config(dir.path()));

@@ -53,7 +53,7 @@ fn answer(runtime: &Runtime, request: &Request<Incoming>) -> HttpResponse {
 
 /// The runtime's counters in Prometheus' text format.
 fn metrics(stats: &Stats) -> String {
-    let rows: [(&str, &str, &str, u64); 12] = [
+    let rows: [(&str, &str, &str, u64); 11] = [
         (
             "opendo_active_objects",
             "gauge",
@@ -83,12 +83,6 @@ fn metrics(stats: &Stats) -> String {
             "counter",
             "Event batches committed.",
             stats.commits.load(Ordering::Relaxed),
-        ),
-        (
-            "opendo_batches_in_place_total",
-            "counter",
-            "Event batches run in place on an async worker (a lone event on an idle runtime).",
-            stats.batches_in_place.load(Ordering::Relaxed),
         ),
         (
             "opendo_traps_total",
