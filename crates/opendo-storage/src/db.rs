@@ -456,8 +456,7 @@ impl ObjectDb {
     /// alone. The check it skips is most of a small write's cost: SQLite prepares `PRAGMA
     /// page_count` again on every run (pragma statements run once), and the savepoint around
     /// the write is there only so that the check can undo it. A single statement needs no
-    /// savepoint to fail cleanly: SQLite undoes a failed statement by itself, or the whole
-    /// transaction, which is then reported as such.
+    /// savepoint to fail cleanly ([`ObjectDb::one_statement`]).
     pub(crate) fn write_within_cap(&self, most: u64, write: impl FnOnce(&Self) -> Result<()>) -> Result<()> {
         let Some(after) = self.size_bound.get().and_then(|bound| bound.checked_add(most)) else {
             return self.write_atomically(write);
@@ -465,15 +464,19 @@ impl ObjectDb {
         if after > self.storage_cap {
             return self.write_atomically(write);
         }
+        self.one_statement(write)?;
+        self.size_bound.set(Some(after));
+        Ok(())
+    }
+
+    /// Runs `statement`, one SQL statement, without a savepoint: if it fails, SQLite undoes it by
+    /// itself, or gives up the whole transaction, which is then reported as such.
+    pub(crate) fn one_statement<T>(&self, statement: impl FnOnce(&Self) -> Result<T>) -> Result<T> {
         let in_transaction = !self.conn.is_autocommit();
-        match write(self) {
-            Ok(()) => {
-                self.size_bound.set(Some(after));
-                Ok(())
-            }
-            Err(err) if in_transaction && self.conn.is_autocommit() => Err(transaction_lost(err)),
-            Err(err) => Err(err),
-        }
+        statement(self).map_err(|err| match in_transaction && self.conn.is_autocommit() {
+            true => transaction_lost(err),
+            false => err,
+        })
     }
 
     /// Keeps the size bound an upper bound after a write of one statement that adds at most
@@ -496,7 +499,7 @@ impl ObjectDb {
 
 /// The error of a write after which SQLite gave up the whole transaction (it may on a full disk
 /// or an I/O error): not something one call can undo.
-pub(crate) fn transaction_lost(err: Error) -> Error {
+fn transaction_lost(err: Error) -> Error {
     Error::Corrupt(format!("SQLite rolled back the transaction after: {err}"))
 }
 

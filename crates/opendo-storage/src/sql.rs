@@ -114,13 +114,9 @@ impl ObjectDb {
             drop(guest);
             return self.exec_writing(query, params);
         }
-        let in_transaction = !self.conn.is_autocommit();
         let mut result = SqlResult::default();
-        match run_one(&self.conn, &mut stmt, Some(params), &mut result) {
-            Ok(()) => Ok(result),
-            Err(err) if in_transaction && self.conn.is_autocommit() => Err(crate::db::transaction_lost(err)),
-            Err(err) => Err(err),
-        }
+        self.one_statement(|db| run_one(&db.conn, &mut stmt, Some(params), &mut result))?;
+        Ok(result)
     }
 
     /// Bytes the database file takes (pages in use times page size).
