@@ -5,6 +5,7 @@
 //! (fsync per commit) and workerd fsyncs every write before answering.
 
 mod load;
+mod machine;
 mod micro;
 mod server;
 
@@ -68,10 +69,15 @@ struct Args {
 struct Results {
     workloads: Vec<(String, Measurement)>,
     rss_after_touch_bytes: Option<u64>,
+    /// Objects open-do held active at that moment: on a slow run, objects touched early may
+    /// have hibernated already (idle for 10 s).
+    active_after_touch: Option<u64>,
     pss_after_touch_bytes: Option<u64>,
     rss_after_idle_bytes: Option<u64>,
     /// Server-side wake time (open-do's own histogram), p50 and p99 in microseconds.
     wake_server_us: Option<(f64, f64)>,
+    /// Share of the machine's CPU time the hypervisor took while this server was measured.
+    cpu_stolen_percent: Option<f64>,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -90,25 +96,29 @@ fn main() -> anyhow::Result<()> {
     let micro = if args.micro_iterations > 0 {
         let dir = data.path().join("micro");
         std::fs::create_dir_all(&dir)?;
-        let micro = runtime.block_on(micro::run(&args.module, &dir, args.micro_iterations))?;
+        let (micro, stolen) = machine::stolen_during(|| {
+            runtime.block_on(micro::run(&args.module, &dir, args.micro_iterations))
+        });
+        let micro = micro?;
         eprintln!(
             "  get + put: native {:.1} us (handed off {:.1} us), Wasm event {:.1} us, Wasm fetch {:.1} us; \
              wake {:.0} us",
             micro.native_us, micro.native_handed_off_us, micro.wasm_event_us, micro.wasm_us, micro.wake_us
         );
-        Some(micro)
+        Some((micro, stolen))
     } else {
         None
     };
+    let (micro, micro_stolen) = micro.unzip();
     if args.micro_only {
         return Ok(());
     }
     let opendo = Server::opendo(&args.opendo, &args.module, &data.path().join("opendo"), "10s")?;
-    let opendo_results = runtime.block_on(measure(&opendo, &args))?;
+    let opendo_results = measure_stealing(&runtime, &opendo, &args)?;
     drop(opendo);
     let workerd_results = if args.workerd.is_file() {
         let workerd = Server::workerd(&args.workerd, &args.workerd_config, &data.path().join("workerd"))?;
-        Some(runtime.block_on(measure(&workerd, &args))?)
+        Some(measure_stealing(&runtime, &workerd, &args)?)
     } else {
         println!("workerd not found at {}: measuring open-do only\n", args.workerd.display());
         None
@@ -128,7 +138,13 @@ fn main() -> anyhow::Result<()> {
             micro.wasm_us / micro.native_us
         );
     }
-    let json = serde_json::json!({ "open-do": opendo_results, "workerd": workerd_results, "micro": micro });
+    print_steal(&opendo_results, workerd_results.as_ref(), micro_stolen.flatten());
+    let json = serde_json::json!({
+        "open-do": opendo_results,
+        "workerd": workerd_results,
+        "micro": micro,
+        "micro_cpu_stolen_percent": micro_stolen.flatten(),
+    });
     if let Some(parent) = args.json.parent() {
         std::fs::create_dir_all(parent)?;
     }
@@ -136,6 +152,16 @@ fn main() -> anyhow::Result<()> {
         .with_context(|| format!("writing {}", args.json.display()))?;
     println!("\nJSON: {}", args.json.display());
     Ok(())
+}
+
+/// [`measure`], with the CPU time the hypervisor took meanwhile.
+fn measure_stealing(
+    runtime: &tokio::runtime::Runtime,
+    server: &Server,
+    args: &Args,
+) -> anyhow::Result<Results> {
+    let (results, stolen) = machine::stolen_during(|| runtime.block_on(measure(server, args)));
+    Ok(Results { cpu_stolen_percent: stolen, ..results? })
 }
 
 async fn measure(server: &Server, args: &Args) -> anyhow::Result<Results> {
@@ -168,6 +194,7 @@ async fn measure(server: &Server, args: &Args) -> anyhow::Result<Results> {
         record(&format!("{op} spread"), measured);
     }
     results.rss_after_touch_bytes = server.rss_bytes();
+    results.active_after_touch = server.active_objects().await?;
     results.pss_after_touch_bytes = server.pss_bytes();
     tokio::time::sleep(args.idle_wait.into()).await;
     results.rss_after_idle_bytes = server.rss_bytes();
@@ -269,11 +296,33 @@ fn print_table(opendo: &Results, workerd: Option<&Results>) {
             workerd.and_then(|w| w.rss_after_idle_bytes),
         ),
     ];
-    for (label, ours, theirs) in rows {
-        println!("| {label} | {} | {} | {} | | |", mib(ours), mib(theirs), ratio(ours, theirs));
+    for (i, (label, ours, theirs)) in rows.into_iter().enumerate() {
+        let active = match opendo.active_after_touch {
+            Some(active) if i < 2 => format!(" ({active} active)"),
+            _ => String::new(),
+        };
+        println!("| {label} | {}{active} | {} | {} | | |", mib(ours), mib(theirs), ratio(ours, theirs));
     }
     if let Some((p50, p99)) = opendo.wake_server_us {
         println!("| wake, server-side (open-do only) | | | | {p50:.0} / {p99:.0} us | |");
+    }
+}
+
+/// One line saying how much CPU time the hypervisor took during each part of the run.
+fn print_steal(opendo: &Results, workerd: Option<&Results>, micro: Option<f64>) {
+    let parts = [
+        ("open-do", opendo.cpu_stolen_percent),
+        ("workerd", workerd.and_then(|w| w.cpu_stolen_percent)),
+        ("in process", micro),
+    ];
+    let measured: Vec<String> =
+        parts.iter().filter_map(|(name, stolen)| Some(format!("{name} {:.1}%", (*stolen)?))).collect();
+    if !measured.is_empty() {
+        println!(
+            "\nCPU time taken by the hypervisor (steal in /proc/stat, share of the machine's CPU time): {}. \
+             A run with much of it measures the host's other load more than the servers.",
+            measured.join(", ")
+        );
     }
 }
 

@@ -78,6 +78,13 @@ impl Server {
         bail!("{} did not answer {path} within 60 s", server.name)
     }
 
+    /// open-do's count of active objects (not hibernated); `None` for workerd.
+    pub async fn active_objects(&self) -> anyhow::Result<Option<u64>> {
+        let Some(admin) = self.admin else { return Ok(None) };
+        let (text, _) = crate::load::get(admin, "/metrics").await?;
+        Ok(text.lines().find_map(|line| line.strip_prefix("opendo_active_objects ")?.parse().ok()))
+    }
+
     /// open-do's wake histogram: cumulative counts per bucket upper bound (seconds).
     pub async fn wake_histogram(&self) -> anyhow::Result<Vec<(f64, u64)>> {
         let Some(admin) = self.admin else { return Ok(Vec::new()) };
