@@ -1,7 +1,8 @@
-//! What the machine itself did during a measurement. On a virtual machine the hypervisor may
-//! run other guests on this one's CPUs ("steal" time): that slows both servers and the load
-//! generator alike, and is what makes a run far slower than the usual ones. Reporting it lets a
-//! reader tell such a run from a change in the code.
+//! What the machine itself did during a measurement. A virtual machine's CPUs stop whenever its
+//! host runs something else on theirs ("steal" time): other guests, or the host's handling of
+//! this machine's own disk I/O. That slows the servers and the load generator alike, and explains
+//! runs far slower than the usual ones; reporting it lets a reader tell such a run from a change
+//! in the code.
 
 /// The machine's cumulative CPU time, from the first line of `/proc/stat`, in clock ticks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -16,7 +17,7 @@ impl CpuTimes {
         parse(&std::fs::read_to_string("/proc/stat").ok()?)
     }
 
-    /// The share of the machine's CPU time since `earlier` that the hypervisor took, in percent.
+    /// The share of the machine's CPU time since `earlier` that its host took, in percent.
     pub fn stolen_percent_since(&self, earlier: &CpuTimes) -> Option<f64> {
         let total = self.total.checked_sub(earlier.total).filter(|&total| total > 0)?;
         let stolen = self.stolen.checked_sub(earlier.stolen)?;

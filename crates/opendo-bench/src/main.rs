@@ -76,7 +76,7 @@ struct Results {
     rss_after_idle_bytes: Option<u64>,
     /// Server-side wake time (open-do's own histogram), p50 and p99 in microseconds.
     wake_server_us: Option<(f64, f64)>,
-    /// Share of the machine's CPU time the hypervisor took while this server was measured.
+    /// Share of the machine's CPU time its host took while this server was measured.
     cpu_stolen_percent: Option<f64>,
 }
 
@@ -154,7 +154,7 @@ fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// [`measure`], with the CPU time the hypervisor took meanwhile.
+/// [`measure`], with the CPU time the host took from the machine meanwhile.
 fn measure_stealing(
     runtime: &tokio::runtime::Runtime,
     server: &Server,
@@ -308,7 +308,7 @@ fn print_table(opendo: &Results, workerd: Option<&Results>) {
     }
 }
 
-/// One line saying how much CPU time the hypervisor took during each part of the run.
+/// One line saying how much CPU time the host took from the machine during each part of the run.
 fn print_steal(opendo: &Results, workerd: Option<&Results>, micro: Option<f64>) {
     let parts = [
         ("open-do", opendo.cpu_stolen_percent),
@@ -319,8 +319,9 @@ fn print_steal(opendo: &Results, workerd: Option<&Results>, micro: Option<f64>) 
         parts.iter().filter_map(|(name, stolen)| Some(format!("{name} {:.1}%", (*stolen)?))).collect();
     if !measured.is_empty() {
         println!(
-            "\nCPU time taken by the hypervisor (steal in /proc/stat, share of the machine's CPU time): {}. \
-             A run with much of it measures the host's other load more than the servers.",
+            "\nCPU time taken from this machine by its host (steal in /proc/stat, share of all CPU time): {}. \
+             A high share means the host's own work (other guests, or its handling of this machine's \
+             disk I/O) slowed the run.",
             measured.join(", ")
         );
     }
