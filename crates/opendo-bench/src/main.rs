@@ -284,23 +284,23 @@ fn print_table(opendo: &Results, workerd: Option<&Results>) {
             "RSS after touching all objects",
             opendo.rss_after_touch_bytes,
             workerd.and_then(|w| w.rss_after_touch_bytes),
+            opendo.active_after_touch,
         ),
         (
             "PSS after touching all objects (shared pages counted once)",
             opendo.pss_after_touch_bytes,
             workerd.and_then(|w| w.pss_after_touch_bytes),
+            opendo.active_after_touch,
         ),
         (
             "RSS after they went idle",
             opendo.rss_after_idle_bytes,
             workerd.and_then(|w| w.rss_after_idle_bytes),
+            None,
         ),
     ];
-    for (i, (label, ours, theirs)) in rows.into_iter().enumerate() {
-        let active = match opendo.active_after_touch {
-            Some(active) if i < 2 => format!(" ({active} active)"),
-            _ => String::new(),
-        };
+    for (label, ours, theirs, active) in rows {
+        let active = active.map_or(String::new(), |active| format!(" ({active} active)"));
         println!("| {label} | {}{active} | {} | {} | | |", mib(ours), mib(theirs), ratio(ours, theirs));
     }
     if let Some((p50, p99)) = opendo.wake_server_us {
