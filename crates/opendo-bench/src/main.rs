@@ -102,8 +102,13 @@ fn main() -> anyhow::Result<()> {
         let micro = micro?;
         eprintln!(
             "  get + put: native {:.1} us (handed off {:.1} us), Wasm event {:.1} us, Wasm fetch {:.1} us; \
-             wake {:.0} us",
-            micro.native_us, micro.native_handed_off_us, micro.wasm_event_us, micro.wasm_us, micro.wake_us
+             wake {:.0} us; CPU time taken by the host {}",
+            micro.native_us,
+            micro.native_handed_off_us,
+            micro.wasm_event_us,
+            micro.wasm_us,
+            micro.wake_us,
+            stolen.map_or("unknown".into(), |stolen| format!("{stolen:.1}%"))
         );
         Some((micro, stolen))
     } else {

@@ -80,24 +80,19 @@ impl Server {
 
     /// open-do's count of active objects (not hibernated); `None` for workerd.
     pub async fn active_objects(&self) -> anyhow::Result<Option<u64>> {
-        let Some(admin) = self.admin else { return Ok(None) };
-        let (text, _) = crate::load::get(admin, "/metrics").await?;
-        Ok(text.lines().find_map(|line| line.strip_prefix("opendo_active_objects ")?.parse().ok()))
+        Ok(self.metrics().await?.as_deref().and_then(active_objects))
     }
 
-    /// open-do's wake histogram: cumulative counts per bucket upper bound (seconds).
+    /// open-do's wake histogram: cumulative counts per bucket upper bound (seconds); empty for
+    /// workerd.
     pub async fn wake_histogram(&self) -> anyhow::Result<Vec<(f64, u64)>> {
-        let Some(admin) = self.admin else { return Ok(Vec::new()) };
-        let (text, _) = crate::load::get(admin, "/metrics").await?;
-        Ok(text
-            .lines()
-            .filter_map(|line| {
-                let rest = line.strip_prefix("opendo_wake_seconds_bucket{le=\"")?;
-                let (bound, count) = rest.split_once("\"} ")?;
-                let bound = if bound == "+Inf" { f64::INFINITY } else { bound.parse().ok()? };
-                Some((bound, count.parse().ok()?))
-            })
-            .collect())
+        Ok(self.metrics().await?.as_deref().map(wake_histogram).unwrap_or_default())
+    }
+
+    /// open-do's metrics page from its admin listener; `None` for workerd, which has none.
+    async fn metrics(&self) -> anyhow::Result<Option<String>> {
+        let Some(admin) = self.admin else { return Ok(None) };
+        Ok(Some(crate::load::get(admin, "/metrics").await?.0))
     }
 
     /// Resident memory of the process, in bytes (from /proc).
@@ -125,5 +120,50 @@ impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// The `opendo_active_objects` gauge of a metrics page.
+fn active_objects(metrics: &str) -> Option<u64> {
+    metrics.lines().find_map(|line| line.strip_prefix("opendo_active_objects ")?.parse().ok())
+}
+
+/// The buckets of `opendo_wake_seconds` in a metrics page: (upper bound in seconds, cumulative
+/// count).
+fn wake_histogram(metrics: &str) -> Vec<(f64, u64)> {
+    metrics
+        .lines()
+        .filter_map(|line| {
+            let rest = line.strip_prefix("opendo_wake_seconds_bucket{le=\"")?;
+            let (bound, count) = rest.split_once("\"} ")?;
+            let bound = if bound == "+Inf" { f64::INFINITY } else { bound.parse().ok()? };
+            Some((bound, count.parse().ok()?))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const METRICS: &str = "# HELP opendo_active_objects Objects with a live instance and open database.
+# TYPE opendo_active_objects gauge
+opendo_active_objects 8842
+# TYPE opendo_activations_total counter
+opendo_activations_total 12000
+opendo_wake_seconds_bucket{le=\"0.0005\"} 130
+opendo_wake_seconds_bucket{le=\"+Inf\"} 200
+opendo_wake_seconds_sum 0.1
+";
+
+    #[test]
+    fn the_active_gauge_is_read_from_its_own_line() {
+        assert_eq!(active_objects(METRICS), Some(8842));
+        assert_eq!(active_objects("opendo_activations_total 3\n"), None);
+    }
+
+    #[test]
+    fn the_wake_buckets_are_read_with_their_bounds() {
+        assert_eq!(wake_histogram(METRICS), vec![(0.0005, 130), (f64::INFINITY, 200)]);
     }
 }
