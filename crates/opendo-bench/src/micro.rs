@@ -40,8 +40,10 @@ const ROUNDS: usize = 7;
 /// spell of the machine weighs on both.
 pub async fn run(module: &Path, dir: &Path, iterations: u32) -> anyhow::Result<Micro> {
     let native_path = dir.join("native.sqlite");
-    let settings =
-        Settings { durability: Durability::Relaxed, storage_cap: opendo_storage::DEFAULT_STORAGE_CAP };
+    let settings = Settings {
+        durability: opendo_storage::Durability::Relaxed,
+        storage_cap: opendo_storage::DEFAULT_STORAGE_CAP,
+    };
     let mut db = ObjectDb::open(&native_path, settings).context("opening the native database")?;
     let config = Config { data_dir: dir.join("wasm"), durability: Durability::Relaxed, ..Config::default() };
     let runtime = Runtime::new(config)?;

@@ -12,6 +12,7 @@ use anyhow::Context;
 use clap::Parser;
 use opendo_runtime::{Config, Runtime};
 use opendo_server::ServerConfig;
+use tokio_util::sync::CancellationToken;
 
 use crate::args::{Cli, Command, LogFormat, RunArgs};
 
@@ -126,15 +127,42 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
         println!(
             "Listening on http://{address}  (objects at http://{address}/{namespace}/{{object-name}}/...)"
         );
-        if let Some(admin) = args.admin_listen {
-            let listener = tokio::net::TcpListener::bind(admin)
-                .await
-                .with_context(|| format!("cannot listen on {admin} (--admin-listen)"))?;
-            let address = listener.local_addr().context("reading the admin address")?;
-            println!("Admin on http://{address}  (GET /healthz, GET /metrics)");
-            tokio::spawn(opendo_server::serve_admin(listener, runtime.clone()));
+        let shutdown = CancellationToken::new();
+        let admin = match args.admin_listen {
+            Some(admin) => {
+                let listener = tokio::net::TcpListener::bind(admin)
+                    .await
+                    .with_context(|| format!("cannot listen on {admin} (--admin-listen)"))?;
+                let address = listener.local_addr().context("reading the admin address")?;
+                println!("Admin on http://{address}  (GET /healthz, GET /metrics)");
+                let serving = opendo_server::serve_admin(
+                    listener,
+                    runtime.clone(),
+                    server_config.clone(),
+                    shutdown.clone().cancelled_owned(),
+                );
+                Some(tokio::spawn(serving))
+            }
+            None => None,
+        };
+        let stopping = shutdown.clone();
+        tokio::spawn(async move {
+            shutdown_signal().await;
+            stopping.cancel();
+        });
+        let served = opendo_server::serve(
+            listener,
+            runtime.clone(),
+            server_config,
+            shutdown.clone().cancelled_owned(),
+        )
+        .await;
+        // The admin listener stops with the data listener, also when that one failed.
+        shutdown.cancel();
+        if let Some(admin) = admin {
+            admin.await.context("the admin listener")?.context("the admin listener")?;
         }
-        opendo_server::serve(listener, runtime.clone(), server_config, shutdown_signal()).await?;
+        served?;
         tracing::info!("closing objects");
         if !runtime.shutdown(args.shutdown_grace.into()).await {
             tracing::warn!("grace period over: events still running were abandoned uncommitted");

@@ -8,8 +8,8 @@ use sha2::{Digest, Sha256};
 use wasmtime::Engine;
 use wasmtime::component::{Component, Linker};
 
-use crate::Error;
 use crate::bindings::DurableObjectPre;
+use crate::error::Error;
 use crate::host::Host;
 
 /// The export every object must provide.

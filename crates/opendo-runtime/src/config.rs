@@ -1,9 +1,39 @@
+//! Settings of a runtime, with their documented defaults.
+
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::Clock;
+use crate::clock::Clock;
 
-pub use opendo_storage::Durability;
+/// When a commit counts as done, and so when the event's outputs may leave.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Durability {
+    /// A response means the event's writes are on disk (fsynced): they survive power loss.
+    #[default]
+    Full,
+    /// A response means the writes are in the operating system's cache: they survive a crash
+    /// of the process, and the last ones may be lost on power loss. Never corrupts.
+    Relaxed,
+}
+
+impl Durability {
+    /// The storage mode of an object database. In `Full` with group sync (`group_sync.rs`), a
+    /// new object's first commit is made durable by a shared flush of the filesystem, which the
+    /// actor waits for before releasing the outputs; that mode is chosen here only, together
+    /// with the flush that it needs.
+    pub(crate) fn for_objects(self, group_sync: bool) -> opendo_storage::Durability {
+        match (self, group_sync) {
+            (Durability::Full, true) => opendo_storage::Durability::SharedCreation,
+            (Durability::Full, false) => opendo_storage::Durability::Full,
+            (Durability::Relaxed, _) => opendo_storage::Durability::Relaxed,
+        }
+    }
+
+    /// The storage mode of a namespace's alarm index.
+    pub(crate) fn for_index(self) -> opendo_storage::Durability {
+        self.for_objects(false)
+    }
+}
 
 /// Settings of a [`Runtime`](crate::Runtime). `Default` gives the documented defaults.
 #[derive(Debug, Clone)]
@@ -73,4 +103,20 @@ pub const FILES_PER_ACTIVE_OBJECT: u64 = 2;
 pub fn default_max_active() -> usize {
     let limit = rustix::process::getrlimit(rustix::process::Resource::Nofile).current.unwrap_or(1024);
     usize::try_from(limit.saturating_sub(256) / FILES_PER_ACTIVE_OBJECT).unwrap_or(usize::MAX).max(1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use opendo_storage::Durability as Storage;
+
+    #[test]
+    fn only_a_group_sync_lets_a_new_objects_first_commit_go_unsynced() {
+        // `SharedCreation` leaves the first commit to a flush that only the group sync makes.
+        assert_eq!(Durability::Full.for_objects(true), Storage::SharedCreation);
+        assert_eq!(Durability::Full.for_objects(false), Storage::Full);
+        assert_eq!(Durability::Full.for_index(), Storage::Full);
+        assert_eq!(Durability::Relaxed.for_objects(true), Storage::Relaxed);
+        assert_eq!(Durability::Relaxed.for_index(), Storage::Relaxed);
+    }
 }

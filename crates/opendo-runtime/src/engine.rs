@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use wasmtime::Engine;
 
-use crate::{Config, Error};
+use crate::config::Config;
+use crate::error::Error;
 
 /// How often the engine's epoch advances. An event's CPU limit is counted in these ticks.
 pub(crate) const EPOCH_TICK: Duration = Duration::from_millis(10);

@@ -85,3 +85,40 @@ pub enum EventError {
     #[error("internal error: {0}")]
     Internal(String),
 }
+
+/// How a host function whose WIT result is `result<_, error>` fails. Whether the guest sees the
+/// failure as its `error` or the event traps is decided in one place, `host::errors`.
+#[derive(Debug)]
+pub(crate) enum HostError {
+    /// The object's storage refused or failed the call.
+    Storage(opendo_storage::Error),
+    /// The host refused the call's arguments.
+    Refused(Refusal),
+    /// The event must trap.
+    Trap(wasmtime::Error),
+}
+
+/// Why the host refused a call, as the guest is told.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Refusal {
+    InvalidArgument(String),
+    LimitExceeded(String),
+}
+
+impl From<opendo_storage::Error> for HostError {
+    fn from(err: opendo_storage::Error) -> Self {
+        HostError::Storage(err)
+    }
+}
+
+impl From<Refusal> for HostError {
+    fn from(refusal: Refusal) -> Self {
+        HostError::Refused(refusal)
+    }
+}
+
+impl From<wasmtime::Error> for HostError {
+    fn from(trap: wasmtime::Error) -> Self {
+        HostError::Trap(trap)
+    }
+}

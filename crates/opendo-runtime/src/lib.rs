@@ -27,33 +27,73 @@
 //! In [`Durability::Full`] each commit fsyncs the object's WAL on the batch's thread; the kernel
 //! merges the device flushes of objects syncing at the same time. On Linux a new object's first
 //! commit does not fsync: its replies wait for a shared `syncfs` of the data directory's
-//! filesystem that began after the commit (`sync.rs`), which also makes the new files and their
-//! directory entries durable. The batch's thread runs that flush itself if none is running;
+//! filesystem that began after the commit (`group_sync.rs`), which also makes the new files and
+//! their directory entries durable. The batch's thread runs that flush itself if none is running;
 //! otherwise the actor awaits a later one without holding a thread.
 //!
 //! # CPU and memory limits
 //! One thread advances the engine's epoch every 10 ms; each call into a guest gets a deadline of
 //! `cpu_limit` worth of ticks. Linear memory is capped per instance by a resource limiter.
+//!
+//! # Modules
+//! Each module has one job, and a module only uses modules listed before it (a test,
+//! `tests/e2e/tests/module_graph.rs`, fails on an import that closes a circle):
+//!
+//! | module | its job |
+//! |---|---|
+//! | `clock` | the time alarms are scheduled by |
+//! | `config` | [`Config`], [`Durability`] and their defaults |
+//! | `error` | the errors of the API, and how a host call fails (`HostError`) |
+//! | `http` | the runtime's own [`Request`] and [`Response`] |
+//! | `metrics` | [`Stats`], and their OpenMetrics text |
+//! | `names` | which object names are acceptable |
+//! | `identity` | who an object is (namespace, id, name) |
+//! | `bindings` | the one `bindgen!` of the `durable-object` world |
+//! | `engine` | the wasmtime engine and the epoch thread behind the CPU limit |
+//! | `group_sync` | shared `syncfs` rounds that make new objects' first commits durable |
+//! | `trim` | giving memory freed by hibernated objects back to the system |
+//! | `sockets` | an object's WebSockets as the object sees them; outputs held for the gate |
+//! | `host/` | the guest's imports: one file per WIT interface, the store's data and limits, and `host/errors.rs`, the one place that decides trap or guest-visible error |
+//! | `component` | loading a component: header checks, compiled cache, fitting the world |
+//! | `namespace` | a loaded namespace: its component and its alarm index |
+//! | `mailbox` | the events sent to an actor, with where their outcomes go |
+//! | `context` | what every actor shares: settings, engine, counters, group sync |
+//! | `directory` | which objects have an actor, the `max_active` slots, eviction |
+//! | `actor/` | one object's actor: its instance, its events, batch commit, output gate, loop |
+//! | `dispatch` | getting an event to its object's actor, starting one if needed |
+//! | `connection` | one task per WebSocket connection, and [`AcceptedWebSocket`] |
+//! | `scheduler` | the alarm scheduler |
+//! | `runtime` | the [`Runtime`] facade |
 
+mod actor;
 mod bindings;
 mod clock;
 mod component;
 mod config;
+mod connection;
+mod context;
+mod directory;
+mod dispatch;
 mod engine;
 mod error;
+mod group_sync;
 mod host;
+mod http;
+mod identity;
+mod mailbox;
+mod metrics;
+mod names;
 mod namespace;
-mod object;
 mod runtime;
 mod scheduler;
-mod sync;
-mod websocket;
+mod sockets;
+mod trim;
 
-pub use bindings::{Request, Response};
 pub use clock::Clock;
 pub use config::{Config, Durability, FILES_PER_ACTIVE_OBJECT, default_max_active};
+pub use connection::AcceptedWebSocket;
 pub use error::{Error, EventError, TrapCause};
-pub use runtime::{
-    AcceptedWebSocket, HISTOGRAM_BOUNDS, Histogram, MAX_OBJECT_NAME_BYTES, Runtime, Stats,
-    validate_object_name,
-};
+pub use http::{Request, Response};
+pub use metrics::{HISTOGRAM_BOUNDS, Histogram, METRICS_CONTENT_TYPE, Stats};
+pub use names::{MAX_OBJECT_NAME_BYTES, validate_object_name};
+pub use runtime::Runtime;

@@ -1,14 +1,17 @@
+//! A loaded namespace: its component, ready to instantiate, and its alarm index.
+
 use std::path::Path;
 use std::sync::{Arc, Mutex, PoisonError};
 
-use opendo_storage::{AlarmIndex, Durability};
-
+use opendo_storage::AlarmIndex;
 use wasmtime::Engine;
 use wasmtime::component::Linker;
 
 use crate::bindings::DurableObjectPre;
+use crate::component;
+use crate::config::Durability;
+use crate::error::Error;
 use crate::host::Host;
-use crate::{Error, component};
 
 /// One loaded Durable Object class: its component, ready to instantiate, and its alarm index.
 pub(crate) struct Namespace {
@@ -33,7 +36,7 @@ impl Namespace {
         let dir = opendo_storage::layout::namespace_dir(data_dir, name);
         std::fs::create_dir_all(&dir).map_err(Error::io(&dir))?;
         let index_path = opendo_storage::layout::alarm_index_path(data_dir, name);
-        let alarms = AlarmIndex::open(&index_path, durability).map_err(|e| {
+        let alarms = AlarmIndex::open(&index_path, durability.for_index()).map_err(|e| {
             Error::InvalidConfig(format!("cannot open the alarm index {}: {e}", index_path.display()))
         })?;
         Ok(Namespace { name: name.into(), pre, alarms: Mutex::new(alarms) })

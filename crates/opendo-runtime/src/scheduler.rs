@@ -12,23 +12,25 @@ use std::time::Duration;
 use opendo_storage::ObjectId;
 use tokio::sync::mpsc;
 
-use crate::{EventError, Runtime};
+use crate::dispatch::{Dispatch, Target};
+use crate::error::EventError;
 
 /// Longest sleep between looks at the indexes, so a clock that jumps is noticed.
 const MAX_SLEEP: Duration = Duration::from_secs(1);
 /// Most due alarms fired per namespace per look.
 const MAX_DUE_PER_LOOK: usize = 256;
 
-pub(crate) async fn run(runtime: Runtime) {
+pub(crate) async fn run(dispatch: Arc<Dispatch>) {
+    let context = &dispatch.context;
     let (finished, mut finished_rx) = mpsc::unbounded_channel::<(Arc<str>, ObjectId)>();
     let mut in_flight: HashSet<(Arc<str>, ObjectId)> = HashSet::new();
     loop {
-        if runtime.is_closing() {
+        if dispatch.directory.is_closing() {
             return;
         }
-        let now = runtime.clock_now_ms();
+        let now = context.config.clock.now_ms();
         let mut sleep = MAX_SLEEP;
-        for namespace in runtime.loaded_namespaces() {
+        for namespace in dispatch.loaded_namespaces() {
             let looked = namespace.with_alarm_index(|index| {
                 Ok::<_, opendo_storage::Error>((
                     index.due(&namespace.name, now, MAX_DUE_PER_LOOK)?,
@@ -53,7 +55,8 @@ pub(crate) async fn run(runtime: Runtime) {
                 if in_flight.contains(&key) {
                     continue;
                 }
-                match runtime.fire_alarm(&namespace, entry.id, entry.name.as_deref()) {
+                let target = Target { namespace: namespace.clone(), id: entry.id, name: entry.name };
+                match dispatch.fire_alarm(&target) {
                     Ok(outcome) => {
                         in_flight.insert(key.clone());
                         let finished = finished.clone();
@@ -75,7 +78,7 @@ pub(crate) async fn run(runtime: Runtime) {
         }
         tokio::select! {
             () = tokio::time::sleep(sleep) => {}
-            () = runtime.wakeup().notified() => {}
+            () = context.alarm_wakeup.notified() => {}
             Some(key) = finished_rx.recv() => {
                 in_flight.remove(&key);
             }

@@ -11,13 +11,29 @@
 //! handshake and hands the connection to the runtime, which owns it from then on. A malformed
 //! upgrade request gets 400 without reaching the object.
 //!
-//! [`serve_admin`] serves health and Prometheus metrics on a separate listener.
+//! [`serve_admin`] serves health and metrics (OpenMetrics text) on a separate listener.
+//!
+//! # Modules
+//! Each uses only those before it:
+//!
+//! | module | its job |
+//! |---|---|
+//! | `response` | responses the server writes itself; an object's response as HTTP |
+//! | `routing` | a path as (namespace, object name, path inside the object) |
+//! | `listener` | the accept loop both listeners share: timeouts, accept errors, graceful shutdown |
+//! | `websocket` | the HTTP side of a WebSocket upgrade |
+//! | `data` | one data-plane request, routed to its object |
+//! | `admin` | the admin listener's pages |
+//! | `serve` | [`serve`] and [`serve_admin`] |
 
 mod admin;
+mod data;
+mod listener;
+mod response;
 mod routing;
 mod serve;
 mod websocket;
 
-pub use admin::serve_admin;
+pub use listener::Error;
 pub use routing::{Route, RouteError, route};
-pub use serve::{Error, ServerConfig, serve};
+pub use serve::{ServerConfig, serve, serve_admin};

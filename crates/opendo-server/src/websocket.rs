@@ -2,15 +2,15 @@
 //! upgraded connection to the runtime, which serves it from then on.
 
 use bytes::Bytes;
+use http::Request;
 use http::header::UPGRADE;
-use http::{Request, StatusCode};
 use http_body_util::Full;
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
 use opendo_runtime::AcceptedWebSocket;
 use tokio_tungstenite::tungstenite::handshake::server::create_response_with_body;
 
-use crate::serve::{HttpResponse, copy_headers, plain};
+use crate::response::{HttpResponse, copy_headers, invalid_header};
 
 /// Whether the request asks for a WebSocket (`Upgrade: websocket`).
 pub(crate) fn asks_websocket<B>(request: &Request<B>) -> bool {
@@ -37,7 +37,7 @@ pub(crate) fn complete(
 ) -> HttpResponse {
     // The handshake's own Connection, Upgrade and Sec-WebSocket-Accept are framing: kept.
     if copy_headers(response.headers, handshake.headers_mut()).is_err() {
-        return plain(StatusCode::INTERNAL_SERVER_ERROR, "the object answered an invalid HTTP header");
+        return invalid_header();
     }
     tokio::spawn(async move {
         match on_upgrade.await {
@@ -66,6 +66,8 @@ mod tests {
         ("sec-websocket-version", "13"),
         ("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ=="),
     ];
+
+    use http::StatusCode;
 
     #[test]
     fn a_well_formed_upgrade_gets_its_101_with_the_accept_key() {

@@ -2,38 +2,36 @@
 
 use opendo_storage::ListOptions;
 
-use super::{Host, storage_result};
-use crate::bindings::GuestError;
+use super::store::Host;
 use crate::bindings::opendo::durable_object::kv;
-
-type GuestResult<T> = wasmtime::Result<Result<T, GuestError>>;
+use crate::error::HostError;
 
 impl kv::Host for Host {
-    fn get(&mut self, key: String) -> GuestResult<Option<Vec<u8>>> {
-        storage_result(self.db()?.get(&key))
+    fn get(&mut self, key: String) -> Result<Option<Vec<u8>>, HostError> {
+        Ok(self.db()?.get(&key)?)
     }
 
-    fn get_many(&mut self, keys: Vec<String>) -> GuestResult<Vec<kv::Entry>> {
-        storage_result(self.db()?.get_many(&keys))
+    fn get_many(&mut self, keys: Vec<String>) -> Result<Vec<kv::Entry>, HostError> {
+        Ok(self.db()?.get_many(&keys)?)
     }
 
-    fn put(&mut self, key: String, value: Vec<u8>) -> GuestResult<()> {
-        storage_result(self.db()?.put(&key, &value))
+    fn put(&mut self, key: String, value: Vec<u8>) -> Result<(), HostError> {
+        Ok(self.db()?.put(&key, &value)?)
     }
 
-    fn put_many(&mut self, entries: Vec<kv::Entry>) -> GuestResult<()> {
-        storage_result(self.db()?.put_many(&entries))
+    fn put_many(&mut self, entries: Vec<kv::Entry>) -> Result<(), HostError> {
+        Ok(self.db()?.put_many(&entries)?)
     }
 
-    fn delete(&mut self, key: String) -> GuestResult<bool> {
-        storage_result(self.db()?.delete(&key))
+    fn delete(&mut self, key: String) -> Result<bool, HostError> {
+        Ok(self.db()?.delete(&key)?)
     }
 
-    fn delete_many(&mut self, keys: Vec<String>) -> GuestResult<u32> {
-        storage_result(self.db()?.delete_many(&keys))
+    fn delete_many(&mut self, keys: Vec<String>) -> Result<u32, HostError> {
+        Ok(self.db()?.delete_many(&keys)?)
     }
 
-    fn list(&mut self, options: kv::ListOptions) -> GuestResult<Vec<kv::Entry>> {
+    fn list(&mut self, options: kv::ListOptions) -> Result<Vec<kv::Entry>, HostError> {
         let options = ListOptions {
             start: options.start,
             start_after: options.start_after,
@@ -42,12 +40,10 @@ impl kv::Host for Host {
             reverse: options.reverse,
             limit: options.limit,
         };
-        storage_result(self.db()?.list(&options))
+        Ok(self.db()?.list(&options)?)
     }
 
-    fn delete_all(&mut self) -> GuestResult<()> {
-        storage_result(self.db()?.delete_all())
+    fn delete_all(&mut self) -> Result<(), HostError> {
+        Ok(self.db()?.delete_all()?)
     }
 }
-
-impl crate::bindings::opendo::durable_object::types::Host for Host {}

@@ -2,7 +2,7 @@
 
 use std::io;
 use std::pin::Pin;
-use std::sync::{Arc, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -11,12 +11,13 @@ use tokio::io::AsyncWrite;
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 use wasmtime_wasi::p2::{OutputStream, Pollable, StreamResult};
 
-use super::Identity;
+use crate::identity::Identity;
 
 /// Longest piece of one write that reaches the log; the rest is cut.
 const MAX_LOGGED_BYTES: usize = 8 * 1024;
 
 /// A per-object allowance of guest writes per second, so a chatty guest cannot flood the log.
+/// Shared by stdout and stderr, and kept by the actor across resets of its instance.
 #[derive(Debug)]
 pub(crate) struct LogBudget {
     per_second: u32,
@@ -52,17 +53,17 @@ impl LogBudget {
 #[derive(Clone)]
 pub(crate) struct GuestLog {
     identity: Arc<Identity>,
+    budget: Arc<Mutex<LogBudget>>,
     stream: &'static str,
 }
 
 impl GuestLog {
-    pub(crate) fn new(identity: Arc<Identity>, stream: &'static str) -> Self {
-        GuestLog { identity, stream }
+    pub(crate) fn new(identity: Arc<Identity>, budget: Arc<Mutex<LogBudget>>, stream: &'static str) -> Self {
+        GuestLog { identity, budget, stream }
     }
 
     fn emit(&self, bytes: &[u8]) {
-        let (admitted, first_dropped) =
-            self.identity.log_budget.lock().unwrap_or_else(PoisonError::into_inner).admit();
+        let (admitted, first_dropped) = self.budget.lock().unwrap_or_else(PoisonError::into_inner).admit();
         if first_dropped {
             tracing::warn!(
                 target: "opendo::guest",

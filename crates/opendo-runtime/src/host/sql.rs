@@ -2,9 +2,9 @@
 
 use opendo_storage::SqlValue;
 
-use super::{Host, storage_result};
-use crate::bindings::GuestError;
+use super::store::Host;
 use crate::bindings::opendo::durable_object::sql;
+use crate::error::HostError;
 
 fn to_storage(value: sql::Value) -> SqlValue {
     match value {
@@ -27,22 +27,18 @@ fn to_guest(value: SqlValue) -> sql::Value {
 }
 
 impl sql::Host for Host {
-    fn exec(
-        &mut self,
-        query: String,
-        params: Vec<sql::Value>,
-    ) -> wasmtime::Result<Result<sql::QueryResult, GuestError>> {
+    fn exec(&mut self, query: String, params: Vec<sql::Value>) -> Result<sql::QueryResult, HostError> {
         let params: Vec<SqlValue> = params.into_iter().map(to_storage).collect();
-        let result = storage_result(self.db()?.exec(&query, &params))?;
-        Ok(result.map(|result| sql::QueryResult {
+        let result = self.db()?.exec(&query, &params)?;
+        Ok(sql::QueryResult {
             columns: result.columns,
             rows: result.rows.into_iter().map(|row| row.into_iter().map(to_guest).collect()).collect(),
             rows_read: result.rows_read,
             rows_written: result.rows_written,
-        }))
+        })
     }
 
-    fn database_size(&mut self) -> wasmtime::Result<Result<u64, GuestError>> {
-        storage_result(self.db()?.database_size())
+    fn database_size(&mut self) -> Result<u64, HostError> {
+        Ok(self.db()?.database_size()?)
     }
 }

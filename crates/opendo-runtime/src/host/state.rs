@@ -1,6 +1,6 @@
 //! `opendo:durable-object/state`: the object's identity.
 
-use super::Host;
+use super::store::Host;
 use crate::bindings::opendo::durable_object::state;
 
 impl state::Host for Host {

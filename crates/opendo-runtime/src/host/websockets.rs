@@ -4,72 +4,57 @@ use std::sync::atomic::Ordering;
 
 use tokio_tungstenite::tungstenite::Message;
 
-use super::Host;
+use super::store::Host;
+use crate::bindings::WsMessage;
 use crate::bindings::opendo::durable_object::websockets::{self, AutoResponse as WitAutoResponse};
-use crate::bindings::{ErrorCode, GuestError, WsMessage};
-use crate::websocket::{self as ws, AutoResponse, Outbound, Refusal};
-
-type GuestResult<T> = wasmtime::Result<Result<T, GuestError>>;
-
-fn refused<T>(refusal: Refusal) -> GuestResult<T> {
-    let (code, message) = match refusal {
-        Refusal::InvalidArgument(message) => (ErrorCode::InvalidArgument, message),
-        Refusal::LimitExceeded(message) => (ErrorCode::LimitExceeded, message),
-    };
-    Ok(Err(GuestError { code, message, sqlite_code: None }))
-}
+use crate::error::{HostError, Refusal};
+use crate::sockets::{self as ws, AutoResponse, Outbound};
 
 impl websockets::Host for Host {
-    fn accept(&mut self, tags: Vec<String>) -> GuestResult<u64> {
+    fn accept(&mut self, tags: Vec<String>) -> Result<u64, HostError> {
         if !self.event_sockets.upgrade {
-            return refused(Refusal::InvalidArgument(
-                "accept is only possible while handling a WebSocket upgrade request".into(),
-            ));
+            let message = "accept is only possible while handling a WebSocket upgrade request";
+            return Err(Refusal::InvalidArgument(message.into()).into());
         }
         if self.event_sockets.accepted.is_some() {
-            return refused(Refusal::InvalidArgument("this request's WebSocket is already accepted".into()));
+            let message = "this request's WebSocket is already accepted";
+            return Err(Refusal::InvalidArgument(message.into()).into());
         }
-        if let Err(refusal) = ws::check_tags(&tags) {
-            return refused(refusal);
-        }
-        let limit = self.shared.config.max_websockets_per_object;
+        ws::check_tags(&tags)?;
+        let limit = self.limits.max_websockets_per_object;
         if self.sockets.len() >= limit {
-            return refused(Refusal::LimitExceeded(format!("the object already has {limit} open sockets")));
+            let message = format!("the object already has {limit} open sockets");
+            return Err(Refusal::LimitExceeded(message).into());
         }
-        let socket = self.shared.next_socket.fetch_add(1, Ordering::Relaxed);
+        let socket = self.limits.next_socket.fetch_add(1, Ordering::Relaxed);
         self.event_sockets.accepted = Some(self.sockets.open(socket, tags));
-        Ok(Ok(socket))
+        Ok(socket)
     }
 
-    fn send(&mut self, socket: u64, message: WsMessage) -> GuestResult<()> {
+    fn send(&mut self, socket: u64, message: WsMessage) -> Result<(), HostError> {
         let message = match message {
             WsMessage::Text(text) => Message::text(text),
             WsMessage::Binary(bytes) => Message::binary(bytes),
         };
-        let max = self.shared.config.max_websocket_message_bytes;
+        let max = self.limits.max_websocket_message_bytes;
         if message.len() > max {
-            return refused(Refusal::LimitExceeded(format!(
-                "message of {} bytes is larger than the limit of {max} bytes",
-                message.len()
-            )));
+            let message =
+                format!("message of {} bytes is larger than the limit of {max} bytes", message.len());
+            return Err(Refusal::LimitExceeded(message).into());
         }
         // A client that reads nothing may keep at most two full-size messages waiting.
-        if let Err(refusal) = self.sockets.reserve(socket, message.len(), max.saturating_mul(2)) {
-            return refused(refusal);
-        }
+        self.sockets.reserve(socket, message.len(), max.saturating_mul(2))?;
         self.event_sockets.outputs.push((socket, Outbound::Message(message)));
-        Ok(Ok(()))
+        Ok(())
     }
 
-    fn close(&mut self, socket: u64, code: u16, reason: String) -> GuestResult<()> {
-        if let Err(refusal) = ws::check_close(code, &reason) {
-            return refused(refusal);
-        }
+    fn close(&mut self, socket: u64, code: u16, reason: String) -> Result<(), HostError> {
+        ws::check_close(code, &reason)?;
         if !self.sockets.is_open(socket) {
-            return refused(Refusal::InvalidArgument(format!("socket {socket} is not open")));
+            return Err(Refusal::InvalidArgument(format!("socket {socket} is not open")).into());
         }
         self.event_sockets.outputs.push((socket, Outbound::Close { code, reason }));
-        Ok(Ok(()))
+        Ok(())
     }
 
     fn list_sockets(&mut self, tag: Option<String>) -> wasmtime::Result<Vec<u64>> {
@@ -84,26 +69,24 @@ impl websockets::Host for Host {
         Ok(self.sockets.attachment(socket))
     }
 
-    fn set_attachment(&mut self, socket: u64, attachment: Option<Vec<u8>>) -> GuestResult<()> {
-        match self.sockets.set_attachment(socket, attachment) {
-            Ok(()) => Ok(Ok(())),
-            Err(refusal) => refused(refusal),
-        }
+    fn set_attachment(&mut self, socket: u64, attachment: Option<Vec<u8>>) -> Result<(), HostError> {
+        Ok(self.sockets.set_attachment(socket, attachment)?)
     }
 
-    fn set_auto_response(&mut self, pair: Option<WitAutoResponse>) -> GuestResult<()> {
+    fn set_auto_response(&mut self, pair: Option<WitAutoResponse>) -> Result<(), HostError> {
         if let Some(pair) = &pair {
             let longest = pair.request.len().max(pair.response.len());
             if longest > ws::MAX_AUTO_RESPONSE_BYTES {
-                return refused(Refusal::LimitExceeded(format!(
+                let message = format!(
                     "auto-response text of {longest} bytes is longer than {} bytes",
                     ws::MAX_AUTO_RESPONSE_BYTES
-                )));
+                );
+                return Err(Refusal::LimitExceeded(message).into());
             }
         }
         self.sockets
             .set_auto_response(pair.map(|p| AutoResponse { request: p.request, response: p.response }));
-        Ok(Ok(()))
+        Ok(())
     }
 
     fn get_auto_response(&mut self) -> wasmtime::Result<Option<WitAutoResponse>> {

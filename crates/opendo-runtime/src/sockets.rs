@@ -1,7 +1,7 @@
 //! Hibernatable WebSockets: the runtime owns every connection, the object only sees events.
 //!
 //! Each object's actor has one [`Sockets`] table, shared with its host state (the guest's
-//! `websockets` calls) and with the connection tasks ([`connection`]). The table lives as long as
+//! `websockets` calls) and with the connection tasks (`connection.rs`). The table lives as long as
 //! the actor, and an actor with open sockets never leaves the runtime's table: when it hibernates
 //! it drops its instance and database only, so sockets, tags and attachments are there when the
 //! next message wakes it.
@@ -9,14 +9,14 @@
 //! Outputs follow the output gate: a guest's sends and closes are collected during the event
 //! ([`EventSockets`]) and handed to the connections only after the event's batch commits.
 
-pub(crate) mod connection;
-
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
+
+use crate::error::Refusal;
 
 /// Most tags per socket.
 pub const MAX_TAGS: usize = 10;
@@ -78,13 +78,6 @@ pub(crate) struct Accepted {
     pub(crate) socket: u64,
     pub(crate) outbound: mpsc::UnboundedReceiver<Outbound>,
     pub(crate) backlog: Arc<AtomicUsize>,
-}
-
-/// Why a socket operation was refused, as the guest is told.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Refusal {
-    InvalidArgument(String),
-    LimitExceeded(String),
 }
 
 impl Sockets {

@@ -1,5 +1,6 @@
 //! One task per connected WebSocket: reads frames from the client, writes the object's committed
 //! outputs, answers pings and the auto-response itself, and turns everything else into events.
+//! [`AcceptedWebSocket`] is how the server hands an upgraded connection over.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -13,31 +14,78 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
-use super::{Accepted, Outbound, Sockets};
-use crate::object::SocketEvent;
-use crate::runtime::{Runtime, Target};
+use crate::dispatch::{Dispatch, Target};
+use crate::mailbox::SocketEvent;
+use crate::sockets::{Accepted, MAX_CLOSE_REASON_BYTES, Outbound, Sockets};
 
 /// How long a close handshake may take before the connection is dropped.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Serves one upgraded connection until it closes or the runtime shuts down.
-pub(crate) async fn serve<S>(
-    runtime: Runtime,
+/// A WebSocket the object accepted while answering an upgrade request with 101. Hand the
+/// upgraded connection to [`AcceptedWebSocket::attach`]; dropping it instead tells the object the
+/// socket closed (code 1006).
+pub struct AcceptedWebSocket {
+    dispatch: Arc<Dispatch>,
     target: Target,
     sockets: Arc<Sockets>,
-    accepted: Accepted,
-    io: S,
-) where
+    accepted: Option<Accepted>,
+}
+
+impl AcceptedWebSocket {
+    pub(crate) fn new(
+        dispatch: Arc<Dispatch>,
+        target: Target,
+        sockets: Arc<Sockets>,
+        accepted: Accepted,
+    ) -> Self {
+        AcceptedWebSocket { dispatch, target, sockets, accepted: Some(accepted) }
+    }
+
+    /// Serves the socket over `io` (the connection after the 101 response) until it closes.
+    pub fn attach<S>(mut self, io: S)
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let Some(accepted) = self.accepted.take() else { return };
+        let dispatch = self.dispatch.clone();
+        let target = self.target.clone();
+        let sockets = self.sockets.clone();
+        self.dispatch.tracker.spawn(async move {
+            let stats = &dispatch.context.stats;
+            stats.websockets.inc();
+            serve(&dispatch, target, sockets, accepted, io).await;
+            stats.websockets.dec();
+        });
+    }
+}
+
+impl Drop for AcceptedWebSocket {
+    fn drop(&mut self) {
+        let Some(accepted) = self.accepted.take() else { return };
+        if self.sockets.mark_closed(accepted.socket) {
+            let dispatch = self.dispatch.clone();
+            let target = self.target.clone();
+            self.dispatch.tracker.spawn(async move {
+                dispatch.deliver_socket_event(&target, accepted.socket, SocketEvent::dropped()).await;
+            });
+        }
+    }
+}
+
+/// Serves one upgraded connection until it closes or the runtime shuts down.
+async fn serve<S>(dispatch: &Dispatch, target: Target, sockets: Arc<Sockets>, accepted: Accepted, io: S)
+where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let Accepted { socket, mut outbound, backlog } = accepted;
-    let max_message = runtime.config().max_websocket_message_bytes;
-    let config =
+    let config = &dispatch.context.config;
+    let max_message = config.max_websocket_message_bytes;
+    let protocol =
         WebSocketConfig::default().max_message_size(Some(max_message)).max_frame_size(Some(max_message));
-    let stream = WebSocketStream::from_raw_socket(io, Role::Server, Some(config)).await;
+    let stream = WebSocketStream::from_raw_socket(io, Role::Server, Some(protocol)).await;
     let (mut sink, mut incoming) = stream.split();
-    let shutdown = runtime.shutdown_token();
-    let deliver = |event| runtime.deliver_socket_event(&target, socket, event);
+    let shutdown = &dispatch.shutdown;
+    let deliver = |event| dispatch.deliver_socket_event(&target, socket, event);
     loop {
         tokio::select! {
             () = shutdown.cancelled() => {
@@ -53,7 +101,7 @@ pub(crate) async fn serve<S>(
                     backlog.fetch_sub(len, Ordering::Relaxed);
                     if written.is_err() {
                         if sockets.mark_closed(socket) {
-                            deliver(SocketEvent::Close { code: 1006, reason: String::new(), was_clean: false }).await;
+                            deliver(SocketEvent::dropped()).await;
                         }
                         return;
                     }
@@ -75,13 +123,13 @@ pub(crate) async fn serve<S>(
             },
             frame = incoming.next() => match frame {
                 Some(Ok(Message::Text(text))) => {
-                    let now = runtime.config().clock.now_ms();
+                    let now = config.clock.now_ms();
                     match sockets.answer(socket, text.as_str(), now) {
                         Some(response) => {
-                            runtime.count_auto_response();
+                            dispatch.context.stats.auto_responses.inc();
                             if sink.send(Message::text(response)).await.is_err() {
                                 if sockets.mark_closed(socket) {
-                                    deliver(SocketEvent::Close { code: 1006, reason: String::new(), was_clean: false }).await;
+                                    deliver(SocketEvent::dropped()).await;
                                 }
                                 return;
                             }
@@ -115,7 +163,7 @@ pub(crate) async fn serve<S>(
                             }
                         }
                         None if was_open => {
-                            deliver(SocketEvent::Close { code: 1006, reason: String::new(), was_clean: false }).await;
+                            deliver(SocketEvent::dropped()).await;
                         }
                         None => {}
                     }
@@ -123,7 +171,7 @@ pub(crate) async fn serve<S>(
                 }
                 None => {
                     if sockets.mark_closed(socket) {
-                        deliver(SocketEvent::Close { code: 1006, reason: String::new(), was_clean: false }).await;
+                        deliver(SocketEvent::dropped()).await;
                     }
                     return;
                 }
@@ -149,7 +197,7 @@ fn refusal(err: &WsError, max_message: usize) -> Option<(CloseCode, String)> {
 
 /// A close reason fits in 123 bytes; cut on a character boundary.
 fn short_reason(message: &str) -> String {
-    let mut end = message.len().min(super::MAX_CLOSE_REASON_BYTES);
+    let mut end = message.len().min(MAX_CLOSE_REASON_BYTES);
     while !message.is_char_boundary(end) {
         end -= 1;
     }

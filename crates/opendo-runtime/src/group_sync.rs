@@ -290,6 +290,11 @@ pub(crate) mod gate {
             self.shared.lock().issued
         }
 
+        /// Every ticket up to this one is durable.
+        pub(crate) fn durable(&self) -> u64 {
+            self.shared.lock().progress.durable
+        }
+
         /// Waits until `tickets` tickets were handed out.
         pub(crate) fn wait_until_issued(&self, tickets: u64) {
             while self.issued() < tickets {

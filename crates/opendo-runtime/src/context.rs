@@ -1,0 +1,39 @@
+//! What every actor of a runtime shares: settings, the engine, counters, and the flush that
+//! makes new objects durable.
+
+use std::sync::Arc;
+
+use opendo_storage::layout::DataDirLock;
+use tokio::sync::Notify;
+use wasmtime::Engine;
+
+use crate::config::Config;
+use crate::group_sync::GroupSync;
+use crate::host::HostLimits;
+use crate::metrics::Stats;
+use crate::trim::MemoryTrimmer;
+
+/// The state shared by a runtime's actors, its scheduler and its facade.
+pub(crate) struct Context {
+    pub(crate) config: Config,
+    pub(crate) engine: Engine,
+    /// An event's CPU limit in epoch ticks (see `engine.rs`).
+    pub(crate) deadline_ticks: u64,
+    pub(crate) stats: Stats,
+    pub(crate) host_limits: Arc<HostLimits>,
+    /// Woken when an alarm may have become due sooner, or the runtime is closing.
+    pub(crate) alarm_wakeup: Notify,
+    /// With full durability on Linux: makes new objects' first commits durable in shared
+    /// flushes (see `group_sync.rs`).
+    pub(crate) group_sync: Option<GroupSync>,
+    pub(crate) trimmer: Arc<MemoryTrimmer>,
+    /// Keeps other processes out of the data directory while any actor runs.
+    pub(crate) _data_dir_lock: DataDirLock,
+}
+
+impl Context {
+    /// The storage mode of the runtime's object databases.
+    pub(crate) fn object_durability(&self) -> opendo_storage::Durability {
+        self.config.durability.for_objects(self.group_sync.is_some())
+    }
+}

@@ -1,0 +1,149 @@
+//! Getting an event to its object: finding the namespace, checking the name, and sending the
+//! event to the object's actor (starting one if it has none).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+
+use opendo_storage::ObjectId;
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::actor::{self, ObjectCtx};
+use crate::context::Context;
+use crate::directory::{ActorControl, ActorHandle, Directory};
+use crate::error::{Error, EventError};
+use crate::host::LogBudget;
+use crate::http::Request;
+use crate::identity::Identity;
+use crate::mailbox::{AlarmRun, Answer, Envelope, SocketEvent};
+use crate::names::validate_object_name;
+use crate::namespace::Namespace;
+use crate::sockets::Sockets;
+
+/// Routes events to objects.
+pub(crate) struct Dispatch {
+    pub(crate) context: Arc<Context>,
+    pub(crate) directory: Arc<Directory>,
+    namespaces: RwLock<HashMap<String, Arc<Namespace>>>,
+    /// Every task of the runtime (actors, connections, the scheduler), waited for at shutdown.
+    pub(crate) tracker: TaskTracker,
+    /// Cancelled when the runtime shuts down: connections close with 1001.
+    pub(crate) shutdown: CancellationToken,
+}
+
+/// An object as addressed by events from outside its actor.
+#[derive(Clone)]
+pub(crate) struct Target {
+    pub(crate) namespace: Arc<Namespace>,
+    pub(crate) id: ObjectId,
+    pub(crate) name: Option<String>,
+}
+
+impl Dispatch {
+    pub(crate) fn new(context: Arc<Context>) -> Self {
+        Dispatch {
+            directory: Arc::new(Directory::new(context.config.max_active)),
+            context,
+            namespaces: RwLock::default(),
+            tracker: TaskTracker::new(),
+            shutdown: CancellationToken::new(),
+        }
+    }
+
+    pub(crate) fn add_namespace(&self, namespace: Namespace) -> Result<(), Error> {
+        let mut namespaces = self.namespaces.write().unwrap_or_else(PoisonError::into_inner);
+        let name = namespace.name.to_string();
+        if namespaces.contains_key(&name) {
+            return Err(Error::InvalidConfig(format!("namespace `{name}` is loaded twice")));
+        }
+        namespaces.insert(name, Arc::new(namespace));
+        Ok(())
+    }
+
+    pub(crate) fn loaded_namespaces(&self) -> Vec<Arc<Namespace>> {
+        self.namespaces.read().unwrap_or_else(PoisonError::into_inner).values().cloned().collect()
+    }
+
+    /// Delivers a request to the object called `object_name` in `namespace` and waits for its
+    /// answer, released only after the event's writes are durable.
+    pub(crate) async fn fetch(
+        &self,
+        namespace: &str,
+        object_name: &str,
+        request: Request,
+        upgrade: bool,
+    ) -> Result<(Answer, Target, Arc<Sockets>), EventError> {
+        let namespace = self
+            .namespaces
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(namespace)
+            .cloned()
+            .ok_or_else(|| EventError::UnknownNamespace(namespace.to_string()))?;
+        validate_object_name(object_name)?;
+        let target = Target {
+            id: ObjectId::from_name(&namespace.name, object_name),
+            namespace,
+            name: Some(object_name.to_string()),
+        };
+        let (reply, outcome) = oneshot::channel();
+        let sockets = self.send(&target, Envelope::Fetch { request, upgrade, reply })?;
+        let answer = outcome
+            .await
+            .map_err(|_| EventError::Internal("the object stopped before answering".into()))??;
+        Ok((answer, target, sockets))
+    }
+
+    /// Asks the object to run its alarm if due.
+    pub(crate) fn fire_alarm(
+        &self,
+        target: &Target,
+    ) -> Result<oneshot::Receiver<Result<AlarmRun, EventError>>, EventError> {
+        let (reply, outcome) = oneshot::channel();
+        self.send(target, Envelope::Alarm { reply })?;
+        Ok(outcome)
+    }
+
+    /// Queues a socket's event for its object, waiting while the object's mailbox is full (so a
+    /// fast client is slowed down, not refused). Dropped if the runtime is shutting down.
+    pub(crate) async fn deliver_socket_event(&self, target: &Target, socket: u64, event: SocketEvent) {
+        let key = (target.namespace.name.clone(), target.id);
+        let Some(sender) = self.directory.sender(key, || self.start_actor(target)) else { return };
+        // A connection waiting here must not hold the actor (and so shutdown) open.
+        tokio::select! {
+            _ = sender.send(Envelope::Socket { socket, event }) => {}
+            () = self.shutdown.cancelled() => {}
+        }
+    }
+
+    /// Sends `envelope` to the object's actor; returns its sockets.
+    fn send(&self, target: &Target, envelope: Envelope) -> Result<Arc<Sockets>, EventError> {
+        let key = (target.namespace.name.clone(), target.id);
+        self.directory.send(key, envelope, || self.start_actor(target))
+    }
+
+    fn start_actor(&self, target: &Target) -> ActorHandle {
+        let config = &self.context.config;
+        let (sender, mailbox) = mpsc::channel(config.max_queued_events.max(1));
+        let control = Arc::new(ActorControl::default());
+        let sockets = Arc::new(Sockets::default());
+        let namespace = &target.namespace;
+        let ctx = ObjectCtx {
+            context: self.context.clone(),
+            directory: self.directory.clone(),
+            namespace: namespace.clone(),
+            identity: Arc::new(Identity {
+                namespace: namespace.name.clone(),
+                id: target.id,
+                name: target.name.clone(),
+            }),
+            log_budget: Arc::new(Mutex::new(LogBudget::new(config.log_writes_per_second))),
+            db_path: opendo_storage::layout::object_db_path(&config.data_dir, &namespace.name, &target.id),
+            control: control.clone(),
+            sockets: sockets.clone(),
+        };
+        self.tracker.spawn(actor::run(ctx, mailbox));
+        ActorHandle { sender, control, sockets }
+    }
+}

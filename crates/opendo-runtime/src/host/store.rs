@@ -1,0 +1,121 @@
+//! The data of one object's wasmtime `Store`, and the limits it enforces on the guest.
+
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex};
+
+use opendo_storage::ObjectDb;
+use wasmtime::component::ResourceTable;
+use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+
+use super::log::{GuestLog, LogBudget};
+use crate::config::Config;
+use crate::identity::Identity;
+use crate::sockets::{EventSockets, Sockets};
+
+/// What the host enforces on every object of a runtime, and the numbering of its sockets.
+#[derive(Debug)]
+pub(crate) struct HostLimits {
+    /// Largest linear memory of an instance, in bytes.
+    pub(crate) memory_limit: usize,
+    pub(crate) max_websockets_per_object: usize,
+    pub(crate) max_websocket_message_bytes: usize,
+    /// The number the next accepted WebSocket gets (unique for the life of the process).
+    pub(crate) next_socket: AtomicU64,
+}
+
+impl HostLimits {
+    pub(crate) fn new(config: &Config) -> Self {
+        HostLimits {
+            memory_limit: config.memory_limit,
+            max_websockets_per_object: config.max_websockets_per_object,
+            max_websocket_message_bytes: config.max_websocket_message_bytes,
+            next_socket: AtomicU64::new(1),
+        }
+    }
+}
+
+/// The data of one object's wasmtime `Store`.
+pub(crate) struct Host {
+    /// The object's database. `None` only while the store is being replaced (see
+    /// `actor/instance.rs`).
+    pub(crate) db: Option<ObjectDb>,
+    pub(crate) identity: Arc<Identity>,
+    pub(crate) limiter: MemoryLimiter,
+    /// The object's open WebSockets (they outlive this store).
+    pub(crate) sockets: Arc<Sockets>,
+    /// What the running event did to sockets, collected for the output gate.
+    pub(crate) event_sockets: EventSockets,
+    pub(crate) limits: Arc<HostLimits>,
+    wasi: WasiCtx,
+    table: ResourceTable,
+}
+
+impl Host {
+    pub(crate) fn new(
+        db: Option<ObjectDb>,
+        identity: Arc<Identity>,
+        log_budget: Arc<Mutex<LogBudget>>,
+        limits: Arc<HostLimits>,
+        sockets: Arc<Sockets>,
+    ) -> Self {
+        let wasi = WasiCtxBuilder::new()
+            .stdout(GuestLog::new(identity.clone(), log_budget.clone(), "stdout"))
+            .stderr(GuestLog::new(identity.clone(), log_budget, "stderr"))
+            .build();
+        Host {
+            db,
+            identity,
+            limiter: MemoryLimiter { limit: limits.memory_limit, hit: false },
+            sockets,
+            event_sockets: EventSockets::default(),
+            limits,
+            wasi,
+            table: ResourceTable::new(),
+        }
+    }
+
+    pub(super) fn db(&mut self) -> wasmtime::Result<&mut ObjectDb> {
+        self.db.as_mut().ok_or_else(|| wasmtime::Error::msg("object database is not open"))
+    }
+}
+
+impl WasiView for Host {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+    }
+}
+
+/// Caps an instance's linear memory and remembers whether the cap was hit, so the trap that
+/// follows can be reported as a memory-limit trap.
+pub(crate) struct MemoryLimiter {
+    limit: usize,
+    pub(crate) hit: bool,
+}
+
+impl wasmtime::ResourceLimiter for MemoryLimiter {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        if desired > self.limit {
+            self.hit = true;
+            return Err(wasmtime::Error::msg(format!(
+                "memory limit exceeded: growing to {desired} bytes, the limit is {} bytes",
+                self.limit
+            )));
+        }
+        Ok(true)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        // Tables hold function references; a million entries is far beyond any real object.
+        Ok(desired <= 1_000_000)
+    }
+}

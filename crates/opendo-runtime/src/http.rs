@@ -1,0 +1,26 @@
+//! The runtime's own HTTP request and response, so that a change of the WIT world does not
+//! reach the runtime's callers.
+
+/// An HTTP request for an object.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Request {
+    /// The method, upper case as sent (`GET`, `POST`, ...).
+    pub method: String,
+    /// The path inside the object, starting with `/`, with the query string if any.
+    pub path: String,
+    /// Headers in the order received: name and raw value.
+    pub headers: Vec<(String, Vec<u8>)>,
+    /// The whole body.
+    pub body: Vec<u8>,
+}
+
+/// An object's answer to a request.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Response {
+    /// The status code as the object gave it (the caller checks it is valid HTTP).
+    pub status: u16,
+    /// Headers: name and raw value (the caller checks they are valid HTTP).
+    pub headers: Vec<(String, Vec<u8>)>,
+    /// The whole body.
+    pub body: Vec<u8>,
+}

@@ -1,0 +1,77 @@
+//! What is sent to an object's actor: the events, each with where its outcome goes. Produced by
+//! `dispatch.rs` (requests, alarms) and `connection.rs` (socket events); consumed by `actor/`.
+
+use tokio::sync::oneshot;
+
+use crate::error::EventError;
+use crate::http::{Request, Response};
+use crate::sockets::{Accepted, Sockets};
+
+/// One event waiting in a mailbox, with where its outcome goes.
+pub(crate) enum Envelope {
+    Fetch {
+        request: Request,
+        /// Whether the request asks for a WebSocket upgrade (the guest may accept it).
+        upgrade: bool,
+        reply: oneshot::Sender<Result<Answer, EventError>>,
+    },
+    /// The scheduler found the object's alarm (possibly) due.
+    Alarm { reply: oneshot::Sender<Result<AlarmRun, EventError>> },
+    /// Something happened on one of the object's sockets. Nobody waits for the outcome.
+    Socket { socket: u64, event: SocketEvent },
+}
+
+/// An object's answer to a request: its response and, for an accepted upgrade, the socket.
+#[derive(Debug)]
+pub(crate) struct Answer {
+    pub(crate) response: Response,
+    pub(crate) accepted: Option<Accepted>,
+}
+
+/// What a connection reports to its object.
+#[derive(Debug)]
+pub(crate) enum SocketEvent {
+    Message(tokio_tungstenite::tungstenite::Message),
+    Close { code: u16, reason: String, was_clean: bool },
+    Error(String),
+}
+
+impl SocketEvent {
+    /// A close without a close frame (the connection dropped).
+    pub(crate) fn dropped() -> Self {
+        SocketEvent::Close { code: 1006, reason: String::new(), was_clean: false }
+    }
+
+    /// Whether this is the socket's last event (after it, the socket leaves the table).
+    pub(crate) fn ends_socket(&self) -> bool {
+        matches!(self, SocketEvent::Close { .. } | SocketEvent::Error(_))
+    }
+}
+
+/// What an alarm event did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum AlarmRun {
+    /// No alarm was due (the index entry was early or stale).
+    NotDue,
+    /// The handler ran and succeeded.
+    Ran,
+    /// The handler failed; the alarm is set again for retry number `retry_count`.
+    Retrying { retry_count: u32 },
+    /// The handler failed after every retry; the alarm was deleted.
+    Dropped,
+}
+
+impl Envelope {
+    /// Answers the event with `err` without running it.
+    pub(crate) fn fail(self, sockets: &Sockets, err: EventError) {
+        match self {
+            Envelope::Fetch { reply, .. } => drop(reply.send(Err(err))),
+            Envelope::Alarm { reply } => drop(reply.send(Err(err))),
+            Envelope::Socket { socket, event } => {
+                if event.ends_socket() {
+                    sockets.remove(socket);
+                }
+            }
+        }
+    }
+}
