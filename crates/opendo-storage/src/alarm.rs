@@ -18,7 +18,11 @@ use std::path::Path;
 
 use rusqlite::{Connection, OptionalExtension, params};
 
-use crate::{Durability, ObjectDb, ObjectId, Result};
+use crate::db::ObjectDb;
+use crate::error::Result;
+use crate::id::ObjectId;
+use crate::statements::run;
+use crate::wal::Durability;
 
 /// An object's alarm as stored: when it is due, and how many times it failed and was retried.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,16 +57,17 @@ impl ObjectDb {
             "INSERT OR REPLACE INTO _opendo_alarm (id, time_ms, retry_count) VALUES (0, ?1, ?2)",
         )?;
         stmt.execute(params![alarm.time_ms, alarm.retry_count])?;
-        self.may_have_grown(self.most_one_row_adds(ALARM_ROW_BYTES));
-        self.alarm_writes += 1;
+        drop(stmt);
+        self.cap.may_have_grown(self.cap.most_one_row_adds(ALARM_ROW_BYTES));
+        self.count_alarm_write();
         Ok(())
     }
 
     /// Removes the alarm, if any.
     pub fn delete_alarm(&mut self) -> Result<()> {
-        self.alarm_writes += 1;
-        self.run("DELETE FROM _opendo_alarm")?;
-        self.may_have_grown(self.most_one_row_adds(ALARM_ROW_BYTES));
+        self.count_alarm_write();
+        run(&self.conn, "DELETE FROM _opendo_alarm")?;
+        self.cap.may_have_grown(self.cap.most_one_row_adds(ALARM_ROW_BYTES));
         Ok(())
     }
 
@@ -71,6 +76,11 @@ impl ObjectDb {
     /// the alarm is what it was: callers can skip reading it again.
     pub fn alarm_writes(&self) -> u64 {
         self.alarm_writes
+    }
+
+    /// Counts a write to the alarm (see [`ObjectDb::alarm_writes`]), before it is made.
+    pub(crate) fn count_alarm_write(&mut self) {
+        self.alarm_writes += 1;
     }
 }
 

@@ -3,8 +3,8 @@ use rusqlite::ErrorCode;
 /// Errors of the storage crate.
 ///
 /// Variants up to `Transaction` are caused by the caller (its arguments, its SQL, its use of
-/// transactions) and are meant to be shown to the guest ([`Error::is_caller_error`]); the others
-/// mean the database itself failed, or the event ran out of time.
+/// transactions); the others mean the database itself failed, or the event ran out of time.
+/// Which ones a guest sees is the runtime's decision (`opendo-runtime`, `host/errors.rs`).
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// An argument is malformed.
@@ -44,22 +44,6 @@ pub enum Error {
     /// A filesystem operation failed.
     #[error("{path}: {source}")]
     Io { path: std::path::PathBuf, source: std::io::Error },
-}
-
-impl Error {
-    /// Whether the error was caused by the caller (and can be reported to the guest), as opposed
-    /// to a failure of the database itself.
-    pub fn is_caller_error(&self) -> bool {
-        matches!(
-            self,
-            Error::InvalidArgument(_)
-                | Error::LimitExceeded(_)
-                | Error::StorageFull(_)
-                | Error::Sql { .. }
-                | Error::NotAuthorized(_)
-                | Error::Transaction(_)
-        )
-    }
 }
 
 impl From<rusqlite::Error> for Error {

@@ -20,7 +20,7 @@ use std::sync::OnceLock;
 
 use rusqlite::{Connection, MAIN_DB};
 
-use crate::{Error, Result};
+use crate::error::{Error, Result};
 
 /// Offsets of the file format write and read versions in the database header: 1 for a rollback
 /// journal, 2 for WAL (<https://sqlite.org/fileformat.html#file_format_version_numbers>).
@@ -31,7 +31,7 @@ const WAL_FORMAT: u8 = 2;
 fn image() -> Result<&'static [u8]> {
     static IMAGE: OnceLock<std::result::Result<Vec<u8>, String>> = OnceLock::new();
     IMAGE
-        .get_or_init(|| build(crate::db::SCHEMA).map_err(|err| err.to_string()))
+        .get_or_init(|| build(crate::schema::SCHEMA).map_err(|err| err.to_string()))
         .as_deref()
         .map_err(|err| Error::Corrupt(format!("could not build the image of a new database: {err}")))
 }

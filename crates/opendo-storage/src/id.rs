@@ -3,7 +3,7 @@ use std::fmt;
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 
-use crate::{Error, Result};
+use crate::error::{Error, Result};
 
 /// Bytes of an id that identify the object; the rest are check bytes.
 const BODY_LEN: usize = 24;

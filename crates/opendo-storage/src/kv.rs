@@ -2,7 +2,11 @@
 
 use rusqlite::{OptionalExtension, params};
 
-use crate::{Error, ObjectDb, Result};
+use rusqlite::Connection;
+
+use crate::db::ObjectDb;
+use crate::error::{Error, Result};
+use crate::statements::run;
 
 /// Longest key, in bytes.
 pub const MAX_KEY_BYTES: usize = 2048;
@@ -105,34 +109,23 @@ impl ObjectDb {
     /// Stores `value` under `key`.
     pub fn put(&mut self, key: &str, value: &[u8]) -> Result<()> {
         check_entry(key, value)?;
-        let most = self.most_one_row_adds(key.len() + value.len());
-        self.write_within_cap(most, |db| db.put_unchecked(key, value))
-    }
-
-    fn put_unchecked(&self, key: &str, value: &[u8]) -> Result<()> {
-        let mut stmt =
-            self.conn.prepare_cached("INSERT OR REPLACE INTO _opendo_kv (key, value) VALUES (?1, ?2)")?;
-        stmt.execute(params![key.as_bytes(), value])?;
-        Ok(())
+        let most = self.cap.most_one_row_adds(key.len() + value.len());
+        self.cap.write_within_cap(&self.conn, most, |conn| put_row(conn, key, value))
     }
 
     /// Stores all `entries`, or none if any is refused.
     pub fn put_many(&mut self, entries: &[Entry]) -> Result<()> {
         check_batch(entries.len())?;
         entries.iter().try_for_each(|(k, v)| check_entry(k, v))?;
-        self.write_atomically(|db| entries.iter().try_for_each(|(k, v)| db.put_unchecked(k, v)))
+        self.cap
+            .write_atomically(&self.conn, |conn| entries.iter().try_for_each(|(k, v)| put_row(conn, k, v)))
     }
 
     /// Deletes `key`; returns whether it existed.
     pub fn delete(&mut self, key: &str) -> Result<bool> {
         check_key(key)?;
-        self.delete_unchecked(key)
-    }
-
-    fn delete_unchecked(&self, key: &str) -> Result<bool> {
-        let mut stmt = self.conn.prepare_cached("DELETE FROM _opendo_kv WHERE key = ?1")?;
-        let deleted = stmt.execute([key.as_bytes()])? > 0;
-        self.may_have_grown(self.most_one_row_adds(key.len()));
+        let deleted = delete_row(&self.conn, key)?;
+        self.cap.may_have_grown(self.cap.most_one_row_adds(key.len()));
         Ok(deleted)
     }
 
@@ -140,10 +133,10 @@ impl ObjectDb {
     pub fn delete_many(&mut self, keys: &[String]) -> Result<u32> {
         check_batch(keys.len())?;
         keys.iter().try_for_each(|k| check_key(k))?;
-        self.atomically(|db| {
+        self.cap.atomically(&self.conn, |conn| {
             let mut deleted = 0;
             for key in keys {
-                deleted += u32::from(db.delete_unchecked(key)?);
+                deleted += u32::from(delete_row(conn, key)?);
             }
             Ok(deleted)
         })
@@ -228,15 +221,15 @@ impl ObjectDb {
     /// Deletes everything the object stored: every key and every table, index, view and
     /// trigger the guest created.
     pub fn delete_all(&mut self) -> Result<()> {
-        self.alarm_writes += 1;
-        self.atomically(|db| {
-            db.run("DELETE FROM _opendo_kv")?;
-            db.run("DELETE FROM _opendo_alarm")?;
+        self.count_alarm_write();
+        self.cap.atomically(&self.conn, |conn| {
+            run(conn, "DELETE FROM _opendo_kv")?;
+            run(conn, "DELETE FROM _opendo_alarm")?;
             // Dropping a table others refer to must not trip foreign keys half-way.
-            db.run("PRAGMA defer_foreign_keys = ON")?;
+            run(conn, "PRAGMA defer_foreign_keys = ON")?;
             // Virtual tables first: dropping one drops its shadow tables.
-            for (kind, name) in db.guest_schema()? {
-                let sql = db.conn.query_row(
+            for (kind, name) in guest_schema(conn)? {
+                let sql = conn.query_row(
                     "SELECT sql FROM sqlite_schema WHERE type = ?1 AND name = ?2",
                     [&kind, &name],
                     |row| row.get::<_, Option<String>>(0),
@@ -247,37 +240,49 @@ impl ObjectDb {
                         .flatten()
                         .is_some_and(|s| s.to_ascii_uppercase().starts_with("CREATE VIRTUAL"))
                 {
-                    db.conn.execute_batch(&format!("DROP TABLE IF EXISTS {}", quote(&name)))?;
+                    conn.execute_batch(&format!("DROP TABLE IF EXISTS {}", quote(&name)))?;
                 }
             }
-            for (kind, name) in db.guest_schema()? {
+            for (kind, name) in guest_schema(conn)? {
                 let statement = match kind.as_str() {
                     "view" => format!("DROP VIEW IF EXISTS {}", quote(&name)),
                     "table" => format!("DROP TABLE IF EXISTS {}", quote(&name)),
                     _ => continue, // indexes and triggers go with their tables
                 };
-                db.conn.execute_batch(&statement)?;
+                conn.execute_batch(&statement)?;
             }
-            db.run("PRAGMA defer_foreign_keys = OFF")?;
+            run(conn, "PRAGMA defer_foreign_keys = OFF")?;
             Ok(())
         })
     }
+}
 
-    /// Tables and views the guest created.
-    fn guest_schema(&self) -> Result<Vec<(String, String)>> {
-        let mut stmt = self.conn.prepare(
-            "SELECT type, name FROM sqlite_schema WHERE type IN ('table', 'view') AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\'",
-        )?;
-        let rows = stmt.query_map([], |row| Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?)))?;
-        let mut schema = Vec::new();
-        for row in rows {
-            let (kind, name) = row?;
-            if !crate::sandbox::is_reserved(&name) {
-                schema.push((kind, name));
-            }
+fn put_row(conn: &Connection, key: &str, value: &[u8]) -> Result<()> {
+    let mut stmt = conn.prepare_cached("INSERT OR REPLACE INTO _opendo_kv (key, value) VALUES (?1, ?2)")?;
+    stmt.execute(params![key.as_bytes(), value])?;
+    Ok(())
+}
+
+/// Deletes the row of `key`; returns whether it existed.
+fn delete_row(conn: &Connection, key: &str) -> Result<bool> {
+    let mut stmt = conn.prepare_cached("DELETE FROM _opendo_kv WHERE key = ?1")?;
+    Ok(stmt.execute([key.as_bytes()])? > 0)
+}
+
+/// Tables and views the guest created.
+fn guest_schema(conn: &Connection) -> Result<Vec<(String, String)>> {
+    let mut stmt = conn.prepare(
+        "SELECT type, name FROM sqlite_schema WHERE type IN ('table', 'view') AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\'",
+    )?;
+    let rows = stmt.query_map([], |row| Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?)))?;
+    let mut schema = Vec::new();
+    for row in rows {
+        let (kind, name) = row?;
+        if !crate::sandbox::is_reserved(&name) {
+            schema.push((kind, name));
         }
-        Ok(schema)
     }
+    Ok(schema)
 }
 
 /// `name` as a quoted SQL identifier.

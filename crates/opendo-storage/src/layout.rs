@@ -12,7 +12,8 @@ use std::fs::File;
 use std::io::{Read, Seek, Write};
 use std::path::{Path, PathBuf};
 
-use crate::{Error, ObjectId, Result};
+use crate::error::{Error, Result};
+use crate::id::ObjectId;
 
 /// Longest namespace name, in bytes.
 pub const MAX_NAMESPACE_LEN: usize = 64;

@@ -1,12 +1,13 @@
-//! Guest SQL on the object's database: `exec` and `database_size`.
-
-use std::ffi::{CStr, c_int};
+//! Guest SQL on the object's database: `exec`.
 
 use rusqlite::types::ValueRef;
 use rusqlite::{Connection, ErrorCode, Statement, ffi};
 
+use crate::db::ObjectDb;
+use crate::error::{Error, Result};
+use crate::ffi::first_statement;
 use crate::sandbox::{self, MAX_SQL_BYTES, MAX_SQL_PARAMS, Sandbox};
-use crate::{Error, ObjectDb, Result};
+use crate::statements::one_statement;
 
 /// Appended to guest statements kept in the statement cache (see `run_statements`).
 const GUEST_MARKER: &str = "/* guest */";
@@ -97,9 +98,9 @@ impl ObjectDb {
     /// Runs `query`, which may write, as one write: undone whole if it fails or leaves the
     /// database past its storage cap.
     fn exec_writing(&self, query: &str, params: &[SqlValue]) -> Result<SqlResult> {
-        self.write_atomically(|db| {
-            let _guest = db.sandbox.guest(&db.conn);
-            run_statements(&db.conn, &db.sandbox, query, params)
+        self.cap.write_atomically(&self.conn, |conn| {
+            let _guest = self.sandbox.guest(conn);
+            run_statements(conn, &self.sandbox, query, params)
         })
     }
 
@@ -115,16 +116,8 @@ impl ObjectDb {
             return self.exec_writing(query, params);
         }
         let mut result = SqlResult::default();
-        self.one_statement(|db| run_one(&db.conn, &mut stmt, Some(params), &mut result))?;
+        one_statement(&self.conn, |conn| run_one(conn, &mut stmt, Some(params), &mut result))?;
         Ok(result)
-    }
-
-    /// Bytes the database file takes (pages in use times page size).
-    pub fn database_size(&self) -> Result<u64> {
-        // Run after writes that could reach the cap. SQLite prepares a pragma again on each run,
-        // cached or not; the page size, which cannot change, is read once at open.
-        let pages: i64 = self.conn.prepare_cached("PRAGMA page_count")?.query_row([], |row| row.get(0))?;
-        Ok(u64::try_from(pages).unwrap_or(0).saturating_mul(self.page_size))
     }
 }
 
@@ -267,32 +260,6 @@ fn has_statement(conn: &Connection, mut sql: &str) -> bool {
             Ok((len, true)) => sql = &sql[len..],
         }
     }
-}
-
-/// Length in bytes of the first statement of `sql` (up to and including its `;`), and whether it
-/// is empty (only spaces or comments). SQLite's own parser decides, so triggers with `BEGIN ...;
-/// END` and semicolons inside strings are handled as SQLite handles them.
-fn first_statement(conn: &Connection, sql: &str) -> Result<(usize, bool)> {
-    let len = c_int::try_from(sql.len()).map_err(|_| Error::LimitExceeded("SQL text too long".into()))?;
-    let mut stmt: *mut ffi::sqlite3_stmt = std::ptr::null_mut();
-    let mut tail: *const std::ffi::c_char = std::ptr::null();
-    // SAFETY: `conn.handle()` is the live connection `conn` borrows; SQLite reads at most `len`
-    // bytes from `sql`, writes `stmt` and `tail` (a pointer into `sql`), and the statement it
-    // prepares is finalized below before anything else uses the connection.
-    let rc =
-        unsafe { ffi::sqlite3_prepare_v2(conn.handle(), sql.as_ptr().cast(), len, &mut stmt, &mut tail) };
-    let empty = stmt.is_null();
-    // SAFETY: finalizing a null pointer is a no-op; a prepared statement is finalized once.
-    unsafe { ffi::sqlite3_finalize(stmt) };
-    if rc != ffi::SQLITE_OK {
-        // SAFETY: the connection is live; the message is copied before the next SQLite call.
-        let message =
-            unsafe { CStr::from_ptr(ffi::sqlite3_errmsg(conn.handle())) }.to_string_lossy().into_owned();
-        return Err(Error::from(rusqlite::Error::SqliteFailure(ffi::Error::new(rc), Some(message))));
-    }
-    let consumed =
-        if tail.is_null() { sql.len() } else { (tail as usize).saturating_sub(sql.as_ptr() as usize) };
-    Ok((consumed.min(sql.len()), empty))
 }
 
 /// Turns what went wrong in guest SQL into the error the guest sees.

@@ -4,30 +4,41 @@
 //! inner transaction open is refused; rolling one back also rolls back (and ends) every inner one.
 //! A transaction left open when the event ends is rolled back.
 
-use crate::{Error, ObjectDb, Result};
+use rusqlite::Connection;
+
+use crate::error::{Error, Result};
+use crate::statements::run;
 
 /// A guest transaction, by number. Numbers are never reused within a connection.
 pub type TransactionId = u64;
 
-impl ObjectDb {
+/// The guest's open transactions on one connection.
+#[derive(Debug, Default)]
+pub(crate) struct Transactions {
+    /// Savepoint numbers of the open transactions, innermost last.
+    open: Vec<TransactionId>,
+    next: TransactionId,
+}
+
+impl Transactions {
     /// Opens a transaction nested in whatever is open.
-    pub fn begin_transaction(&mut self) -> Result<TransactionId> {
-        let id = self.next_transaction;
-        self.next_transaction += 1;
-        self.run(&savepoint_sql("SAVEPOINT", id))?;
-        self.transactions.push(id);
+    pub(crate) fn begin(&mut self, conn: &Connection) -> Result<TransactionId> {
+        let id = self.next;
+        self.next += 1;
+        run(conn, &savepoint_sql("SAVEPOINT", id))?;
+        self.open.push(id);
         Ok(id)
     }
 
     /// Keeps the writes of transaction `id` (they become part of the enclosing one).
-    pub fn commit_transaction(&mut self, id: TransactionId) -> Result<()> {
-        match self.transactions.last() {
+    pub(crate) fn commit(&mut self, conn: &Connection, id: TransactionId) -> Result<()> {
+        match self.open.last() {
             Some(&innermost) if innermost == id => {
-                self.run(&savepoint_sql("RELEASE", id))?;
-                self.transactions.pop();
+                run(conn, &savepoint_sql("RELEASE", id))?;
+                self.open.pop();
                 Ok(())
             }
-            _ if self.transactions.contains(&id) => Err(Error::Transaction(
+            _ if self.open.contains(&id) => Err(Error::Transaction(
                 "an inner transaction is still open: commit or roll it back first".into(),
             )),
             _ => Err(Error::Transaction("the transaction has already ended".into())),
@@ -35,24 +46,25 @@ impl ObjectDb {
     }
 
     /// Undoes the writes of transaction `id` and of every transaction inside it.
-    pub fn rollback_transaction(&mut self, id: TransactionId) -> Result<()> {
-        let Some(position) = self.transactions.iter().position(|&open| open == id) else {
+    pub(crate) fn rollback(&mut self, conn: &Connection, id: TransactionId) -> Result<()> {
+        let Some(position) = self.open.iter().position(|&open| open == id) else {
             return Err(Error::Transaction("the transaction has already ended".into()));
         };
-        self.run(&savepoint_sql("ROLLBACK TO", id))?;
-        self.run(&savepoint_sql("RELEASE", id))?;
-        self.transactions.truncate(position);
+        run(conn, &savepoint_sql("ROLLBACK TO", id))?;
+        run(conn, &savepoint_sql("RELEASE", id))?;
+        self.open.truncate(position);
         Ok(())
     }
 
     /// Whether transaction `id` is open.
-    pub fn is_transaction_open(&self, id: TransactionId) -> bool {
-        self.transactions.contains(&id)
+    pub(crate) fn is_open(&self, id: TransactionId) -> bool {
+        self.open.contains(&id)
     }
 
-    pub(crate) fn rollback_open_transactions(&mut self) -> Result<()> {
-        match self.transactions.first() {
-            Some(&outermost) => self.rollback_transaction(outermost),
+    /// Rolls back every open transaction.
+    pub(crate) fn rollback_all(&mut self, conn: &Connection) -> Result<()> {
+        match self.open.first() {
+            Some(&outermost) => self.rollback(conn, outermost),
             None => Ok(()),
         }
     }
