@@ -2,13 +2,15 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::Duration;
 
+use bytesize::ByteSize;
 use clap::{Parser, Subcommand, ValueEnum};
+use serde::Deserialize;
 
 /// open-do: a self-hosted runtime for Durable Objects written as WebAssembly components.
 #[derive(Debug, Parser)]
-// A flag given twice keeps its last value: settings from a config file are placed before the
-// command line's own flags, which so win.
 #[command(name = "opendo", version, about, long_about = None, args_override_self = true)]
 pub struct Cli {
     #[command(subcommand)]
@@ -33,7 +35,7 @@ pub struct RunArgs {
 
     /// A TOML file of settings: keys are the flag names without `--` (e.g. `listen =
     /// "0.0.0.0:8787"`, `idle-timeout = "30s"`, `max-active = 5000`). Flags given on the command
-    /// line override it.
+    /// line, and the environment variables named here, override it.
     #[arg(long, env = "OPENDO_CONFIG")]
     pub config: Option<PathBuf>,
 
@@ -53,8 +55,8 @@ pub struct RunArgs {
 
     /// An object with no event for this long hibernates: its instance is dropped and its
     /// database closed (e.g. 10s, 500ms, 2m).
-    #[arg(long, default_value = "10s")]
-    pub idle_timeout: humantime::Duration,
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    pub idle_timeout: Duration,
 
     /// full: a response means its writes are on disk (fsync), surviving power loss.
     /// relaxed: writes survive a crash of the process, the last ones may be lost on power loss.
@@ -68,25 +70,25 @@ pub struct RunArgs {
     pub max_active: Option<usize>,
 
     /// Largest linear memory of one object's instance (e.g. 128MiB); growing past it traps the event.
-    #[arg(long, default_value = "128MiB", value_parser = parse_size)]
+    #[arg(long, default_value = "128MiB")]
     pub memory_limit: Size,
 
     /// Longest time one event may run before it is stopped (and its writes rolled back).
-    #[arg(long, default_value = "30s")]
-    pub cpu_limit: humantime::Duration,
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    pub cpu_limit: Duration,
 
     /// Largest database of one object (KV and SQL together); writes past it fail with an error
     /// the object sees (e.g. 10GiB, 500MiB).
-    #[arg(long, default_value = "10GiB", value_parser = parse_size)]
+    #[arg(long, default_value = "10GiB")]
     pub storage_cap: Size,
 
     /// Largest request body accepted; larger requests get 413 (e.g. 32MiB).
-    #[arg(long, default_value = "32MiB", value_parser = parse_size)]
+    #[arg(long, default_value = "32MiB")]
     pub max_body_size: Size,
 
     /// Largest response body an object may return; a larger one fails the event (500, its writes
     /// rolled back).
-    #[arg(long, default_value = "32MiB", value_parser = parse_size)]
+    #[arg(long, default_value = "32MiB")]
     pub max_response_size: Size,
 
     /// Most WebSockets open on one object; the object's accept fails past it.
@@ -95,11 +97,11 @@ pub struct RunArgs {
 
     /// Largest WebSocket message in either direction; a client sending a larger one is
     /// disconnected with close code 1009 (e.g. 32MiB).
-    #[arg(long, default_value = "32MiB", value_parser = parse_size)]
+    #[arg(long, default_value = "32MiB")]
     pub max_websocket_message_size: Size,
 
     /// Largest native stack of a guest; deeper recursion traps the event.
-    #[arg(long, default_value = "512KiB", value_parser = parse_size)]
+    #[arg(long, default_value = "512KiB")]
     pub max_stack_size: Size,
 
     /// Guest stdout/stderr writes per second per object that reach the log; the rest are dropped,
@@ -108,16 +110,16 @@ pub struct RunArgs {
     pub guest_log_rate: u32,
 
     /// How long a client may take to send a request's headers before its connection is closed.
-    #[arg(long, default_value = "30s")]
-    pub header_read_timeout: humantime::Duration,
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    pub header_read_timeout: Duration,
 
     /// Most events waiting for one object; more get 503 with Retry-After.
     #[arg(long, default_value_t = 1024)]
     pub max_queued_events: usize,
 
     /// On SIGINT/SIGTERM, how long to wait for in-flight events to finish and commit.
-    #[arg(long, default_value = "30s")]
-    pub shutdown_grace: humantime::Duration,
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    pub shutdown_grace: Duration,
 
     /// Serve health and Prometheus metrics on this address (GET /healthz, GET /metrics), never
     /// on the data port [default: off].
@@ -129,7 +131,8 @@ pub struct RunArgs {
     pub log_format: LogFormat,
 }
 
-#[derive(Debug, Clone, Copy, ValueEnum)]
+#[derive(Debug, Clone, Copy, ValueEnum, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum DurabilityArg {
     Full,
     Relaxed,
@@ -144,33 +147,43 @@ impl From<DurabilityArg> for opendo_runtime::Durability {
     }
 }
 
-#[derive(Debug, Clone, Copy, ValueEnum)]
+#[derive(Debug, Clone, Copy, ValueEnum, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum LogFormat {
     Human,
     Json,
 }
 
-/// A size in bytes.
+/// A size in bytes: `1234`, `64KiB`, `128MiB`, `1GiB` (also `KB`, `MB`, `GB`: powers of 1000),
+/// read by `bytesize`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Size(pub usize);
 
-/// Parses `1234`, `64KiB`, `128MiB`, `1GiB` (also `KB`/`MB`/`GB` as powers of 1000).
-pub fn parse_size(text: &str) -> Result<Size, String> {
-    let text = text.trim();
-    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let number: usize = number.parse().map_err(|_| format!("`{text}` is not a size like 128MiB"))?;
-    let factor: usize = match unit.trim() {
-        "" | "B" => 1,
-        "KiB" => 1 << 10,
-        "MiB" => 1 << 20,
-        "GiB" => 1 << 30,
-        "KB" => 1_000,
-        "MB" => 1_000_000,
-        "GB" => 1_000_000_000,
-        other => return Err(format!("unknown size unit `{other}`: use B, KiB, MiB, GiB, KB, MB or GB")),
-    };
-    number.checked_mul(factor).map(Size).ok_or_else(|| format!("`{text}` is too large"))
+impl Size {
+    fn new(size: ByteSize) -> Result<Self, String> {
+        // `bytesize` saturates a size too large for 64 bits.
+        match usize::try_from(size.as_u64()) {
+            Ok(bytes) if size.as_u64() < u64::MAX => Ok(Size(bytes)),
+            _ => Err(format!("{size} is too large")),
+        }
+    }
+}
+
+impl FromStr for Size {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        let text = text.trim();
+        let size: ByteSize = text.parse().map_err(|_| format!("`{text}` is not a size like 128MiB"))?;
+        Size::new(size)
+    }
+}
+
+impl<'de> Deserialize<'de> for Size {
+    /// A string as on the command line, or a number of bytes.
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        Size::new(ByteSize::deserialize(deserializer)?).map_err(serde::de::Error::custom)
+    }
 }
 
 #[cfg(test)]
@@ -179,13 +192,14 @@ mod tests {
 
     #[test]
     fn sizes() {
-        assert_eq!(parse_size("1234"), Ok(Size(1234)));
-        assert_eq!(parse_size("128MiB"), Ok(Size(128 << 20)));
-        assert_eq!(parse_size("2 GiB"), Ok(Size(2 << 30)));
-        assert_eq!(parse_size("5KB"), Ok(Size(5000)));
-        assert!(parse_size("MiB").is_err());
-        assert!(parse_size("12 parsecs").is_err());
-        assert!(parse_size("99999999999999999999GiB").is_err());
+        let parse = |text: &str| text.parse::<Size>();
+        assert_eq!(parse("1234"), Ok(Size(1234)));
+        assert_eq!(parse("128MiB"), Ok(Size(128 << 20)));
+        assert_eq!(parse("2 GiB"), Ok(Size(2 << 30)));
+        assert_eq!(parse("5KB"), Ok(Size(5000)));
+        assert!(parse("MiB").is_err());
+        assert!(parse("12 parsecs").is_err());
+        assert!(parse("99999999999999999999GiB").is_err());
     }
 
     #[test]

@@ -1,48 +1,172 @@
-//! `--config FILE`: settings from a TOML file, as if given as flags before the command line's own.
+//! `--config FILE`: settings from a TOML file. A setting given on the command line (or by its
+//! environment variable) wins over the file, and the file over the default.
 
-use std::ffi::OsString;
-use std::path::Path;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
 
-use anyhow::{Context, bail};
-use clap::CommandFactory;
+use anyhow::{Context, anyhow};
+use clap::parser::ValueSource;
+use clap::{ArgMatches, CommandFactory};
+use serde::Deserialize;
 
-use crate::args::Cli;
+use crate::args::{Cli, DurabilityArg, LogFormat, RunArgs, Size};
+
+/// The settings a config file may hold: the flags of `opendo run`, without `--`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct FileSettings {
+    listen: Option<SocketAddr>,
+    data_dir: Option<PathBuf>,
+    namespace: Option<String>,
+    #[serde(default, with = "humantime_serde")]
+    idle_timeout: Option<Duration>,
+    durability: Option<DurabilityArg>,
+    max_active: Option<usize>,
+    memory_limit: Option<Size>,
+    #[serde(default, with = "humantime_serde")]
+    cpu_limit: Option<Duration>,
+    storage_cap: Option<Size>,
+    max_body_size: Option<Size>,
+    max_response_size: Option<Size>,
+    max_websockets_per_object: Option<usize>,
+    max_websocket_message_size: Option<Size>,
+    max_stack_size: Option<Size>,
+    guest_log_rate: Option<u32>,
+    #[serde(default, with = "humantime_serde")]
+    header_read_timeout: Option<Duration>,
+    max_queued_events: Option<usize>,
+    #[serde(default, with = "humantime_serde")]
+    shutdown_grace: Option<Duration>,
+    admin_listen: Option<SocketAddr>,
+    log_format: Option<LogFormat>,
+}
 
 /// Flags a config file may not set: the file itself, and what only makes sense per invocation.
-const NOT_IN_FILE: &[&str] = &["config", "help", "version"];
+const NOT_IN_FILE: &[&str] = &["config", "module", "help", "version"];
 
-/// The command line with the file's settings inserted right after `opendo run`, so that flags
-/// given on the command line come later and win.
-pub fn with_config_file(args: Vec<OsString>, file: &Path) -> anyhow::Result<Vec<OsString>> {
-    let text = std::fs::read_to_string(file)
-        .with_context(|| format!("reading the config file {}", file.display()))?;
-    let table: toml::Table = text.parse().with_context(|| format!("{} is not valid TOML", file.display()))?;
+/// Reads the settings of `file`. Every failure is one line naming the file and, where there is
+/// one, the key.
+pub fn read(file: &Path) -> anyhow::Result<FileSettings> {
+    let shown = file.display();
     let command = Cli::command();
-    let run = command.find_subcommand("run").context("the run command")?;
-    let flags: Vec<String> = run.get_arguments().filter_map(|a| a.get_long().map(String::from)).collect();
-    let mut settings = Vec::new();
-    for (key, value) in table {
-        let flag = key.replace('_', "-");
-        if !flags.contains(&flag) || NOT_IN_FILE.contains(&flag.as_str()) {
-            bail!(
-                "{}: unknown setting `{key}` (settings are the flags of `opendo run --help`, without `--`)",
-                file.display()
-            );
-        }
-        let value = match value {
-            toml::Value::String(text) => text,
-            toml::Value::Integer(number) => number.to_string(),
-            toml::Value::Float(number) => number.to_string(),
-            other => {
-                bail!("{}: `{key}` must be a string or a number, not {}", file.display(), other.type_str())
-            }
-        };
-        settings.push(OsString::from(format!("--{flag}")));
-        settings.push(OsString::from(value));
+    let flags: Vec<String> = command
+        .find_subcommand("run")
+        .into_iter()
+        .flat_map(|run| run.get_arguments().filter_map(|arg| arg.get_long().map(String::from)))
+        .collect();
+    let text = std::fs::read_to_string(file).with_context(|| format!("reading the config file {shown}"))?;
+    let table: toml::Table = text.parse().map_err(|err: toml::de::Error| {
+        let line = err.span().map(|span| text[..span.start].lines().count().max(1));
+        let at = line.map(|line| format!(" (line {line})")).unwrap_or_default();
+        anyhow!("{shown} is not valid TOML{at}: {}", err.message().trim())
+    })?;
+    // Keys as the flags are spelled (`max-active`); `max_active` is taken as well.
+    let table: toml::Table = table.into_iter().map(|(key, value)| (key.replace('_', "-"), value)).collect();
+    if let Some(key) = table.keys().find(|key| !flags.contains(key) || NOT_IN_FILE.contains(&key.as_str())) {
+        return Err(anyhow!(
+            "{shown}: unknown setting `{key}` (settings are the flags of `opendo run --help`, without `--`)"
+        ));
     }
-    let position = args.iter().position(|a| a == "run").context("the run command")? + 1;
-    let mut merged = args[..position].to_vec();
-    merged.extend(settings);
-    merged.extend(args[position..].iter().cloned());
-    Ok(merged)
+    serde_path_to_error::deserialize(toml::Value::Table(table))
+        .map_err(|err| anyhow!("{shown}: `{}`: {}", err.path(), err.inner()))
+}
+
+impl RunArgs {
+    /// Takes each setting of `file` that `matches` (the command line `args` was parsed from)
+    /// does not set itself.
+    pub fn apply(&mut self, file: FileSettings, matches: &ArgMatches) {
+        let unset = |id: &str| {
+            !matches!(matches.value_source(id), Some(ValueSource::CommandLine | ValueSource::EnvVariable))
+        };
+        fn take<T>(unset: bool, field: &mut T, from_file: Option<T>) {
+            if let (true, Some(value)) = (unset, from_file) {
+                *field = value;
+            }
+        }
+        take(unset("listen"), &mut self.listen, file.listen);
+        take(unset("data_dir"), &mut self.data_dir, file.data_dir);
+        take(unset("namespace"), &mut self.namespace, file.namespace.map(Some));
+        take(unset("idle_timeout"), &mut self.idle_timeout, file.idle_timeout);
+        take(unset("durability"), &mut self.durability, file.durability);
+        take(unset("max_active"), &mut self.max_active, file.max_active.map(Some));
+        take(unset("memory_limit"), &mut self.memory_limit, file.memory_limit);
+        take(unset("cpu_limit"), &mut self.cpu_limit, file.cpu_limit);
+        take(unset("storage_cap"), &mut self.storage_cap, file.storage_cap);
+        take(unset("max_body_size"), &mut self.max_body_size, file.max_body_size);
+        take(unset("max_response_size"), &mut self.max_response_size, file.max_response_size);
+        take(
+            unset("max_websockets_per_object"),
+            &mut self.max_websockets_per_object,
+            file.max_websockets_per_object,
+        );
+        take(
+            unset("max_websocket_message_size"),
+            &mut self.max_websocket_message_size,
+            file.max_websocket_message_size,
+        );
+        take(unset("max_stack_size"), &mut self.max_stack_size, file.max_stack_size);
+        take(unset("guest_log_rate"), &mut self.guest_log_rate, file.guest_log_rate);
+        take(unset("header_read_timeout"), &mut self.header_read_timeout, file.header_read_timeout);
+        take(unset("max_queued_events"), &mut self.max_queued_events, file.max_queued_events);
+        take(unset("shutdown_grace"), &mut self.shutdown_grace, file.shutdown_grace);
+        take(unset("admin_listen"), &mut self.admin_listen, file.admin_listen.map(Some));
+        take(unset("log_format"), &mut self.log_format, file.log_format);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::FromArgMatches;
+
+    /// `opendo run m.wasm {args}` with the settings of a file holding `toml`.
+    fn merged(toml: &str, args: &[&str]) -> anyhow::Result<RunArgs> {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("opendo.toml");
+        std::fs::write(&file, toml).unwrap();
+        let settings = read(&file)?;
+        let matches = Cli::command().try_get_matches_from(["opendo", "run", "m.wasm"].iter().chain(args))?;
+        let run = matches.subcommand_matches("run").unwrap();
+        let mut parsed = RunArgs::from_arg_matches(run)?;
+        parsed.apply(settings, run);
+        Ok(parsed)
+    }
+
+    #[test]
+    fn every_kind_of_setting_is_read_and_the_command_line_wins() {
+        let toml = r#"
+            listen = "0.0.0.0:9000"
+            idle-timeout = "2m"
+            durability = "relaxed"
+            max_active = 7
+            memory-limit = "1MiB"
+            storage-cap = 4096
+            admin-listen = "127.0.0.1:9001"
+            log-format = "json"
+        "#;
+        let args = merged(toml, &["--memory-limit", "2MiB"]).unwrap();
+        assert_eq!(args.listen, "0.0.0.0:9000".parse().unwrap());
+        assert_eq!(args.idle_timeout, Duration::from_secs(120));
+        assert!(matches!(args.durability, DurabilityArg::Relaxed));
+        assert_eq!(args.max_active, Some(7));
+        assert_eq!(args.memory_limit, Size(2 << 20), "the command line wins");
+        assert_eq!(args.storage_cap, Size(4096));
+        assert_eq!(args.admin_listen, Some("127.0.0.1:9001".parse().unwrap()));
+        assert!(matches!(args.log_format, LogFormat::Json));
+        assert_eq!(args.cpu_limit, Duration::from_secs(30), "defaults stay where the file is silent");
+    }
+
+    #[test]
+    fn bad_settings_name_the_key() {
+        let err = |toml: &str| merged(toml, &[]).unwrap_err().to_string();
+        assert!(err("bogus = 1").contains("unknown setting `bogus`"));
+        assert!(err("config = \"x.toml\"").contains("unknown setting `config`"));
+        assert!(err("idle-timeout = \"soon\"").contains("`idle-timeout`"));
+        assert!(err("memory-limit = \"12 parsecs\"").contains("`memory-limit`"));
+        assert!(err("durability = \"sometimes\"").contains("`durability`"));
+        let toml = err("a = 1\nlisten = ");
+        assert!(toml.contains("not valid TOML (line 2)"), "{toml}");
+        assert_eq!(toml.lines().count(), 1, "{toml}");
+    }
 }

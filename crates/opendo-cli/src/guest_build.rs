@@ -4,6 +4,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use anyhow::{Context, bail};
+use cargo_metadata::Message;
 
 const TARGET: &str = "wasm32-wasip2";
 
@@ -61,14 +62,14 @@ fn build(manifest: &Path) -> anyhow::Result<PathBuf> {
     }
     let manifest = manifest.canonicalize().with_context(|| format!("resolving {}", manifest.display()))?;
     let mut found = Vec::new();
-    for line in String::from_utf8_lossy(&output.stdout).lines() {
-        let Ok(message) = serde_json::from_str::<serde_json::Value>(line) else { continue };
-        let is_ours = message["manifest_path"].as_str().is_some_and(|p| Path::new(p) == manifest);
-        if message["reason"] != "compiler-artifact" || !is_ours {
+    for message in Message::parse_stream(output.stdout.as_slice()) {
+        let message = message.context("reading cargo's build messages")?;
+        let Message::CompilerArtifact(artifact) = message else { continue };
+        if artifact.manifest_path.as_std_path() != manifest {
             continue;
         }
-        let files = message["filenames"].as_array().into_iter().flatten().filter_map(|f| f.as_str());
-        found.extend(files.filter(|f| f.ends_with(".wasm")).map(PathBuf::from));
+        let files = artifact.filenames.into_iter().map(|file| file.into_std_path_buf());
+        found.extend(files.filter(|file| file.extension().is_some_and(|e| e == "wasm")));
     }
     match found.as_slice() {
         [one] => Ok(one.clone()),

@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context;
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches};
 use opendo_runtime::{Config, Runtime};
 use opendo_server::ServerConfig;
 use tokio_util::sync::CancellationToken;
@@ -17,19 +17,22 @@ use tokio_util::sync::CancellationToken;
 use crate::args::{Cli, Command, LogFormat, RunArgs};
 
 fn main() -> ExitCode {
-    let mut cli = Cli::parse();
-    let Command::Run(first) = &cli.command;
-    if let Some(file) = &first.config {
-        match config_file::with_config_file(std::env::args_os().collect(), file) {
-            Ok(args) => cli = Cli::parse_from(args),
-            Err(err) => {
-                eprintln!("error: {err:#}");
-                return ExitCode::FAILURE;
-            }
-        }
-    }
+    let matches = Cli::command().get_matches();
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(err) => err.exit(),
+    };
     match cli.command {
-        Command::Run(args) => {
+        Command::Run(mut args) => {
+            if let (Some(file), Some(run)) = (&args.config, matches.subcommand_matches("run")) {
+                match config_file::read(file) {
+                    Ok(settings) => args.apply(settings, run),
+                    Err(err) => {
+                        eprintln!("error: {err:#}");
+                        return ExitCode::FAILURE;
+                    }
+                }
+            }
             init_logging(args.log_format);
             match run(args) {
                 Ok(()) => ExitCode::SUCCESS,
@@ -90,9 +93,9 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
     let config = Config {
         data_dir: args.data_dir.clone(),
         durability: args.durability.into(),
-        idle_timeout: args.idle_timeout.into(),
+        idle_timeout: args.idle_timeout,
         memory_limit: args.memory_limit.0,
-        cpu_limit: args.cpu_limit.into(),
+        cpu_limit: args.cpu_limit,
         max_queued_events: args.max_queued_events,
         storage_cap: args.storage_cap.0 as u64,
         max_response_bytes: args.max_response_size.0,
@@ -105,8 +108,8 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
     };
     let server_config = ServerConfig {
         max_body_bytes: args.max_body_size.0,
-        shutdown_grace: args.shutdown_grace.into(),
-        header_read_timeout: args.header_read_timeout.into(),
+        shutdown_grace: args.shutdown_grace,
+        header_read_timeout: args.header_read_timeout,
     };
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting tokio")?;
     rt.block_on(async move {
@@ -164,7 +167,7 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
         }
         served?;
         tracing::info!("closing objects");
-        if !runtime.shutdown(args.shutdown_grace.into()).await {
+        if !runtime.shutdown(args.shutdown_grace).await {
             tracing::warn!("grace period over: events still running were abandoned uncommitted");
         }
         tracing::info!("stopped");

@@ -38,7 +38,7 @@ fn a_bad_config_file_is_refused_with_one_line() {
     let data = dir.path().join("data");
     for (contents, expected) in [
         ("bogus = 1", "unknown setting `bogus`"),
-        ("listen = [1, 2]", "must be a string or a number"),
+        ("listen = [1, 2]", "`listen`: invalid type"),
         ("listen = ", "not valid TOML"),
     ] {
         let config = dir.path().join("bad.toml");
