@@ -134,41 +134,33 @@ macro_rules! export_durable_object {
                 static OBJECT: ::std::cell::OnceCell<$object> = const { ::std::cell::OnceCell::new() };
             }
 
+            /// The object's value, made on the first event after activation or a reset.
+            fn with_object<R>(f: impl FnOnce(&$object) -> R) -> R {
+                OBJECT.with(|cell| {
+                    f(cell.get_or_init(|| <$object as $crate::DurableObject>::new($crate::State::current())))
+                })
+            }
+
             struct Export;
 
             impl $crate::bindings::exports::opendo::durable_object::handler::Guest for Export {
                 fn fetch(
                     request: $crate::bindings::opendo::durable_object::types::Request,
                 ) -> $crate::bindings::opendo::durable_object::types::Response {
-                    OBJECT.with(|cell| {
-                        let object = cell.get_or_init(|| {
-                            <$object as $crate::DurableObject>::new($crate::State::current())
-                        });
-                        $crate::__private::fetch(object, request)
-                    })
+                    with_object(|object| $crate::__private::fetch(object, request))
                 }
 
                 fn alarm(
                     info: $crate::bindings::exports::opendo::durable_object::handler::AlarmInfo,
                 ) -> ::std::result::Result<(), ::std::string::String> {
-                    OBJECT.with(|cell| {
-                        let object = cell.get_or_init(|| {
-                            <$object as $crate::DurableObject>::new($crate::State::current())
-                        });
-                        $crate::__private::alarm(object, info)
-                    })
+                    with_object(|object| $crate::__private::alarm(object, info))
                 }
 
                 fn websocket_message(
                     socket: u64,
                     message: $crate::bindings::opendo::durable_object::websockets::Message,
                 ) -> ::std::result::Result<(), ::std::string::String> {
-                    OBJECT.with(|cell| {
-                        let object = cell.get_or_init(|| {
-                            <$object as $crate::DurableObject>::new($crate::State::current())
-                        });
-                        $crate::__private::websocket_message(object, socket, message)
-                    })
+                    with_object(|object| $crate::__private::websocket_message(object, socket, message))
                 }
 
                 fn websocket_close(
@@ -177,10 +169,7 @@ macro_rules! export_durable_object {
                     reason: ::std::string::String,
                     was_clean: bool,
                 ) -> ::std::result::Result<(), ::std::string::String> {
-                    OBJECT.with(|cell| {
-                        let object = cell.get_or_init(|| {
-                            <$object as $crate::DurableObject>::new($crate::State::current())
-                        });
+                    with_object(|object| {
                         $crate::__private::websocket_close(object, socket, code, reason, was_clean)
                     })
                 }
@@ -189,12 +178,7 @@ macro_rules! export_durable_object {
                     socket: u64,
                     message: ::std::string::String,
                 ) -> ::std::result::Result<(), ::std::string::String> {
-                    OBJECT.with(|cell| {
-                        let object = cell.get_or_init(|| {
-                            <$object as $crate::DurableObject>::new($crate::State::current())
-                        });
-                        $crate::__private::websocket_error(object, socket, message)
-                    })
+                    with_object(|object| $crate::__private::websocket_error(object, socket, message))
                 }
             }
 

@@ -90,7 +90,7 @@ impl WebSocket {
 ///     if !req.is_websocket_upgrade() {
 ///         return Response::error("expected a WebSocket upgrade", 426);
 ///     }
-///     let pair = WebSocketPair::new()?;
+///     let pair = WebSocketPair::new();
 ///     state.accept_websocket(&pair.server, &["lobby"])?;
 ///     Response::from_websocket(pair.client)
 /// }
@@ -105,9 +105,10 @@ pub struct WebSocketPair {
 
 impl WebSocketPair {
     /// A new, not yet accepted pair.
-    pub fn new() -> Result<Self> {
+    #[allow(clippy::new_without_default)] // a pair is made for one upgrade, as in workers-rs
+    pub fn new() -> Self {
         let socket = Rc::new(Cell::new(None));
-        Ok(WebSocketPair { client: WebSocket { socket: socket.clone() }, server: WebSocket { socket } })
+        WebSocketPair { client: WebSocket { socket: socket.clone() }, server: WebSocket { socket } }
     }
 }
 
@@ -163,9 +164,10 @@ pub struct WebSocketRequestResponsePair {
 }
 
 impl WebSocketRequestResponsePair {
-    /// Answer the text `request`, received exactly, with `response` (each at most 2,048 bytes).
-    pub fn new(request: impl Into<String>, response: impl Into<String>) -> Result<Self> {
-        Ok(WebSocketRequestResponsePair { request: request.into(), response: response.into() })
+    /// Answer the text `request`, received exactly, with `response` (each at most 2,048 bytes,
+    /// checked when the pair is set).
+    pub fn new(request: impl Into<String>, response: impl Into<String>) -> Self {
+        WebSocketRequestResponsePair { request: request.into(), response: response.into() }
     }
 
     /// The request text.

@@ -88,10 +88,10 @@ impl ChatRoom {
             );
         }
         self.ensure_schema()?;
-        let pair = WebSocketPair::new()?;
+        let pair = WebSocketPair::new();
         self.state.accept_websocket(&pair.server, &[MEMBER])?;
         pair.server.serialize_attachment(&name)?;
-        let ping = WebSocketRequestResponsePair::new("ping", "pong")?;
+        let ping = WebSocketRequestResponsePair::new("ping", "pong");
         self.state.set_websocket_auto_response(Some(&ping))?;
         let history = self.state.storage().sql().exec(
             "SELECT sender AS \"from\", text FROM messages ORDER BY id DESC LIMIT ?",

@@ -11,7 +11,9 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use opendo_sdk::{AlarmInfo, DurableObject, Method, Request, Response, Result, State, export_durable_object};
+use opendo_sdk::{
+    AlarmInfo, DurableObject, Method, Request, Response, Result, ScheduledTime, State, export_durable_object,
+};
 
 const SCHEMA: &str = "CREATE TABLE IF NOT EXISTS reminders (
     id INTEGER PRIMARY KEY,
@@ -48,7 +50,7 @@ impl Reminders {
         let next = storage.sql().exec("SELECT min(due_ms) FROM reminders WHERE fired_seq IS NULL", None)?;
         match next.raw().first().and_then(|row| row.first()) {
             Some(opendo_sdk::SqlStorageValue::Integer(due)) => {
-                storage.set_alarm(*due)?;
+                storage.set_alarm(ScheduledTime::at_epoch_ms(*due))?;
                 Ok(Some(*due))
             }
             _ => {

@@ -25,8 +25,8 @@ use std::cell::Cell;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use opendo_sdk::{
-    AlarmInfo, DurableObject, Error, ListOptions, Method, Request, Response, Result, SqlStorageValue, State,
-    WebSocket, WebSocketIncomingMessage, export_durable_object,
+    AlarmInfo, DurableObject, Error, ListOptions, Method, Request, Response, Result, ScheduledTime,
+    SqlStorageValue, State, WebSocket, WebSocketIncomingMessage, export_durable_object,
 };
 use serde::Deserialize;
 
@@ -125,7 +125,7 @@ impl Probe {
                     Some(("at", value)) => value.parse::<i64>().map_err(|e| Error::Message(e.to_string()))?,
                     _ => (now_nanos() / 1_000_000) as i64 + query_number(req, "in") as i64,
                 };
-                storage.set_alarm(at)?;
+                storage.set_alarm(ScheduledTime::at_epoch_ms(at))?;
                 if path.ends_with("panic") {
                     panic!("the probe panics after setting its alarm");
                 }

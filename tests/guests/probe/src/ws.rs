@@ -40,7 +40,7 @@ pub fn route(state: &State, req: &Request, path: &str) -> Result<Response> {
     match path {
         "/ws" => {
             let tags: Vec<&str> = query(req, "tags").map(|t| t.split(',').collect()).unwrap_or_default();
-            let pair = WebSocketPair::new()?;
+            let pair = WebSocketPair::new();
             if let Err(err) = state.accept_websocket(&pair.server, &tags) {
                 return Response::error(refusal(err), 400);
             }
@@ -56,7 +56,7 @@ pub fn route(state: &State, req: &Request, path: &str) -> Result<Response> {
         }
         "/ws/no-accept" => Ok(Response::empty()?.with_status(101)),
         "/ws/accept" => {
-            let pair = WebSocketPair::new()?;
+            let pair = WebSocketPair::new();
             match state.accept_websocket(&pair.server, &[]) {
                 Ok(()) => Response::ok("accepted"),
                 Err(err) => Response::ok(refusal(err)),
@@ -136,14 +136,13 @@ pub fn message(state: &State, ws: WebSocket, message: WebSocketIncomingMessage) 
         "auto" => {
             let (request, response) = arg.split_once(':').unwrap_or((arg, ""));
             reply(
-                state.set_websocket_auto_response(Some(&WebSocketRequestResponsePair::new(
-                    request, response,
-                )?)),
+                state
+                    .set_websocket_auto_response(Some(&WebSocketRequestResponsePair::new(request, response))),
             )
         }
         "auto-stamp" => ws.send_json(&state.get_websocket_auto_response_timestamp(&ws)),
         "accept" => {
-            let pair = WebSocketPair::new()?;
+            let pair = WebSocketPair::new();
             reply(state.accept_websocket(&pair.server, &[]))
         }
         _ => ws.send_text("unknown command"),
