@@ -33,9 +33,9 @@
 //! | `txn` | guest transactions (nested savepoints) |
 //! | `db` | the [`ObjectDb`] facade: opening, closing, and its parts |
 //! | `batch` | the batch and event transactions the runtime drives |
-//! | `kv` | the KV store |
-//! | `sql` | guest SQL |
 //! | `alarm` | the object's alarm and the namespace's [`AlarmIndex`] |
+//! | `kv` | the KV store (its `delete_all` also counts as a write of the alarm) |
+//! | `sql` | guest SQL |
 
 mod alarm;
 mod batch;
