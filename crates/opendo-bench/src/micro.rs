@@ -76,7 +76,7 @@ pub async fn run(module: &Path, dir: &Path, iterations: u32) -> anyhow::Result<M
             }
             handed_off.push(per_op(spent, iterations));
 
-            let batch = &caller.stats().batch;
+            let batch = caller.stats().batch();
             let (count_before, sum_before) = (batch.counts().iter().sum::<u64>(), batch.sum());
             let started = Instant::now();
             for _ in 0..iterations {
@@ -128,7 +128,7 @@ async fn wakes(module: &Path, dir: &Path) -> anyhow::Result<f64> {
     while runtime.active_objects() > 0 {
         tokio::time::sleep(idle_timeout).await;
     }
-    let wake = &runtime.stats().wake;
+    let wake = runtime.stats().wake();
     let (count_before, sum_before) = (wake.counts().iter().sum::<u64>(), wake.sum());
     touch_all().await?;
     let woken = wake.counts().iter().sum::<u64>() - count_before;

@@ -14,43 +14,24 @@ use prometheus_client::registry::{Registry, Unit};
 /// The `Content-Type` of [`Stats::encode`]'s text.
 pub const METRICS_CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
-/// Counters about the objects of a runtime. Each is also a metric of [`Stats::encode`]; its
-/// name there is given with the field.
+/// Counters about the objects of a runtime, read through its methods. Each is also a metric of
+/// [`Stats::encode`]; its name there is given with the method.
 #[derive(Debug)]
 pub struct Stats {
-    /// Objects with a live instance and an open database right now (`opendo_active_objects`).
-    pub active: Gauge,
-    /// Times an object was activated (its database opened) since start
-    /// (`opendo_activations_total`).
-    pub activations: Counter,
-    /// Times an object hibernated after its idle timeout since start
-    /// (`opendo_hibernations_total`).
-    pub hibernations: Counter,
-    /// Batch transactions committed; several queued events share one (group commit)
-    /// (`opendo_commits_total`).
-    pub commits: Counter,
-    /// Objects hibernated early because `max_active` was reached (`opendo_evictions_total`).
-    pub evictions: Counter,
-    /// Events that trapped (`opendo_traps_total`).
-    pub traps: Counter,
-    /// Alarm handler runs, successful or not (`opendo_alarm_runs_total`).
-    pub alarm_runs: Counter,
-    /// Failed alarm runs scheduled for a retry (`opendo_alarm_retries_total`).
-    pub alarm_retries: Counter,
-    /// Alarms dropped after their last retry failed (`opendo_alarms_dropped_total`).
-    pub alarms_dropped: Counter,
-    /// WebSockets connected right now (`opendo_websockets`).
-    pub websockets: Gauge,
-    /// Messages answered by an object's auto-response, without an event
-    /// (`opendo_websocket_auto_responses_total`).
-    pub auto_responses: Counter,
-    /// How long waking a hibernated object took: from its first event's arrival to the release of
-    /// that batch's outputs (opening the database, instantiating, running, committing)
-    /// (`opendo_wake_seconds`).
-    pub wake: Histogram,
-    /// How long each batch of events ran on its thread: opening the object if needed, running
-    /// the events, committing, making the commit durable (`opendo_batch_seconds`).
-    pub batch: Histogram,
+    // What each one counts is said by its method below.
+    pub(crate) active: Gauge,
+    pub(crate) activations: Counter,
+    pub(crate) hibernations: Counter,
+    pub(crate) commits: Counter,
+    pub(crate) evictions: Counter,
+    pub(crate) traps: Counter,
+    pub(crate) alarm_runs: Counter,
+    pub(crate) alarm_retries: Counter,
+    pub(crate) alarms_dropped: Counter,
+    pub(crate) websockets: Gauge,
+    pub(crate) auto_responses: Counter,
+    pub(crate) wake: Histogram,
+    pub(crate) batch: Histogram,
     registry: Registry,
 }
 
@@ -120,6 +101,78 @@ impl Default for Stats {
 }
 
 impl Stats {
+    /// Objects with a live instance and an open database right now (`opendo_active_objects`).
+    pub fn active(&self) -> usize {
+        usize::try_from(self.active.get()).unwrap_or(0)
+    }
+
+    /// Times an object was activated (its database opened) since start
+    /// (`opendo_activations_total`).
+    pub fn activations(&self) -> u64 {
+        self.activations.get()
+    }
+
+    /// Times an object hibernated after its idle timeout since start
+    /// (`opendo_hibernations_total`).
+    pub fn hibernations(&self) -> u64 {
+        self.hibernations.get()
+    }
+
+    /// Batch transactions committed; several queued events share one (group commit)
+    /// (`opendo_commits_total`).
+    pub fn commits(&self) -> u64 {
+        self.commits.get()
+    }
+
+    /// Objects hibernated early because `max_active` was reached (`opendo_evictions_total`).
+    pub fn evictions(&self) -> u64 {
+        self.evictions.get()
+    }
+
+    /// Events that trapped (`opendo_traps_total`).
+    pub fn traps(&self) -> u64 {
+        self.traps.get()
+    }
+
+    /// Alarm handler runs, successful or not (`opendo_alarm_runs_total`).
+    pub fn alarm_runs(&self) -> u64 {
+        self.alarm_runs.get()
+    }
+
+    /// Failed alarm runs scheduled for a retry (`opendo_alarm_retries_total`).
+    pub fn alarm_retries(&self) -> u64 {
+        self.alarm_retries.get()
+    }
+
+    /// Alarms dropped after their last retry failed (`opendo_alarms_dropped_total`).
+    pub fn alarms_dropped(&self) -> u64 {
+        self.alarms_dropped.get()
+    }
+
+    /// WebSockets connected right now (`opendo_websockets`).
+    pub fn websockets(&self) -> usize {
+        usize::try_from(self.websockets.get()).unwrap_or(0)
+    }
+
+    /// Messages answered by an object's auto-response, without an event
+    /// (`opendo_websocket_auto_responses_total`).
+    pub fn auto_responses(&self) -> u64 {
+        self.auto_responses.get()
+    }
+
+    /// How long waking a hibernated object took: from its first event's arrival to the release of
+    /// that batch's outputs (opening the database, instantiating, running, committing)
+    /// (`opendo_wake_seconds`).
+    pub fn wake(&self) -> &Histogram {
+        &self.wake
+    }
+
+    /// How long each batch of events ran on its thread: opening the object if needed, running
+    /// the events, committing, making the commit durable (`opendo_batch_seconds`).
+    pub fn batch(&self) -> &Histogram {
+        &self.batch
+    }
+
     /// Every metric in the OpenMetrics text format ([`METRICS_CONTENT_TYPE`]).
     pub fn encode(&self) -> String {
         let mut text = String::new();

@@ -148,7 +148,7 @@ impl Runtime {
 
     /// Objects that are active right now.
     pub fn active_objects(&self) -> usize {
-        usize::try_from(self.stats().active.get()).unwrap_or(0)
+        self.stats().active()
     }
 
     /// Stops taking events, closes every WebSocket with code 1001, lets queued and running events
@@ -261,7 +261,7 @@ mod tests {
         assert_eq!(sync.issued(), 1, "tickets handed out");
         // Hibernation syncs the checkpoint itself too.
         tokio::time::timeout(TIMEOUT, async {
-            while runtime.stats().hibernations.get() == 0 {
+            while runtime.stats().hibernations() == 0 {
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
         })

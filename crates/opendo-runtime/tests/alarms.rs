@@ -37,11 +37,11 @@ async fn an_alarm_fires_on_a_hibernated_object() {
     assert_eq!(text(&runtime, "sleeper", "POST", "/alarm/set?in=1500", b"").await.0, 200);
     // The count goes up once the database is closed, just after the object stops counting as active.
     eventually("the object hibernates before its alarm", || async {
-        runtime.active_objects() == 0 && runtime.stats().hibernations.get() >= 1
+        runtime.active_objects() == 0 && runtime.stats().hibernations() >= 1
     })
     .await;
-    assert_eq!(runtime.stats().activations.get(), 1, "the alarm has not run yet");
-    eventually("the alarm ran", || async { runtime.stats().activations.get() >= 2 }).await;
+    assert_eq!(runtime.stats().activations(), 1, "the alarm has not run yet");
+    eventually("the alarm ran", || async { runtime.stats().activations() >= 2 }).await;
     eventually("the run is recorded", || async { runs(&runtime, "sleeper").await.len() == 1 }).await;
     let run = &runs(&runtime, "sleeper").await[0];
     assert_eq!(run["retry_count"], 0);
@@ -79,7 +79,7 @@ async fn failed_runs_are_retried_with_their_count() {
     text(&runtime, "flaky", "PUT", "/alarm/mode", b"trap-twice").await;
     text(&runtime, "flaky", "POST", "/alarm/set?in=0", b"").await;
     eventually("the third run succeeds", || async { runs(&runtime, "flaky").await.len() == 1 }).await;
-    assert_eq!(runtime.stats().alarm_retries.get(), 2);
+    assert_eq!(runtime.stats().alarm_retries(), 2);
     let run = &runs(&runtime, "flaky").await[0];
     assert_eq!((run["retry_count"].clone(), run["is_retry"].clone()), (json!(2), json!(true)));
     assert_eq!(alarm(&runtime, "flaky").await, Value::Null);
@@ -100,9 +100,9 @@ async fn an_alarm_that_always_fails_is_dropped_after_six_retries() {
     eventually("the alarm is dropped", || async { alarm(&runtime, "doomed").await == Value::Null }).await;
     assert!(runs(&runtime, "doomed").await.is_empty(), "no run succeeded");
     let stats = runtime.stats();
-    assert_eq!(stats.alarm_runs.get(), 7, "the first run and six retries");
-    assert_eq!(stats.alarm_retries.get(), 6);
-    assert_eq!(stats.alarms_dropped.get(), 1);
+    assert_eq!(stats.alarm_runs(), 7, "the first run and six retries");
+    assert_eq!(stats.alarm_retries(), 6);
+    assert_eq!(stats.alarms_dropped(), 1);
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(alarm(&runtime, "doomed").await, Value::Null, "and stays dropped");
 }

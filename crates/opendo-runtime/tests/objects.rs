@@ -150,14 +150,14 @@ async fn an_idle_object_hibernates_and_wakes_with_its_data() {
         assert!(Instant::now() < deadline, "the object never hibernated");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    assert_eq!(runtime.stats().hibernations.get(), 1);
+    assert_eq!(runtime.stats().hibernations(), 1);
     assert_eq!(text(&runtime, "a", "GET", "/kv/x", b"").await, (200, "kept".into()));
     assert_eq!(text(&runtime, "a", "GET", "/hits", b"").await.1, "2", "a new instance after the wake");
-    assert_eq!(runtime.stats().activations.get(), 2);
+    assert_eq!(runtime.stats().activations(), 2);
     // Both activations are timed as wakes; nothing else is.
-    let wakes = runtime.stats().wake.counts();
+    let wakes = runtime.stats().wake().counts();
     assert_eq!(wakes.iter().sum::<u64>(), 2, "{wakes:?}");
-    assert!(runtime.stats().wake.sum() > Duration::ZERO);
+    assert!(runtime.stats().wake().sum() > Duration::ZERO);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -173,7 +173,7 @@ async fn committed_writes_survive_a_restart_and_the_compiled_component_is_cached
     );
     // A hibernation schedules a memory trim for later: it must not hold the data directory.
     let deadline = Instant::now() + Duration::from_secs(10);
-    while first.stats().hibernations.get() == 0 {
+    while first.stats().hibernations() == 0 {
         assert!(Instant::now() < deadline, "the object hibernates");
         tokio::time::sleep(idle_timeout).await;
     }
@@ -327,7 +327,7 @@ async fn max_active_keeps_the_live_objects_under_the_cap_and_loses_nothing() {
         assert_eq!(text(&runtime, &format!("obj{i}"), "GET", "/kv/value1", b"").await, (200, i.to_string()));
         assert!(runtime.active_objects() <= 10);
     }
-    assert!(runtime.stats().evictions.get() >= 90);
+    assert!(runtime.stats().evictions() >= 90);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -358,7 +358,7 @@ async fn an_evicted_object_keeps_its_wal_until_it_hibernates() {
     assert_eq!(text(&runtime, "a", "PUT", "/kv/x", b"kept").await.0, 204);
     // The only slot goes to "b": "a" is evicted, and closes without a checkpoint.
     assert_eq!(text(&runtime, "b", "PUT", "/kv/y", b"other").await.0, 204);
-    assert_eq!(runtime.stats().evictions.get(), 1);
+    assert_eq!(runtime.stats().evictions(), 1);
     assert!(wal_len("a") > 0, "the evicted object's WAL keeps its frames");
 
     all_hibernated().await;
@@ -375,7 +375,7 @@ async fn queued_events_share_one_commit_and_a_trap_rolls_back_only_its_own() {
     let dir = tempfile::tempdir().unwrap();
     let runtime = runtime_with(config(dir.path()));
     call(&runtime, "g", "GET", "/hits", b"").await;
-    let commits_before = runtime.stats().commits.get();
+    let commits_before = runtime.stats().commits();
     // Hold the object busy so the next events queue up and run as one batch.
     let busy = {
         let runtime = runtime.clone();
@@ -395,7 +395,7 @@ async fn queued_events_share_one_commit_and_a_trap_rolls_back_only_its_own() {
         outcomes.push(task.await.unwrap().map(|response| response.status));
     }
     assert_eq!(outcomes, vec![Ok(204), Err(EventError::Trapped(TrapCause::Panic)), Ok(204)]);
-    let commits = runtime.stats().commits.get() - commits_before;
+    let commits = runtime.stats().commits() - commits_before;
     assert_eq!(commits, 2, "the busy event, then one commit for the three queued events");
     assert_eq!(text(&runtime, "g", "GET", "/kv/one", b"").await.0, 200);
     assert_eq!(text(&runtime, "g", "GET", "/kv/two", b"").await.0, 404, "the trapped event left nothing");
