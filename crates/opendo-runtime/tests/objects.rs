@@ -194,6 +194,10 @@ async fn committed_writes_survive_a_restart_and_the_compiled_component_is_cached
         .join("probe")
         .join(format!("{}.sqlite", opendo_storage::ObjectId::from_name("probe", "a")));
     assert!(db.is_file(), "one SQLite file per object at {{data-dir}}/{{namespace}}/{{id}}.sqlite");
+    assert!(second.shutdown(Duration::from_secs(10)).await, "clean shutdown");
+    drop(second);
+    let db = opendo_storage::ObjectDb::open(&db, opendo_storage::Durability::Relaxed).unwrap();
+    assert_eq!(db.name().unwrap().as_deref(), Some("a"), "the object keeps the name it was created under");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -9,7 +9,8 @@ use crate::statements::run;
 impl ObjectDb {
     /// Starts the transaction that a batch of events shares.
     pub fn begin_batch(&mut self) -> Result<()> {
-        run(&self.conn, "BEGIN IMMEDIATE")
+        run(&self.conn, "BEGIN IMMEDIATE")?;
+        self.write_pending_name()
     }
 
     /// Commits the batch (durable per the database's `Durability`). Returns whether the caller
@@ -18,6 +19,7 @@ impl ObjectDb {
     #[must_use = "a commit left unsynced (`true`) is durable only after the caller's flush"]
     pub fn commit_batch(&mut self) -> Result<bool> {
         run(&self.conn, "COMMIT")?;
+        self.name_committed();
         // Pages written to the files (the WAL) since the last commit; if the count is
         // unavailable, something was.
         let pages_written = ffi::db_status(&self.conn, rusqlite::ffi::SQLITE_DBSTATUS_CACHE_WRITE, true)

@@ -1,6 +1,6 @@
 //! [`ObjectDb`]: one object's open database, the facade over its parts (`wal.rs`, `cap.rs`,
 //! `txn.rs`, `sandbox.rs`). The operations on it are grouped by concern: `batch.rs` (the event
-//! transactions the runtime drives), `kv.rs`, `sql.rs`, `alarm.rs`.
+//! transactions the runtime drives), `meta.rs`, `kv.rs`, `sql.rs`, `alarm.rs`.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -62,6 +62,8 @@ pub struct ObjectDb {
     /// The running event is the only one in its batch, so it has no savepoint of its own; set by
     /// `batch.rs` only (see [`ObjectDb::begin_event`]).
     pub(crate) event_alone: bool,
+    /// The name to record with the first batch that commits; set and cleared by `meta.rs` only.
+    pub(crate) pending_name: Option<String>,
     path: PathBuf,
     /// Declared after `conn`, so the syncs it owes on closing run after SQLite closed the files.
     pub(crate) wal: Wal,
@@ -114,6 +116,7 @@ impl ObjectDb {
             transactions: Transactions::default(),
             alarm_writes: 0,
             event_alone: false,
+            pending_name: None,
             path: path.to_path_buf(),
             wal,
         })

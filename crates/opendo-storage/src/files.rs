@@ -150,7 +150,7 @@ pub(crate) mod tests {
             .unwrap()
             .collect::<std::result::Result<_, _>>()
             .unwrap();
-        assert_eq!(tables, ["_opendo_alarm", "_opendo_kv"]);
+        assert_eq!(tables, ["_opendo_alarm", "_opendo_kv", "_opendo_meta"]);
         let check: String = conn.query_row("PRAGMA integrity_check", [], |row| row.get(0)).unwrap();
         assert_eq!(check, "ok");
         assert!(!temporary_path(&path).exists());

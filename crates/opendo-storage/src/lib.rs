@@ -32,6 +32,7 @@
 //! | `cap` | the storage cap |
 //! | `txn` | guest transactions (nested savepoints) |
 //! | `db` | the [`ObjectDb`] facade: opening, closing, and its parts |
+//! | `meta` | what the database records about its object: the name it was created under |
 //! | `batch` | the batch and event transactions the runtime drives |
 //! | `alarm` | the object's alarm and the namespace's [`AlarmIndex`] |
 //! | `kv` | the KV store (its `delete_all` also counts as a write of the alarm) |
@@ -47,6 +48,7 @@ mod files;
 mod id;
 mod kv;
 pub mod layout;
+mod meta;
 pub mod sandbox;
 mod schema;
 mod sql;

@@ -14,11 +14,17 @@ pub(crate) const SCHEMA: &str = "
         time_ms INTEGER NOT NULL,
         retry_count INTEGER NOT NULL DEFAULT 0
     );
+    CREATE TABLE IF NOT EXISTS _opendo_meta (key TEXT PRIMARY KEY NOT NULL, value) WITHOUT ROWID;
     COMMIT;
 ";
 
 /// Whether the runtime's tables exist: always in a file made from the image (`files.rs`); a
 /// file made otherwise gets them from [`SCHEMA`] when it opens.
 pub(crate) fn has_runtime_tables(conn: &Connection) -> Result<bool> {
-    Ok(conn.table_exists(Some("main"), "_opendo_kv")? && conn.table_exists(Some("main"), "_opendo_alarm")?)
+    for table in ["_opendo_kv", "_opendo_alarm", "_opendo_meta"] {
+        if !conn.table_exists(Some("main"), table)? {
+            return Ok(false);
+        }
+    }
+    Ok(true)
 }

@@ -62,10 +62,14 @@ impl Active {
             durability: ctx.context.object_durability(),
             storage_cap: ctx.context.config.storage_cap,
         };
-        let db = ObjectDb::open(&ctx.db_path, settings).map_err(|err| {
+        let mut db = ObjectDb::open(&ctx.db_path, settings).map_err(|err| {
             tracing::error!(namespace = %ctx.identity.namespace, object = %ctx.identity.id, "cannot open object database: {err}");
             EventError::Internal("cannot open the object's storage".into())
         })?;
+        // So that listings can show it; written with the first batch, only for a new object.
+        if let Some(name) = &ctx.identity.name {
+            db.record_name_at_creation(name);
+        }
         Ok(Active {
             store: new_store(ctx, Some(db)),
             instance: None,
