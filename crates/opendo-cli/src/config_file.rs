@@ -157,6 +157,57 @@ mod tests {
         assert_eq!(args.cpu_limit, Duration::from_secs(30), "defaults stay where the file is silent");
     }
 
+    /// A value other than the default for each flag a file may set, as TOML.
+    const SAMPLES: &[(&str, &str)] = &[
+        ("listen", "\"127.0.0.1:9999\""),
+        ("data-dir", "\"/srv/objects\""),
+        ("namespace", "\"things\""),
+        ("idle-timeout", "\"7s\""),
+        ("durability", "\"relaxed\""),
+        ("max-active", "11"),
+        ("memory-limit", "\"3MiB\""),
+        ("cpu-limit", "\"9s\""),
+        ("storage-cap", "\"5MiB\""),
+        ("max-body-size", "\"6KiB\""),
+        ("max-response-size", "\"7KiB\""),
+        ("max-websockets-per-object", "12"),
+        ("max-websocket-message-size", "\"8KiB\""),
+        ("max-stack-size", "\"1MiB\""),
+        ("guest-log-rate", "13"),
+        ("header-read-timeout", "\"4s\""),
+        ("max-queued-events", "14"),
+        ("shutdown-grace", "\"3s\""),
+        ("admin-listen", "\"127.0.0.1:9998\""),
+        ("log-format", "\"json\""),
+    ];
+
+    #[test]
+    fn every_flag_set_in_a_file_means_what_it_means_on_the_command_line() {
+        let command = Cli::command();
+        let run = command.find_subcommand("run").unwrap();
+        let mut toml = String::new();
+        let mut flags = Vec::new();
+        for long in run.get_arguments().filter_map(|arg| arg.get_long()) {
+            if NOT_IN_FILE.contains(&long) {
+                continue;
+            }
+            let value = SAMPLES.iter().find(|(flag, _)| *flag == long).map(|(_, value)| *value);
+            let value = value.unwrap_or_else(|| panic!("no sample value for `--{long}` in this test"));
+            toml.push_str(&format!("{long} = {value}\n"));
+            flags.push(format!("--{long}"));
+            flags.push(value.trim_matches('"').to_string());
+        }
+        let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+        let from_file = merged(&toml, &[]).unwrap();
+        let from_flags = merged("", &flags).unwrap();
+        assert_eq!(format!("{from_file:?}"), format!("{from_flags:?}"));
+        assert_ne!(
+            format!("{from_file:?}"),
+            format!("{:?}", merged("", &[]).unwrap()),
+            "the samples are no defaults"
+        );
+    }
+
     #[test]
     fn bad_settings_name_the_key() {
         let err = |toml: &str| merged(toml, &[]).unwrap_err().to_string();
