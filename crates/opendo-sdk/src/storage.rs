@@ -165,8 +165,9 @@ impl Storage {
     }
 
     /// Sets the object's alarm (replacing any): `alarm` runs at that time, at least once. Takes
-    /// an epoch time in milliseconds (`i64`), a `SystemTime`, or a `Duration` from now. A time in
-    /// the past fires as soon as possible. Joins the event's transaction.
+    /// a `Duration` from now, a `SystemTime`, or a [`ScheduledTime`] (such as
+    /// `ScheduledTime::at_epoch_ms(ms)`). A time in the past fires as soon as possible. Joins the
+    /// event's transaction.
     pub fn set_alarm(&self, time: impl Into<ScheduledTime>) -> Result<()> {
         Ok(alarms::set_alarm(time.into().epoch_ms())?)
     }
