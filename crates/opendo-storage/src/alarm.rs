@@ -150,6 +150,12 @@ impl AlarmIndex {
         Ok(())
     }
 
+    /// The entry time of `id`, if it has one.
+    pub fn get(&self, id: &ObjectId) -> Result<Option<i64>> {
+        let mut stmt = self.conn.prepare_cached("SELECT time_ms FROM alarms WHERE id = ?1")?;
+        Ok(stmt.query_row([id.to_hex()], |row| row.get(0)).optional()?)
+    }
+
     /// The earliest entry time, if any.
     pub fn next_time(&self) -> Result<Option<i64>> {
         Ok(self.conn.prepare_cached("SELECT min(time_ms) FROM alarms")?.query_row([], |row| row.get(0))?)

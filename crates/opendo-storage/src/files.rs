@@ -24,8 +24,9 @@ use crate::error::{Error, Result};
 
 /// Offsets of the file format write and read versions in the database header: 1 for a rollback
 /// journal, 2 for WAL (<https://sqlite.org/fileformat.html#file_format_version_numbers>).
-const FORMAT_VERSION_BYTES: [usize; 2] = [18, 19];
-const WAL_FORMAT: u8 = 2;
+pub(crate) const FORMAT_VERSION_BYTES: [usize; 2] = [18, 19];
+pub(crate) const ROLLBACK_FORMAT: u8 = 1;
+pub(crate) const WAL_FORMAT: u8 = 2;
 
 /// The image of an empty object database: the runtime's schema, WAL format.
 fn image() -> Result<&'static [u8]> {
@@ -63,6 +64,49 @@ pub(crate) fn create(path: &Path, durable: bool) -> Result<()> {
     // A WAL left without its database (deleted by hand) belongs to no database any more: SQLite
     // would replay it into the new one.
     open_wal(path, true, durable)
+}
+
+/// Puts `image`, a whole database in WAL format, at `path` in place of the database there (if
+/// any), which must be closed with its WAL checkpointed. As for [`create`], a crash leaves the old
+/// database or the new one, whole. The WAL is emptied before the new file takes its place: frames
+/// of the old database must never be replayed into the new one. With `durable` the directory
+/// entries are synced too.
+pub(crate) fn replace(path: &Path, image: &[u8], durable: bool) -> Result<()> {
+    let temporary = temporary_path(path);
+    let mut file = File::create(&temporary).map_err(io(&temporary))?;
+    file.write_all(image).map_err(io(&temporary))?;
+    file.sync_data().map_err(io(&temporary))?;
+    drop(file);
+    let wal = wal_path(path);
+    let emptied = std::fs::OpenOptions::new().write(true).create(true).truncate(true).open(&wal);
+    emptied.and_then(|wal| wal.sync_all()).map_err(io(&wal))?;
+    std::fs::rename(&temporary, path).map_err(io(path))?;
+    match (durable, path.parent()) {
+        (true, Some(folder)) => sync_folder(folder),
+        _ => Ok(()),
+    }
+}
+
+/// Removes the database at `path`, which must be closed with its WAL checkpointed, and its WAL.
+/// Returns whether there was one. The database goes first: a crash in between leaves an empty
+/// WAL, which a new database of the same object starts over.
+pub(crate) fn remove(path: &Path) -> Result<bool> {
+    let existed = match std::fs::remove_file(path) {
+        Ok(()) => true,
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => false,
+        Err(source) => return Err(Error::Io { path: path.to_path_buf(), source }),
+    };
+    for leftover in [wal_path(path), temporary_path(path)] {
+        match std::fs::remove_file(&leftover) {
+            Ok(()) => {}
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
+            Err(source) => return Err(Error::Io { path: leftover, source }),
+        }
+    }
+    if let Some(folder) = path.parent() {
+        sync_folder(folder)?;
+    }
+    Ok(existed)
 }
 
 /// Makes sure the WAL file of the database at `path` exists (SQLite would create it on the first

@@ -47,6 +47,67 @@ pub fn object_db_path(data_dir: &Path, namespace: &str, id: &ObjectId) -> PathBu
     namespace_dir(data_dir, namespace).join(format!("{}.sqlite", id.to_hex()))
 }
 
+/// An object database found in a namespace's folder.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredObject {
+    pub id: ObjectId,
+    /// Bytes of the database file and its WAL.
+    pub size_bytes: u64,
+    /// When the database file or its WAL was last written, in milliseconds since the Unix epoch.
+    pub modified_ms: i64,
+}
+
+/// The namespaces that have a folder in `data_dir`, by name.
+pub fn stored_namespaces(data_dir: &Path) -> Result<Vec<String>> {
+    let io = |source| Error::Io { path: data_dir.to_path_buf(), source };
+    let mut names = Vec::new();
+    for entry in std::fs::read_dir(data_dir).map_err(io)? {
+        let entry = entry.map_err(io)?;
+        let Ok(name) = entry.file_name().into_string() else { continue };
+        if entry.file_type().map_err(io)?.is_dir() && validate_namespace(&name).is_ok() {
+            names.push(name);
+        }
+    }
+    names.sort();
+    Ok(names)
+}
+
+/// The object databases in `namespace`'s folder, ordered by id; none if it has no folder. Files
+/// whose name is not an id of this namespace are left out.
+pub fn stored_objects(data_dir: &Path, namespace: &str) -> Result<Vec<StoredObject>> {
+    let dir = namespace_dir(data_dir, namespace);
+    let io = |source| Error::Io { path: dir.clone(), source };
+    let entries = match std::fs::read_dir(&dir) {
+        Ok(entries) => entries,
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(err) => return Err(io(err)),
+    };
+    let mut objects = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(io)?;
+        let file_name = entry.file_name();
+        let Some(hex) = file_name.to_str().and_then(|name| name.strip_suffix(".sqlite")) else { continue };
+        let Ok(id) = ObjectId::parse(namespace, hex) else { continue };
+        let path = entry.path();
+        let Ok(db) = std::fs::metadata(&path) else { continue };
+        let wal = std::fs::metadata(crate::files::wal_path(&path)).ok();
+        let modified = [Some(&db), wal.as_ref()]
+            .into_iter()
+            .flatten()
+            .filter_map(|meta| meta.modified().ok())
+            .max()
+            .and_then(|time| time.duration_since(std::time::UNIX_EPOCH).ok())
+            .map_or(0, |since| i64::try_from(since.as_millis()).unwrap_or(i64::MAX));
+        objects.push(StoredObject {
+            id,
+            size_bytes: db.len() + wal.map_or(0, |wal| wal.len()),
+            modified_ms: modified,
+        });
+    }
+    objects.sort_by_key(|object| object.id);
+    Ok(objects)
+}
+
 /// The data directory's lock, held while the process uses the directory.
 #[derive(Debug)]
 pub struct DataDirLock {

@@ -37,6 +37,7 @@
 //! | `alarm` | the object's alarm and the namespace's [`AlarmIndex`] |
 //! | `kv` | the KV store (its `delete_all` also counts as a write of the alarm) |
 //! | `sql` | guest SQL |
+//! | `inspect` | what the admin API reads and does: summary, read-only SQL, snapshot, import, delete |
 
 mod alarm;
 mod batch;
@@ -46,6 +47,7 @@ mod error;
 mod ffi;
 mod files;
 mod id;
+mod inspect;
 mod kv;
 pub mod layout;
 mod meta;
@@ -60,6 +62,7 @@ pub use alarm::{Alarm, AlarmIndex, IndexEntry};
 pub use db::{DEFAULT_STORAGE_CAP, KEPT_WAL_LIMIT, ObjectDb, Settings};
 pub use error::{Error, Result};
 pub use id::ObjectId;
+pub use inspect::{Import, Summary, TableRows, check_import, delete_database, replace_database};
 pub use kv::{Entry, ListOptions, MAX_BATCH, MAX_ENTRY_BYTES, MAX_KEY_BYTES, MAX_RESULT_BYTES};
 pub use sql::{MAX_SQL_RESULT_BYTES, SqlResult, SqlValue};
 pub use txn::TransactionId;

@@ -65,6 +65,8 @@ const INTERNAL_VALUE_BYTES: usize = MAX_SQL_VALUE_BYTES + 64 * 1024;
 #[derive(Debug, Default)]
 pub(crate) struct Sandbox {
     guest: AtomicBool,
+    /// Guest SQL may only read (the admin API's queries).
+    read_only: AtomicBool,
     denial: Mutex<Option<String>>,
     deadline: Mutex<Option<Instant>>,
 }
@@ -78,6 +80,7 @@ pub(crate) struct GuestMode<'a> {
 impl Drop for GuestMode<'_> {
     fn drop(&mut self) {
         self.sandbox.guest.store(false, Ordering::Relaxed);
+        self.sandbox.read_only.store(false, Ordering::Relaxed);
         let _ = self.conn.set_limit(Limit::SQLITE_LIMIT_LENGTH, INTERNAL_VALUE_BYTES as i32);
     }
 }
@@ -105,6 +108,13 @@ impl Sandbox {
         GuestMode { sandbox: self, conn }
     }
 
+    /// Like [`Sandbox::guest`], and every statement that would write, or set a PRAGMA, is refused.
+    pub(crate) fn guest_reading<'a>(&'a self, conn: &'a Connection) -> GuestMode<'a> {
+        let mode = self.guest(conn);
+        self.read_only.store(true, Ordering::Relaxed);
+        mode
+    }
+
     /// Why the sandbox last refused a statement.
     pub(crate) fn take_denial(&self) -> Option<String> {
         self.denial.lock().unwrap_or_else(PoisonError::into_inner).take()
@@ -123,7 +133,11 @@ impl Sandbox {
         if !self.guest.load(Ordering::Relaxed) {
             return Authorization::Allow;
         }
-        match judge(ctx) {
+        let judged = match self.read_only.load(Ordering::Relaxed) {
+            true => judge_reading(ctx).and_then(|()| judge(ctx)),
+            false => judge(ctx),
+        };
+        match judged {
             Ok(()) => Authorization::Allow,
             Err(reason) => {
                 // The first refusal names the cause; later ones follow from it.
@@ -152,6 +166,16 @@ fn reserved(names: &[&str]) -> Result<(), String> {
             Err(format!("`{name}`: names starting with `{RESERVED_PREFIX}` are reserved for the runtime"))
         }
         None => Ok(()),
+    }
+}
+
+/// What read-only SQL may do: read, and run a PRAGMA that sets nothing.
+fn judge_reading(ctx: &AuthContext<'_>) -> Result<(), String> {
+    use AuthAction as A;
+    match ctx.action {
+        A::Select | A::Read { .. } | A::Recursive | A::Function { .. } => Ok(()),
+        A::Pragma { pragma_value: None, .. } => Ok(()),
+        _ => Err("only statements that read are run here".into()),
     }
 }
 

@@ -246,6 +246,21 @@ fn collect_rows(stmt: &mut Statement<'_>) -> Result<Vec<Vec<SqlValue>>> {
     Ok(rows)
 }
 
+/// Runs `single`, one statement that must only read, under the sandbox in read-only mode.
+pub(crate) fn read_only(conn: &Connection, sandbox: &Sandbox, single: &str) -> Result<SqlResult> {
+    let outcome = (|| {
+        let _reading = sandbox.guest_reading(conn);
+        let mut stmt = conn.prepare(single)?;
+        if !stmt.readonly() {
+            return Err(Error::NotAuthorized("only statements that read are run here".into()));
+        }
+        let mut result = SqlResult::default();
+        one_statement(conn, |conn| run_one(conn, &mut stmt, Some(&[]), &mut result))?;
+        Ok(result)
+    })();
+    outcome.map_err(|err| guest_error(err, sandbox.take_denial()))
+}
+
 /// Whether `sql` holds another statement (not only spaces, comments and `;`).
 fn has_statement(conn: &Connection, mut sql: &str) -> bool {
     loop {
@@ -263,7 +278,7 @@ fn has_statement(conn: &Connection, mut sql: &str) -> bool {
 }
 
 /// Turns what went wrong in guest SQL into the error the guest sees.
-fn guest_error(err: Error, denial: Option<String>) -> Error {
+pub(crate) fn guest_error(err: Error, denial: Option<String>) -> Error {
     let Error::Sqlite(sqlite) = err else { return err };
     if let Some(reason) = denial {
         // SQLite reports some refusals (functions) as plain errors: the sandbox knows better.
