@@ -7,13 +7,14 @@
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use indexmap::IndexMap;
 use opendo_storage::ObjectId;
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc};
 
 use crate::error::EventError;
+use crate::identity::Identity;
 use crate::mailbox::Envelope;
 use crate::sockets::Sockets;
 
@@ -31,6 +32,8 @@ pub(crate) struct Directory {
     /// `max_active` permits: an object holds one while active.
     active_slots: Arc<Semaphore>,
     started: Instant,
+    /// `started` on the wall clock, in milliseconds since the Unix epoch.
+    started_ms: i64,
 }
 
 #[derive(Default)]
@@ -44,8 +47,18 @@ struct Objects {
 pub(crate) struct ActorHandle {
     pub(crate) sender: mpsc::Sender<Envelope>,
     pub(crate) control: Arc<ActorControl>,
+    pub(crate) identity: Arc<Identity>,
     /// The object's WebSockets; they outlive its instance (see `sockets.rs`).
     pub(crate) sockets: Arc<Sockets>,
+}
+
+/// What an admin listing shows of an object that has an actor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ActorState {
+    pub(crate) active: bool,
+    /// When its last batch ended (milliseconds since the Unix epoch); `None` before its first.
+    pub(crate) last_event_ms: Option<i64>,
+    pub(crate) websockets: usize,
 }
 
 /// What the directory sees of an actor, to pick one to hibernate when `max_active` is reached.
@@ -67,6 +80,9 @@ impl Directory {
             objects: Mutex::default(),
             active_slots: Arc::new(Semaphore::new(max_active.clamp(1, Semaphore::MAX_PERMITS))),
             started: Instant::now(),
+            started_ms: SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |since| i64::try_from(since.as_millis()).unwrap_or(i64::MAX)),
         }
     }
 
@@ -75,10 +91,12 @@ impl Directory {
     }
 
     /// Sends `envelope` to the object's actor, starting one with `start` if it has none;
-    /// returns its sockets. Refused when the actor's mailbox is full or the runtime is closing.
+    /// returns its sockets. `name`, if given, is the object's name (an actor started by id
+    /// learns it). Refused when the actor's mailbox is full or the runtime is closing.
     pub(crate) fn send(
         &self,
         key: ObjectKey,
+        name: Option<&str>,
         envelope: Envelope,
         start: impl FnOnce() -> ActorHandle,
     ) -> Result<Arc<Sockets>, EventError> {
@@ -87,6 +105,9 @@ impl Directory {
             return Err(EventError::ShuttingDown);
         }
         let actor = objects.actors.entry(key).or_insert_with(start);
+        if let Some(name) = name {
+            actor.identity.learn_name(name);
+        }
         actor.sender.try_send(envelope).map_err(|err| match err {
             mpsc::error::TrySendError::Full(_) => EventError::Overloaded,
             mpsc::error::TrySendError::Closed(_) => EventError::Internal("the object's actor is gone".into()),
@@ -106,6 +127,20 @@ impl Directory {
             return None;
         }
         Some(objects.actors.entry(key).or_insert_with(start).sender.clone())
+    }
+
+    /// The object's actor as a listing shows it, if it has one.
+    pub(crate) fn state(&self, key: &ObjectKey) -> Option<ActorState> {
+        let objects = self.objects();
+        let actor = objects.actors.get(key)?;
+        let last_used = actor.control.last_used.load(Ordering::Relaxed);
+        Some(ActorState {
+            active: actor.control.active.load(Ordering::Relaxed),
+            last_event_ms: (last_used > 0).then(|| {
+                self.started_ms.saturating_add(i64::try_from(last_used / 1_000_000).unwrap_or(i64::MAX))
+            }),
+            websockets: actor.sockets.len(),
+        })
     }
 
     /// Takes no more events, and drops every sender: each actor ends once its mailbox is drained.
@@ -199,9 +234,11 @@ mod tests {
                 let control = ActorControl::default();
                 control.active.store(true, Ordering::Relaxed);
                 control.last_used.store(n, Ordering::Relaxed);
+                let id = ObjectId::from_name("ns", &format!("n{n}"));
                 let actor = ActorHandle {
                     sender: mpsc::channel(1).0,
                     control: Arc::new(control),
+                    identity: Arc::new(Identity::new(namespace.clone(), id, None)),
                     sockets: Arc::new(Sockets::default()),
                 };
                 ((namespace.clone(), ObjectId::from_name("ns", &format!("n{n}"))), actor)

@@ -10,9 +10,10 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::actor::{self, ObjectCtx};
+use crate::admin::ops::{AdminOp, AdminReply};
 use crate::context::Context;
 use crate::directory::{ActorControl, ActorHandle, Directory};
-use crate::error::{Error, EventError};
+use crate::error::{AdminError, Error, EventError};
 use crate::host::LogBudget;
 use crate::http::Request;
 use crate::identity::Identity;
@@ -65,6 +66,10 @@ impl Dispatch {
         self.namespaces.read().unwrap_or_else(PoisonError::into_inner).values().cloned().collect()
     }
 
+    pub(crate) fn namespace(&self, name: &str) -> Option<Arc<Namespace>> {
+        self.namespaces.read().unwrap_or_else(PoisonError::into_inner).get(name).cloned()
+    }
+
     /// Delivers a request to the object called `object_name` in `namespace` and waits for its
     /// answer, released only after the event's writes are durable.
     pub(crate) async fn fetch(
@@ -74,13 +79,8 @@ impl Dispatch {
         request: Request,
         upgrade: bool,
     ) -> Result<(Answer, Target, Arc<Sockets>), EventError> {
-        let namespace = self
-            .namespaces
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(namespace)
-            .cloned()
-            .ok_or_else(|| EventError::UnknownNamespace(namespace.to_string()))?;
+        let namespace =
+            self.namespace(namespace).ok_or_else(|| EventError::UnknownNamespace(namespace.to_string()))?;
         validate_object_name(object_name)?;
         let target = Target {
             id: ObjectId::from_name(&namespace.name, object_name),
@@ -95,14 +95,22 @@ impl Dispatch {
         Ok((answer, target, sockets))
     }
 
-    /// Asks the object to run its alarm if due.
+    /// Asks the object to run its alarm if due (with `now`, whenever it is due).
     pub(crate) fn fire_alarm(
         &self,
         target: &Target,
+        now: bool,
     ) -> Result<oneshot::Receiver<Result<AlarmRun, EventError>>, EventError> {
         let (reply, outcome) = oneshot::channel();
-        self.send(target, Envelope::Alarm { reply })?;
+        self.send(target, Envelope::Alarm { now, reply })?;
         Ok(outcome)
+    }
+
+    /// Runs an admin call in the object's actor, between its batches.
+    pub(crate) async fn admin(&self, target: &Target, op: AdminOp) -> Result<AdminReply, AdminError> {
+        let (reply, outcome) = oneshot::channel();
+        self.send(target, Envelope::Admin { op, reply })?;
+        outcome.await.map_err(|_| AdminError::Internal("the object stopped before answering".into()))?
     }
 
     /// Queues a socket's event for its object, waiting while the object's mailbox is full (so a
@@ -120,7 +128,7 @@ impl Dispatch {
     /// Sends `envelope` to the object's actor; returns its sockets.
     fn send(&self, target: &Target, envelope: Envelope) -> Result<Arc<Sockets>, EventError> {
         let key = (target.namespace.name.clone(), target.id);
-        self.directory.send(key, envelope, || self.start_actor(target))
+        self.directory.send(key, target.name.as_deref(), envelope, || self.start_actor(target))
     }
 
     fn start_actor(&self, target: &Target) -> ActorHandle {
@@ -129,21 +137,18 @@ impl Dispatch {
         let control = Arc::new(ActorControl::default());
         let sockets = Arc::new(Sockets::default());
         let namespace = &target.namespace;
+        let identity = Arc::new(Identity::new(namespace.name.clone(), target.id, target.name.clone()));
         let ctx = ObjectCtx {
             context: self.context.clone(),
             directory: self.directory.clone(),
             namespace: namespace.clone(),
-            identity: Arc::new(Identity {
-                namespace: namespace.name.clone(),
-                id: target.id,
-                name: target.name.clone(),
-            }),
+            identity: identity.clone(),
             log_budget: Arc::new(Mutex::new(LogBudget::new(config.log_writes_per_second))),
             db_path: opendo_storage::layout::object_db_path(&config.data_dir, &namespace.name, &target.id),
             control: control.clone(),
             sockets: sockets.clone(),
         };
         self.tracker.spawn(actor::run(ctx, mailbox));
-        ActorHandle { sender, control, sockets }
+        ActorHandle { sender, control, identity, sockets }
     }
 }

@@ -86,6 +86,62 @@ pub enum EventError {
     Internal(String),
 }
 
+/// Why an admin call (listing, inspecting, importing, deleting objects) failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AdminError {
+    /// No namespace of that name is loaded (or stored, offline).
+    #[error("unknown namespace `{0}`")]
+    UnknownNamespace(String),
+    /// The object has no database.
+    #[error("no object {0} in this namespace")]
+    UnknownObject(String),
+    /// The request is malformed or not allowed: a bad name, id, cursor or limit, SQL that
+    /// writes or fails, an import that is not an object database.
+    #[error("{0}")]
+    BadRequest(String),
+    /// The object is overloaded or the server is shutting down: try again.
+    #[error("{0}")]
+    Unavailable(String),
+    /// The call needs a running server (it runs the object's code, or acts on a live object).
+    #[error("{0}")]
+    NeedsServer(String),
+    /// The runtime failed (details are in the log).
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl From<opendo_storage::Error> for AdminError {
+    fn from(err: opendo_storage::Error) -> Self {
+        use opendo_storage::Error as E;
+        match err {
+            E::InvalidArgument(_)
+            | E::LimitExceeded(_)
+            | E::StorageFull(_)
+            | E::Sql { .. }
+            | E::NotAuthorized(_)
+            | E::Transaction(_) => AdminError::BadRequest(err.to_string()),
+            E::Interrupted => AdminError::BadRequest("the query ran past the CPU time limit".into()),
+            E::Sqlite(_) | E::Corrupt(_) | E::InUse(_) | E::Io { .. } => {
+                tracing::error!("admin call failed on an object's storage: {err}");
+                AdminError::Internal(err.to_string())
+            }
+        }
+    }
+}
+
+impl From<EventError> for AdminError {
+    fn from(err: EventError) -> Self {
+        match err {
+            EventError::UnknownNamespace(namespace) => AdminError::UnknownNamespace(namespace),
+            EventError::BadObjectName(message) => AdminError::BadRequest(message),
+            EventError::Overloaded | EventError::ShuttingDown => AdminError::Unavailable(err.to_string()),
+            EventError::Trapped(_) | EventError::Refused(_) | EventError::Internal(_) => {
+                AdminError::Internal(err.to_string())
+            }
+        }
+    }
+}
+
 /// How a host function whose WIT result is `result<_, error>` fails. Whether the guest sees the
 /// failure as its `error` or the event traps is decided in one place, `host::errors`.
 #[derive(Debug)]

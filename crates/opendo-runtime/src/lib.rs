@@ -53,6 +53,7 @@
 //! | `group_sync` | shared `syncfs` rounds that make new objects' first commits durable |
 //! | `trim` | giving memory freed by hibernated objects back to the system |
 //! | `sockets` | an object's WebSockets as the object sees them; outputs held for the gate |
+//! | `admin/model`, `admin/ops` | what admin calls answer; what one does to an object's database |
 //! | `host/` | the guest's imports: one file per WIT interface, the store's data and limits, and `host/errors.rs`, the one place that decides trap or guest-visible error |
 //! | `component` | loading a component: header checks, compiled cache, fitting the world |
 //! | `namespace` | a loaded namespace: its component and its alarm index |
@@ -63,9 +64,11 @@
 //! | `dispatch` | getting an event to its object's actor, starting one if needed |
 //! | `connection` | one task per WebSocket connection, and [`AcceptedWebSocket`] |
 //! | `scheduler` | the alarm scheduler |
+//! | `admin` | [`Admin`]: the admin calls, on a live runtime or offline |
 //! | `runtime` | the [`Runtime`] facade |
 
 mod actor;
+mod admin;
 mod bindings;
 mod clock;
 mod component;
@@ -89,10 +92,16 @@ mod scheduler;
 mod sockets;
 mod trim;
 
+pub use admin::model::{
+    AlarmOutcome, Cell, Done, KvEntry, KvPage, NamespaceInfo, ObjectDetail, ObjectPage, ObjectRow, QueryRows,
+    TableInfo, ValueEncoding,
+};
+pub use admin::ops::{KvQuery, MAX_KV_PAGE};
+pub use admin::{Admin, MAX_OBJECTS_PAGE, ObjectRef, ObjectsQuery};
 pub use clock::Clock;
 pub use config::{Config, Durability, FILES_PER_ACTIVE_OBJECT, default_max_active};
 pub use connection::AcceptedWebSocket;
-pub use error::{Error, EventError, TrapCause};
+pub use error::{AdminError, Error, EventError, TrapCause};
 pub use http::{Request, Response};
 pub use metrics::{HISTOGRAM_BOUNDS, Histogram, METRICS_CONTENT_TYPE, Stats};
 pub use names::{MAX_OBJECT_NAME_BYTES, validate_object_name};

@@ -1,9 +1,11 @@
-//! What is sent to an object's actor: the events, each with where its outcome goes. Produced by
-//! `dispatch.rs` (requests, alarms) and `connection.rs` (socket events); consumed by `actor/`.
+//! What is sent to an object's actor: the events, each with where its outcome goes, and admin
+//! calls. Produced by `dispatch.rs` (requests, alarms, admin calls) and `connection.rs` (socket
+//! events); consumed by `actor/`.
 
 use tokio::sync::oneshot;
 
-use crate::error::EventError;
+use crate::admin::ops::{AdminOp, AdminReply};
+use crate::error::{AdminError, EventError};
 use crate::http::{Request, Response};
 use crate::sockets::{Accepted, Sockets};
 
@@ -15,10 +17,13 @@ pub(crate) enum Envelope {
         upgrade: bool,
         reply: oneshot::Sender<Result<Answer, EventError>>,
     },
-    /// The scheduler found the object's alarm (possibly) due.
-    Alarm { reply: oneshot::Sender<Result<AlarmRun, EventError>> },
+    /// The scheduler found the object's alarm (possibly) due; or, `now`, an operator asks it to
+    /// run whenever it is due.
+    Alarm { now: bool, reply: oneshot::Sender<Result<AlarmRun, EventError>> },
     /// Something happened on one of the object's sockets. Nobody waits for the outcome.
     Socket { socket: u64, event: SocketEvent },
+    /// An admin call, run between batches.
+    Admin { op: AdminOp, reply: oneshot::Sender<Result<AdminReply, AdminError>> },
 }
 
 /// An object's answer to a request: its response and, for an accepted upgrade, the socket.
@@ -48,6 +53,12 @@ impl SocketEvent {
     }
 }
 
+impl Envelope {
+    pub(crate) fn is_admin(&self) -> bool {
+        matches!(self, Envelope::Admin { .. })
+    }
+}
+
 /// What an alarm event did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum AlarmRun {
@@ -66,7 +77,8 @@ impl Envelope {
     pub(crate) fn fail(self, sockets: &Sockets, err: EventError) {
         match self {
             Envelope::Fetch { reply, .. } => drop(reply.send(Err(err))),
-            Envelope::Alarm { reply } => drop(reply.send(Err(err))),
+            Envelope::Alarm { reply, .. } => drop(reply.send(Err(err))),
+            Envelope::Admin { reply, .. } => drop(reply.send(Err(err.into()))),
             Envelope::Socket { socket, event } => {
                 if event.ends_socket() {
                     sockets.remove(socket);

@@ -42,6 +42,11 @@ impl Namespace {
         Ok(Namespace { name: name.into(), pre, alarms: Mutex::new(alarms) })
     }
 
+    /// The namespace's alarm index (one connection, shared by its objects).
+    pub(crate) fn alarm_index(&self) -> &Mutex<AlarmIndex> {
+        &self.alarms
+    }
+
     /// Runs `f` on the namespace's alarm index (one connection, shared by its objects).
     pub(crate) fn with_alarm_index<T>(&self, f: impl FnOnce(&AlarmIndex) -> T) -> T {
         f(&self.alarms.lock().unwrap_or_else(PoisonError::into_inner))

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use wasmtime::component::{HasSelf, Linker};
 
+use crate::admin::Admin;
 use crate::bindings::DurableObject;
 use crate::config::{Config, Durability};
 use crate::connection::AcceptedWebSocket;
@@ -27,6 +28,7 @@ use crate::trim::MemoryTrimmer;
 #[derive(Clone)]
 pub struct Runtime {
     dispatch: Arc<Dispatch>,
+    admin: Admin,
     linker: Arc<Linker<Host>>,
     scheduler: Arc<std::sync::Once>,
     _ticker: Arc<EpochTicker>,
@@ -77,8 +79,10 @@ impl Runtime {
             trimmer: MemoryTrimmer::new(),
             _data_dir_lock: data_dir_lock,
         };
+        let dispatch = Arc::new(Dispatch::new(Arc::new(context)));
         Ok(Runtime {
-            dispatch: Arc::new(Dispatch::new(Arc::new(context))),
+            admin: Admin::live(dispatch.clone()),
+            dispatch,
             linker: Arc::new(linker),
             scheduler: Arc::new(std::sync::Once::new()),
             _ticker: Arc::new(ticker),
@@ -139,6 +143,11 @@ impl Runtime {
             .accepted
             .map(|accepted| AcceptedWebSocket::new(self.dispatch.clone(), target, sockets, accepted));
         Ok((answer.response, accepted))
+    }
+
+    /// Admin calls on this runtime's objects: listing, inspecting, export and import, delete.
+    pub fn admin(&self) -> &Admin {
+        &self.admin
     }
 
     /// Counters about the runtime's objects.

@@ -56,7 +56,7 @@ pub(crate) async fn run(dispatch: Arc<Dispatch>) {
                     continue;
                 }
                 let target = Target { namespace: namespace.clone(), id: entry.id, name: entry.name };
-                match dispatch.fire_alarm(&target) {
+                match dispatch.fire_alarm(&target, false) {
                     Ok(outcome) => {
                         in_flight.insert(key.clone());
                         let finished = finished.clone();

@@ -111,6 +111,15 @@ impl Sockets {
         Accepted { socket, outbound, backlog }
     }
 
+    /// Closes every socket with `code` and `reason`: each leaves the table, and its connection
+    /// finishes the close handshake without telling the object.
+    pub(crate) fn close_all(&self, code: u16, reason: &str) {
+        let mut table = self.table();
+        for (_, socket) in std::mem::take(&mut table.open) {
+            let _ = socket.outbound.send(Outbound::Close { code, reason: reason.to_string() });
+        }
+    }
+
     /// Removes a socket.
     pub(crate) fn remove(&self, socket: u64) {
         self.table().open.remove(&socket);

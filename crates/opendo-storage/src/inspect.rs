@@ -110,7 +110,8 @@ fn table_rows(conn: &Connection) -> Result<Vec<TableRows>> {
     let mut tables = Vec::new();
     for name in names.into_iter().filter(|name| !sandbox::is_reserved(name)) {
         let quoted = name.replace('"', "\"\"");
-        let rows: i64 = conn.query_row(&format!("SELECT count(*) FROM \"{quoted}\""), [], |row| row.get(0))?;
+        let rows: i64 =
+            conn.query_row(&format!("SELECT count(*) FROM \"{quoted}\""), [], |row| row.get(0))?;
         tables.push(TableRows { name, rows: u64::try_from(rows).unwrap_or(0) });
     }
     Ok(tables)
@@ -137,8 +138,9 @@ pub fn check_import(bytes: &[u8], storage_cap: u64, name: Option<&str>) -> Resul
     }
     let mut conn = Connection::open_in_memory()?;
     let len = image.len();
-    conn.deserialize_read_exact(MAIN_DB, image.as_slice(), len, false)
-        .map_err(|err| Error::InvalidArgument(format!("the import is not a readable SQLite database: {err}")))?;
+    conn.deserialize_read_exact(MAIN_DB, image.as_slice(), len, false).map_err(|err| {
+        Error::InvalidArgument(format!("the import is not a readable SQLite database: {err}"))
+    })?;
     let damaged = |err: rusqlite::Error| Error::InvalidArgument(format!("the import is damaged: {err}"));
     let check: String = conn.query_row("PRAGMA integrity_check", [], |row| row.get(0)).map_err(damaged)?;
     if check != "ok" {
@@ -159,7 +161,9 @@ pub fn check_import(bytes: &[u8], storage_cap: u64, name: Option<&str>) -> Resul
         .optional()
         .map_err(|err| Error::InvalidArgument(format!("the import's alarm is unreadable: {err}")))?;
     match name {
-        Some(name) => conn.execute("INSERT OR REPLACE INTO _opendo_meta (key, value) VALUES ('name', ?1)", [name])?,
+        Some(name) => {
+            conn.execute("INSERT OR REPLACE INTO _opendo_meta (key, value) VALUES ('name', ?1)", [name])?
+        }
         None => conn.execute("DELETE FROM _opendo_meta WHERE key = 'name'", [])?,
     };
     let mut image = conn.serialize(MAIN_DB)?.to_vec();
@@ -245,7 +249,8 @@ mod tests {
         let err = db.query_read_only("SELEC 1", soon()).unwrap_err();
         assert!(matches!(err, Error::Sql { .. }), "{err:?}");
         assert_eq!(db.summary().unwrap().tables[0].rows, 2, "nothing was written");
-        let endless = "WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n) SELECT count(*) FROM n";
+        let endless =
+            "WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n) SELECT count(*) FROM n";
         let err = db.query_read_only(endless, Instant::now() + Duration::from_millis(50)).unwrap_err();
         assert!(matches!(err, Error::Interrupted), "{err:?}");
     }

@@ -88,24 +88,28 @@ pub fn stored_objects(data_dir: &Path, namespace: &str) -> Result<Vec<StoredObje
         let file_name = entry.file_name();
         let Some(hex) = file_name.to_str().and_then(|name| name.strip_suffix(".sqlite")) else { continue };
         let Ok(id) = ObjectId::parse(namespace, hex) else { continue };
-        let path = entry.path();
-        let Ok(db) = std::fs::metadata(&path) else { continue };
-        let wal = std::fs::metadata(crate::files::wal_path(&path)).ok();
-        let modified = [Some(&db), wal.as_ref()]
-            .into_iter()
-            .flatten()
-            .filter_map(|meta| meta.modified().ok())
-            .max()
-            .and_then(|time| time.duration_since(std::time::UNIX_EPOCH).ok())
-            .map_or(0, |since| i64::try_from(since.as_millis()).unwrap_or(i64::MAX));
-        objects.push(StoredObject {
-            id,
-            size_bytes: db.len() + wal.map_or(0, |wal| wal.len()),
-            modified_ms: modified,
-        });
+        objects.extend(stat(&entry.path(), id));
     }
     objects.sort_by_key(|object| object.id);
     Ok(objects)
+}
+
+/// The object database of `id` in `namespace`, if it exists.
+pub fn stored_object(data_dir: &Path, namespace: &str, id: &ObjectId) -> Option<StoredObject> {
+    stat(&object_db_path(data_dir, namespace, id), *id)
+}
+
+fn stat(path: &Path, id: ObjectId) -> Option<StoredObject> {
+    let db = std::fs::metadata(path).ok()?;
+    let wal = std::fs::metadata(crate::files::wal_path(path)).ok();
+    let modified_ms = [Some(&db), wal.as_ref()]
+        .into_iter()
+        .flatten()
+        .filter_map(|meta| meta.modified().ok())
+        .max()
+        .and_then(|time| time.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |since| i64::try_from(since.as_millis()).unwrap_or(i64::MAX));
+    Some(StoredObject { id, size_bytes: db.len() + wal.map_or(0, |wal| wal.len()), modified_ms })
 }
 
 /// The data directory's lock, held while the process uses the directory.

@@ -15,16 +15,17 @@ use crate::sockets::Outputs;
 /// Failed alarm runs retried before the alarm is dropped.
 const MAX_ALARM_RETRIES: u32 = 6;
 
-/// Runs the object's alarm if it is due: clears it, calls the handler, and on failure sets it
+/// Runs the object's alarm if it is due (with `now`, whenever it is due): clears it, calls the handler, and on failure sets it
 /// again for a retry (or drops it after [`MAX_ALARM_RETRIES`]).
 pub(super) fn run_alarm(
     ctx: &ObjectCtx,
     active: &mut Active,
+    now_asked: bool,
     alone: bool,
 ) -> Result<(AlarmRun, Outputs), opendo_storage::Error> {
     let now = ctx.context.config.clock.now_ms();
     let Some(alarm) = active.db()?.get_alarm()? else { return Ok((AlarmRun::NotDue, Vec::new())) };
-    if alarm.time_ms > now {
+    if alarm.time_ms > now && !now_asked {
         return Ok((AlarmRun::NotDue, Vec::new()));
     }
     // Inside the handler `get-alarm` is none unless the handler sets a new alarm.

@@ -83,14 +83,18 @@ fn run_events(
                     let (outcome, outputs) = run_fetch(ctx, &mut active, request, upgrade, alone)?;
                     done.push(Done { reply: Reply::Fetch(reply, outcome), outputs });
                 }
-                Envelope::Alarm { reply } => {
+                Envelope::Alarm { now, reply } => {
                     ran_alarm = true;
-                    let (run, outputs) = run_alarm(ctx, &mut active, alone)?;
+                    let (run, outputs) = run_alarm(ctx, &mut active, now, alone)?;
                     done.push(Done { reply: Reply::Alarm(reply, run), outputs });
                 }
                 Envelope::Socket { socket, event } => {
                     let outputs = run_socket_event(ctx, &mut active, socket, event, alone)?;
                     done.push(Done { reply: Reply::None, outputs });
+                }
+                // The actor runs them between batches (`run.rs`).
+                admin @ Envelope::Admin { .. } => {
+                    admin.fail(&ctx.sockets, EventError::Internal("an admin call reached a batch".into()));
                 }
             }
         }
@@ -102,7 +106,7 @@ fn run_events(
         if let (true, Some(alarm)) = (moved, alarm_after) {
             // Before the commit, so the index never misses an alarm the database holds.
             ctx.namespace.with_alarm_index(|index| {
-                index.lower(&ctx.identity.id, ctx.identity.name.as_deref(), alarm.time_ms)
+                index.lower(&ctx.identity.id, ctx.identity.name(), alarm.time_ms)
             })?;
         }
         let must_flush = active.db()?.commit_batch()?;
@@ -160,7 +164,7 @@ fn run_events(
 /// here leaves an early or stale entry, which the scheduler corrects later.
 fn sync_alarm_index(ctx: &ObjectCtx, alarm: Option<Alarm>) {
     let synced = ctx.namespace.with_alarm_index(|index| match alarm {
-        Some(alarm) => index.set(&ctx.identity.id, ctx.identity.name.as_deref(), alarm.time_ms),
+        Some(alarm) => index.set(&ctx.identity.id, ctx.identity.name(), alarm.time_ms),
         None => index.remove(&ctx.identity.id),
     });
     if let Err(err) = synced {

@@ -67,8 +67,14 @@ impl Active {
             EventError::Internal("cannot open the object's storage".into())
         })?;
         // So that listings can show it; written with the first batch, only for a new object.
-        if let Some(name) = &ctx.identity.name {
-            db.record_name_at_creation(name);
+        match ctx.identity.name() {
+            Some(name) => db.record_name_at_creation(name),
+            // Started by id: the database may know the name.
+            None => {
+                if let Ok(Some(name)) = db.name() {
+                    ctx.identity.learn_name(&name);
+                }
+            }
         }
         Ok(Active {
             store: new_store(ctx, Some(db)),

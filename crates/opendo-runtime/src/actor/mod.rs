@@ -13,8 +13,10 @@
 //! - `alarm.rs`: the alarm event and its retry policy;
 //! - `batch.rs`: running a batch and committing it, with the alarm index and the group sync;
 //! - `gate.rs`: the outcomes held until the batch is durable (the output gate);
+//! - `admin.rs`: admin calls, run between batches;
 //! - `run.rs`: the actor's loop: batches, hibernation, eviction, leaving the directory.
 
+mod admin;
 mod alarm;
 mod batch;
 mod events;

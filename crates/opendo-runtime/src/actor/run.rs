@@ -8,6 +8,7 @@ use std::time::Instant;
 
 use tokio::sync::mpsc;
 
+use super::admin::run_admin;
 use super::batch::{Ran, run_batch};
 use super::gate::storage_failure;
 use super::instance::{Active, Closing};
@@ -24,10 +25,15 @@ pub(crate) async fn run(ctx: ObjectCtx, mut mailbox: mpsc::Receiver<Envelope>) {
     let stats = &ctx.context.stats;
     let idle = ctx.context.config.idle_timeout;
     let mut active: Option<Active> = None;
+    // An admin call taken out of the mailbox while gathering a batch: it runs after that batch.
+    let mut held: Option<Envelope> = None;
     loop {
-        let received = tokio::select! {
-            received = tokio::time::timeout(idle, mailbox.recv()) => received.map_err(|_| false),
-            () = ctx.control.evict.notified(), if active.is_some() => Err(true),
+        let received = match held.take() {
+            Some(envelope) => Ok(Some(envelope)),
+            None => tokio::select! {
+                received = tokio::time::timeout(idle, mailbox.recv()) => received.map_err(|_| false),
+                () = ctx.control.evict.notified(), if active.is_some() => Err(true),
+            },
         };
         let first = match received {
             Ok(Some(envelope)) => envelope,
@@ -53,9 +59,30 @@ pub(crate) async fn run(ctx: ObjectCtx, mut mailbox: mpsc::Receiver<Envelope>) {
                 continue;
             }
         };
+        if let Envelope::Admin { op, reply } = first {
+            let admin_ctx = ctx.clone();
+            let object = active.take();
+            ctx.control.busy.store(true, Ordering::Relaxed);
+            match tokio::task::spawn_blocking(move || run_admin(&admin_ctx, object, op)).await {
+                Ok((object, outcome)) => {
+                    active = object;
+                    let _ = reply.send(outcome);
+                }
+                Err(err) => {
+                    tracing::error!(namespace = %ctx.identity.namespace, object = %ctx.identity.id, "admin call failed: {err}");
+                }
+            }
+            ctx.control.active.store(active.is_some(), Ordering::Relaxed);
+            ctx.control.busy.store(false, Ordering::Relaxed);
+            continue;
+        }
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
             match mailbox.try_recv() {
+                Ok(envelope) if envelope.is_admin() => {
+                    held = Some(envelope);
+                    break;
+                }
                 Ok(envelope) => batch.push(envelope),
                 Err(_) => break,
             }

@@ -9,7 +9,7 @@ impl state::Host for Host {
     }
 
     fn name(&mut self) -> wasmtime::Result<Option<String>> {
-        Ok(self.identity.name.clone())
+        Ok(self.identity.name().map(str::to_string))
     }
 
     fn namespace(&mut self) -> wasmtime::Result<String> {

@@ -1,0 +1,61 @@
+//! Admin calls in the actor: run between batches, on the object's open database if it is active,
+//! after closing it for those that replace or remove its files.
+
+use opendo_storage::Settings;
+
+use super::instance::{Active, Closing};
+use super::object::ObjectCtx;
+use crate::admin::ops::{self, AdminOp, AdminReply, Place};
+use crate::error::AdminError;
+
+/// Runs `op` on the object (on a blocking thread: it may checkpoint, sync and read a whole
+/// database). Returns the object, still active unless `op` closed it.
+pub(super) fn run_admin(
+    ctx: &ObjectCtx,
+    mut active: Option<Active>,
+    op: AdminOp,
+) -> (Option<Active>, Result<AdminReply, AdminError>) {
+    let was_active = active.is_some();
+    if op.closes_database()
+        && let Some(object) = active.take()
+    {
+        object.close(ctx, Closing::Checkpointed);
+    }
+    let (hibernate, delete) = (matches!(op, AdminOp::Hibernate), matches!(op, AdminOp::Delete));
+    if delete {
+        ctx.sockets.close_all(1001, "object deleted");
+    }
+    let name = ctx.identity.name();
+    let place = Place {
+        path: &ctx.db_path,
+        settings: Settings {
+            durability: ctx.context.object_durability(),
+            storage_cap: ctx.context.config.storage_cap,
+        },
+        id: ctx.identity.id,
+        name,
+        alarm_index: ctx.namespace.alarm_index(),
+        cpu_limit: ctx.context.config.cpu_limit,
+    };
+    let open = match &mut active {
+        Some(object) => match object.db() {
+            Ok(db) => Some(db),
+            Err(err) => return (active, Err(err.into())),
+        },
+        None => None,
+    };
+    let reply = match ops::run(&place, op, open) {
+        Ok(AdminReply::Name(Some(name))) => {
+            ctx.identity.learn_name(&name);
+            Ok(AdminReply::Name(Some(name)))
+        }
+        Ok(AdminReply::Done(_)) if hibernate => {
+            if was_active {
+                ctx.context.stats.hibernations.inc();
+            }
+            Ok(AdminReply::Done(was_active))
+        }
+        other => other,
+    };
+    (active, reply)
+}
