@@ -24,6 +24,11 @@ pub enum Command {
     /// Requests to /{namespace}/{object-name}/{rest} go to the object {object-name}, which sees
     /// the path /{rest}. Each object keeps its storage in {data-dir}/{namespace}/{id}.sqlite.
     Run(RunArgs),
+    /// See and manage stored objects: list, show, browse KV, query, export, import, delete.
+    ///
+    /// Talks to a running server's admin API (--admin URL, with its token), or works directly
+    /// on a data directory no server holds (--data-dir).
+    Objects(crate::objects::ObjectsArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -121,10 +126,16 @@ pub struct RunArgs {
     #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
     pub shutdown_grace: Duration,
 
-    /// Serve health and Prometheus metrics on this address (GET /healthz, GET /metrics), never
-    /// on the data port [default: off].
+    /// Serve the admin listener on this address, never on the data port: health and Prometheus
+    /// metrics (GET /healthz, GET /metrics), the web inspector (GET /), and the admin API
+    /// (/v1/..., with --admin-token-file) [default: off].
     #[arg(long)]
     pub admin_listen: Option<std::net::SocketAddr>,
+
+    /// A file holding the admin API's bearer token (clients send `Authorization: Bearer
+    /// TOKEN`). Without it the admin API answers 401 and only health and metrics are served.
+    #[arg(long)]
+    pub admin_token_file: Option<PathBuf>,
 
     /// Log format (log level: RUST_LOG, default info).
     #[arg(long, value_enum, default_value_t = LogFormat::Human)]

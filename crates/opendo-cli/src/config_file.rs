@@ -39,6 +39,7 @@ pub struct FileSettings {
     #[serde(default, with = "humantime_serde")]
     shutdown_grace: Option<Duration>,
     admin_listen: Option<SocketAddr>,
+    admin_token_file: Option<PathBuf>,
     log_format: Option<LogFormat>,
 }
 
@@ -111,6 +112,7 @@ impl RunArgs {
         take(unset("max_queued_events"), &mut self.max_queued_events, file.max_queued_events);
         take(unset("shutdown_grace"), &mut self.shutdown_grace, file.shutdown_grace);
         take(unset("admin_listen"), &mut self.admin_listen, file.admin_listen.map(Some));
+        take(unset("admin_token_file"), &mut self.admin_token_file, file.admin_token_file.map(Some));
         take(unset("log_format"), &mut self.log_format, file.log_format);
     }
 }
@@ -178,6 +180,7 @@ mod tests {
         ("max-queued-events", "14"),
         ("shutdown-grace", "\"3s\""),
         ("admin-listen", "\"127.0.0.1:9998\""),
+        ("admin-token-file", "\"/etc/opendo/token\""),
         ("log-format", "\"json\""),
     ];
 

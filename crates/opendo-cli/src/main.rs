@@ -3,6 +3,7 @@
 mod args;
 mod config_file;
 mod guest_build;
+mod objects;
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
@@ -11,7 +12,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{CommandFactory, FromArgMatches};
 use opendo_runtime::{Config, Runtime};
-use opendo_server::ServerConfig;
+use opendo_server::{AdminAccess, ServerConfig};
 use tokio_util::sync::CancellationToken;
 
 use crate::args::{Cli, Command, LogFormat, RunArgs};
@@ -42,6 +43,13 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Command::Objects(args) => match objects::run(args) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(err) => {
+                eprintln!("error: {err:#}");
+                ExitCode::FAILURE
+            }
+        },
     }
 }
 
@@ -89,6 +97,18 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
             .context("cannot derive a namespace name from the module file name: pass --namespace")?
             .to_string(),
     };
+    let access = match &args.admin_token_file {
+        Some(file) => {
+            let token = std::fs::read_to_string(file).with_context(|| {
+                format!("reading the admin token file {} (--admin-token-file)", file.display())
+            })?;
+            AdminAccess::with_token(&token).map_err(|err| anyhow::anyhow!("{}: {err}", file.display()))?
+        }
+        None => AdminAccess::none(),
+    };
+    if args.admin_token_file.is_some() && args.admin_listen.is_none() {
+        tracing::warn!("--admin-token-file is set without --admin-listen: the admin API is not served");
+    }
     raise_open_file_limit();
     let config = Config {
         data_dir: args.data_dir.clone(),
@@ -137,11 +157,12 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
                     .await
                     .with_context(|| format!("cannot listen on {admin} (--admin-listen)"))?;
                 let address = listener.local_addr().context("reading the admin address")?;
-                println!("Admin on http://{address}  (GET /healthz, GET /metrics)");
+                println!("Admin on http://{address}  (inspector at /, API at /v1/..., /healthz, /metrics)");
                 let serving = opendo_server::serve_admin(
                     listener,
                     runtime.clone(),
                     server_config.clone(),
+                    access,
                     shutdown.clone().cancelled_owned(),
                 );
                 Some(tokio::spawn(serving))

@@ -92,8 +92,8 @@ pub enum AdminError {
     /// No namespace of that name is loaded (or stored, offline).
     #[error("unknown namespace `{0}`")]
     UnknownNamespace(String),
-    /// The object has no database.
-    #[error("no object {0} in this namespace")]
+    /// The object has no database. The text says which object (its name or id).
+    #[error("no such object: {0}")]
     UnknownObject(String),
     /// The request is malformed or not allowed: a bad name, id, cursor or limit, SQL that
     /// writes or fails, an import that is not an object database.

@@ -11,7 +11,8 @@
 //! handshake and hands the connection to the runtime, which owns it from then on. A malformed
 //! upgrade request gets 400 without reaching the object.
 //!
-//! [`serve_admin`] serves health and metrics (OpenMetrics text) on a separate listener.
+//! [`serve_admin`] serves, on a separate listener, health, metrics (OpenMetrics text), the web
+//! inspector at `/`, and the admin API at `/v1/...` (JSON, behind a bearer token: [`AdminAccess`]).
 //!
 //! # Modules
 //! Each uses only those before it:
@@ -23,7 +24,7 @@
 //! | `listener` | the accept loop both listeners share: timeouts, accept errors, graceful shutdown |
 //! | `websocket` | the HTTP side of a WebSocket upgrade |
 //! | `data` | one data-plane request, routed to its object |
-//! | `admin` | the admin listener's pages |
+//! | `admin/` | the admin listener: health, metrics, the inspector page; `admin/access.rs` the token; `admin/api.rs` the `/v1` API |
 //! | `serve` | [`serve`] and [`serve_admin`] |
 
 mod admin;
@@ -34,6 +35,7 @@ mod routing;
 mod serve;
 mod websocket;
 
+pub use admin::AdminAccess;
 pub use listener::Error;
 pub use routing::{Route, RouteError, route};
 pub use serve::{ServerConfig, serve, serve_admin};

@@ -3,6 +3,7 @@
 
 use std::convert::Infallible;
 use std::future::Future;
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use http::Request;
@@ -32,7 +33,7 @@ pub enum Error {
     Accept(std::io::Error),
 }
 
-/// Serves every connection on `listener` with `handle` until `shutdown` completes, then stops
+/// Serves every connection on `listener` with `handle` (given each request and its peer) until `shutdown` completes, then stops
 /// accepting and waits (up to the grace period) for in-flight requests to be answered.
 pub(crate) async fn serve_connections<H, F>(
     listener: TcpListener,
@@ -41,7 +42,7 @@ pub(crate) async fn serve_connections<H, F>(
     handle: H,
 ) -> Result<(), Error>
 where
-    H: Fn(Request<Incoming>) -> F + Clone + Send + Sync + 'static,
+    H: Fn(Request<Incoming>, SocketAddr) -> F + Clone + Send + Sync + 'static,
     F: Future<Output = HttpResponse> + Send + 'static,
 {
     let mut builder = auto::Builder::new(TokioExecutor::new());
@@ -64,7 +65,7 @@ where
                 let _ = stream.set_nodelay(true);
                 let handle = handle.clone();
                 let service = service_fn(move |request| {
-                    let response = handle(request);
+                    let response = handle(request, peer);
                     async move { Ok::<_, Infallible>(response.await) }
                 });
                 let builder = builder.clone();

@@ -6,6 +6,7 @@ use std::time::Duration;
 use opendo_runtime::Runtime;
 use tokio::net::TcpListener;
 
+use crate::admin::AdminAccess;
 use crate::listener::{Connections, Error, serve_connections};
 
 /// Settings of the HTTP front.
@@ -45,24 +46,26 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), Error> {
     let max_body = config.max_body_bytes;
-    serve_connections(listener, &config.connections(), shutdown, move |request| {
+    serve_connections(listener, &config.connections(), shutdown, move |request, _| {
         let runtime = runtime.clone();
         async move { crate::data::handle(&runtime, request, max_body).await }
     })
     .await
 }
 
-/// Serves `GET /healthz` and `GET /metrics` for `runtime` on `listener` (never the data port)
-/// until `shutdown` completes, with the connection settings of `config`.
+/// Serves the admin listener for `runtime` on `listener` (never the data port) until `shutdown`
+/// completes, with the connection settings of `config`: `GET /healthz`, `GET /metrics`, the web
+/// inspector at `/`, and the admin API at `/v1/...` for requests bearing `access`'s token.
 pub async fn serve_admin(
     listener: TcpListener,
     runtime: Runtime,
     config: ServerConfig,
+    access: AdminAccess,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), Error> {
-    serve_connections(listener, &config.connections(), shutdown, move |request| {
-        let response = crate::admin::answer(&runtime, &request);
-        async move { response }
+    serve_connections(listener, &config.connections(), shutdown, move |request, peer| {
+        let (runtime, access) = (runtime.clone(), access.clone());
+        async move { crate::admin::answer(&runtime, &access, request, peer).await }
     })
     .await
 }

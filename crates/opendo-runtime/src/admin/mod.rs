@@ -135,6 +135,11 @@ impl Admin {
         }
     }
 
+    /// The largest import accepted: the storage cap.
+    pub fn max_import_bytes(&self) -> u64 {
+        self.config().storage_cap
+    }
+
     /// The namespaces (loaded ones on a live runtime, stored ones offline) with object counts.
     pub async fn namespaces(&self) -> Result<Vec<NamespaceInfo>, AdminError> {
         let mut names: Vec<String> = match &self.inner.backend {

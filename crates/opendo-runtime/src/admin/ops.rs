@@ -98,7 +98,11 @@ pub(crate) fn run(
             Some(db) => read_db(place, read, db),
             None => {
                 if !place.path.exists() {
-                    return Err(AdminError::UnknownObject(place.id.to_hex()));
+                    let which = match place.name {
+                        Some(name) => format!("nothing is stored under the name `{name}`"),
+                        None => format!("nothing is stored under the id {}", place.id),
+                    };
+                    return Err(AdminError::UnknownObject(which));
                 }
                 let mut db = ObjectDb::open(place.path, place.settings)?;
                 let reply = read_db(place, read, &mut db);

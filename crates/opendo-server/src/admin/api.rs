@@ -1,0 +1,250 @@
+//! The admin HTTP API, `/v1/...`: JSON in and out, every path in `docs/runtime.md`. Calls that
+//! change an object are logged (target `opendo::audit`): who, what, which object, the outcome.
+
+use std::net::SocketAddr;
+
+use bytes::Bytes;
+use http::header::{CONTENT_DISPOSITION, CONTENT_TYPE, HeaderValue, USER_AGENT};
+use http::{Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use opendo_runtime::{Admin, AdminError, KvQuery, ObjectRef, ObjectsQuery, Runtime};
+use percent_encoding::percent_decode_str;
+use serde::Deserialize;
+
+use crate::response::HttpResponse;
+
+/// Largest SQL request body.
+const MAX_SQL_BODY: usize = 1024 * 1024;
+
+/// Answers one `/v1/...` request (the token was checked).
+pub(crate) async fn handle(runtime: &Runtime, request: Request<Incoming>, peer: SocketAddr) -> HttpResponse {
+    let admin = runtime.admin();
+    let path = request.uri().path().to_string();
+    let segments: Vec<&str> = path.trim_start_matches("/v1/").split('/').collect();
+    let method = request.method().clone();
+    match segments.as_slice() {
+        ["namespaces"] => only(&method, Method::GET, || async { json(admin.namespaces().await) }).await,
+        ["namespaces", namespace, "objects"] => {
+            only(&method, Method::GET, || async {
+                let params: ListParams = match query(&request) {
+                    Ok(params) => params,
+                    Err((status, message)) => return error(status, &message),
+                };
+                let listing =
+                    ObjectsQuery { prefix: params.prefix, cursor: params.cursor, limit: params.limit };
+                json(admin.objects(namespace, listing).await)
+            })
+            .await
+        }
+        ["namespaces", namespace, "objects", kind, reference, rest @ ..] => {
+            let object = match object_ref(kind, reference) {
+                Ok(object) => object,
+                Err((status, message)) => return error(status, &message),
+            };
+            let call = Call { admin, namespace, object: &object, peer, user_agent: user_agent(&request) };
+            call.answer(&method, rest, request).await
+        }
+        _ => error(StatusCode::NOT_FOUND, "no such admin path: see docs/runtime.md, \"Admin API\""),
+    }
+}
+
+/// A call on one object.
+struct Call<'a> {
+    admin: &'a Admin,
+    namespace: &'a str,
+    object: &'a ObjectRef,
+    peer: SocketAddr,
+    user_agent: String,
+}
+
+impl Call<'_> {
+    async fn answer(&self, method: &Method, rest: &[&str], request: Request<Incoming>) -> HttpResponse {
+        let (admin, namespace, object) = (self.admin, self.namespace, self.object);
+        match (method, rest) {
+            (&Method::GET, []) => json(admin.object(namespace, object).await),
+            (&Method::DELETE, []) => self.audited("delete", admin.delete(namespace, object).await),
+            (&Method::GET, ["kv"]) => {
+                let params: KvParams = match query(&request) {
+                    Ok(params) => params,
+                    Err((status, message)) => return error(status, &message),
+                };
+                let kv =
+                    KvQuery { prefix: params.prefix, start_after: params.start_after, limit: params.limit };
+                json(admin.kv(namespace, object, kv).await)
+            }
+            (&Method::POST, ["sql"]) => {
+                let body = match body(request, MAX_SQL_BODY).await {
+                    Ok(body) => body,
+                    Err(message) => return error(StatusCode::BAD_REQUEST, &message),
+                };
+                match serde_json::from_slice::<SqlBody>(&body) {
+                    Ok(SqlBody { sql }) => json(admin.query(namespace, object, sql).await),
+                    Err(err) => {
+                        error(StatusCode::BAD_REQUEST, &format!("expected {{\"sql\": \"...\"}}: {err}"))
+                    }
+                }
+            }
+            (&Method::GET, ["export"]) => match admin.export(namespace, object).await {
+                Ok(snapshot) => {
+                    let mut response = Response::new(Full::new(Bytes::from(snapshot)));
+                    let headers = response.headers_mut();
+                    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/vnd.sqlite3"));
+                    headers.insert(
+                        CONTENT_DISPOSITION,
+                        HeaderValue::from_static("attachment; filename=\"object.sqlite\""),
+                    );
+                    response
+                }
+                Err(err) => failure(&err),
+            },
+            (&Method::PUT, ["import"]) => {
+                let limit = usize::try_from(admin.max_import_bytes()).unwrap_or(usize::MAX);
+                let snapshot = match body(request, limit).await {
+                    Ok(body) => body,
+                    Err(message) => {
+                        return self.audited::<()>("import", Err(AdminError::BadRequest(message)));
+                    }
+                };
+                self.audited("import", admin.import(namespace, object, snapshot.to_vec()).await)
+            }
+            (&Method::POST, ["run-alarm"]) => {
+                self.audited("run-alarm", admin.run_alarm(namespace, object).await)
+            }
+            (&Method::POST, ["hibernate"]) => {
+                self.audited("hibernate", admin.hibernate(namespace, object).await)
+            }
+            (_, [] | ["kv"] | ["sql"] | ["export"] | ["import"] | ["run-alarm"] | ["hibernate"]) => {
+                error(StatusCode::METHOD_NOT_ALLOWED, &format!("{method} is not served on this path"))
+            }
+            _ => error(StatusCode::NOT_FOUND, "no such admin path: see docs/runtime.md, \"Admin API\""),
+        }
+    }
+
+    /// The answer to a call that changes the object, logged.
+    fn audited<T: serde::Serialize>(&self, action: &str, outcome: Result<T, AdminError>) -> HttpResponse {
+        let object = match self.object {
+            ObjectRef::Id(id) => format!("id {id}"),
+            ObjectRef::Name(name) => format!("name {name:?}"),
+        };
+        let result = match &outcome {
+            Ok(_) => "ok".to_string(),
+            Err(err) => err.to_string(),
+        };
+        tracing::info!(
+            target: "opendo::audit",
+            peer = %self.peer,
+            user_agent = %self.user_agent,
+            action,
+            namespace = self.namespace,
+            object = %object,
+            result = %result,
+            "admin call"
+        );
+        json(outcome)
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListParams {
+    prefix: Option<String>,
+    cursor: Option<String>,
+    limit: Option<u32>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct KvParams {
+    prefix: Option<String>,
+    start_after: Option<String>,
+    limit: Option<u32>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SqlBody {
+    sql: String,
+}
+
+async fn only<F, Fut>(method: &Method, allowed: Method, f: F) -> HttpResponse
+where
+    F: FnOnce() -> Fut,
+    Fut: Future<Output = HttpResponse>,
+{
+    if *method != allowed {
+        return error(StatusCode::METHOD_NOT_ALLOWED, &format!("only {allowed} is served on this path"));
+    }
+    f().await
+}
+
+/// A request the API refuses before calling the runtime: the status and why.
+type Refused = (StatusCode, String);
+
+fn object_ref(kind: &str, reference: &str) -> Result<ObjectRef, Refused> {
+    let decoded = percent_decode_str(reference)
+        .decode_utf8()
+        .map_err(|_| (StatusCode::BAD_REQUEST, "the object is not valid percent-encoded UTF-8".to_string()))?
+        .into_owned();
+    match kind {
+        "id" => Ok(ObjectRef::Id(decoded)),
+        "name" => Ok(ObjectRef::Name(decoded)),
+        _ => Err((
+            StatusCode::NOT_FOUND,
+            "address an object as .../objects/id/{id} or .../objects/name/{name}".to_string(),
+        )),
+    }
+}
+
+fn query<T: serde::de::DeserializeOwned>(request: &Request<Incoming>) -> Result<T, Refused> {
+    serde_urlencoded::from_str(request.uri().query().unwrap_or(""))
+        .map_err(|err| (StatusCode::BAD_REQUEST, format!("bad query string: {err}")))
+}
+
+async fn body(request: Request<Incoming>, limit: usize) -> Result<Bytes, String> {
+    match Limited::new(request.into_body(), limit).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(err) if err.is::<http_body_util::LengthLimitError>() => {
+            Err(format!("the request body is larger than the limit of {limit} bytes"))
+        }
+        Err(err) => Err(format!("could not read the request body: {err}")),
+    }
+}
+
+fn user_agent(request: &Request<Incoming>) -> String {
+    request.headers().get(USER_AGENT).and_then(|value| value.to_str().ok()).unwrap_or("-").to_string()
+}
+
+fn json<T: serde::Serialize>(outcome: Result<T, AdminError>) -> HttpResponse {
+    match outcome {
+        Ok(value) => match serde_json::to_vec(&value) {
+            Ok(body) => {
+                let mut response = Response::new(Full::new(Bytes::from(body)));
+                response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+                response
+            }
+            Err(err) => error(StatusCode::INTERNAL_SERVER_ERROR, &format!("encoding the answer: {err}")),
+        },
+        Err(err) => failure(&err),
+    }
+}
+
+fn failure(err: &AdminError) -> HttpResponse {
+    let status = match err {
+        AdminError::UnknownNamespace(_) | AdminError::UnknownObject(_) => StatusCode::NOT_FOUND,
+        AdminError::BadRequest(_) => StatusCode::BAD_REQUEST,
+        AdminError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+        AdminError::NeedsServer(_) => StatusCode::CONFLICT,
+        AdminError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+    };
+    error(status, &err.to_string())
+}
+
+/// A JSON error: `{"error": "..."}`.
+pub(crate) fn error(status: StatusCode, message: &str) -> HttpResponse {
+    let body = serde_json::json!({ "error": message }).to_string();
+    let mut response = Response::new(Full::new(Bytes::from(body)));
+    *response.status_mut() = status;
+    response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
+}
