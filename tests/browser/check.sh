@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Drives the chat-room example's page in headless Chromium (tests/e2e/tests/browser.rs).
+# Drives the chat-room example's page and the admin inspector in headless Chromium
+# (tests/e2e/tests/browser.rs).
 # Installs Debian's chromium when it is missing and this user can (root, or sudo without a password).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
