@@ -12,7 +12,7 @@ run example="counter":
 test:
     cargo test --workspace
 
-# The chat-room page in two headless Chromium tabs (installs Debian's chromium if missing).
+# The chat-room page in two headless Chromium tabs, and the admin inspector (installs Debian's chromium if missing).
 browser-check:
     bash tests/browser/check.sh
 

@@ -146,6 +146,29 @@ impl Server {
         Client { addr: admin, agent: self.client.agent.clone() }.send(method, path, b"")
     }
 
+    /// Sends a request to the admin API with `token` as bearer token (if any); returns the status
+    /// and the body's bytes.
+    pub fn admin_request(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: &[u8],
+    ) -> (u16, Vec<u8>) {
+        let admin = self.admin.expect("server started without --admin-listen");
+        let mut request = http::Request::builder().method(method).uri(format!("http://{admin}{path}"));
+        if let Some(token) = token {
+            request = request.header("authorization", format!("Bearer {token}"));
+        }
+        let sent = match method {
+            "GET" | "DELETE" => self.client.agent.run(request.body(()).expect("a request")),
+            _ => self.client.agent.run(request.body(body.to_vec()).expect("a request")),
+        };
+        let mut response = sent.unwrap_or_else(|err| panic!("{method} {path}: {err}"));
+        let bytes = response.body_mut().with_config().limit(u64::MAX).read_to_vec().expect("the body");
+        (response.status().as_u16(), bytes)
+    }
+
     /// Opens a WebSocket to `path` on this server (which must answer 101).
     pub fn websocket(&self, path: &str) -> WsClient {
         WsClient::connect(self.addr, path)
