@@ -5,8 +5,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use prometheus_client::encoding::{EncodeMetric, MetricEncoder, NoLabelSet};
+use prometheus_client::encoding::{EncodeLabelSet, EncodeMetric, MetricEncoder, NoLabelSet};
 use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::{MetricType, TypedMetric};
 use prometheus_client::registry::{Registry, Unit};
@@ -32,7 +33,23 @@ pub struct Stats {
     pub(crate) auto_responses: Counter,
     pub(crate) wake: Histogram,
     pub(crate) batch: Histogram,
+    rows_read: Family<NamespaceLabel, Counter>,
+    rows_written: Family<NamespaceLabel, Counter>,
+    events: Family<NamespaceLabel, Histogram>,
     registry: Registry,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct NamespaceLabel {
+    namespace: String,
+}
+
+/// The metrics of one namespace, held by it so that recording one takes no lookup.
+#[derive(Debug, Clone)]
+pub(crate) struct NamespaceStats {
+    pub(crate) rows_read: Counter,
+    pub(crate) rows_written: Counter,
+    pub(crate) events: Histogram,
 }
 
 impl Default for Stats {
@@ -51,49 +68,69 @@ impl Default for Stats {
             auto_responses: Counter::default(),
             wake: Histogram::default(),
             batch: Histogram::default(),
+            rows_read: Family::default(),
+            rows_written: Family::default(),
+            events: Family::default(),
             registry: Registry::default(),
         };
         let mut registry = Registry::with_prefix("opendo");
+        // Help texts without their final period: the encoder adds it.
         // Counters get their `_total` suffix from the encoder.
         let counters = [
-            ("activations", "Times an object was activated.", &stats.activations),
-            ("hibernations", "Times an object hibernated after its idle timeout.", &stats.hibernations),
+            ("activations", "Times an object was activated", &stats.activations),
+            ("hibernations", "Times an object hibernated after its idle timeout", &stats.hibernations),
             (
                 "evictions",
-                "Objects hibernated early because the active-object cap was reached.",
+                "Objects hibernated early because the active-object cap was reached",
                 &stats.evictions,
             ),
-            ("commits", "Event batches committed.", &stats.commits),
-            ("traps", "Events that trapped and were rolled back.", &stats.traps),
-            ("alarm_runs", "Alarm handler runs.", &stats.alarm_runs),
-            ("alarm_retries", "Failed alarm runs scheduled for a retry.", &stats.alarm_retries),
-            ("alarms_dropped", "Alarms dropped after their last retry.", &stats.alarms_dropped),
+            ("commits", "Event batches committed", &stats.commits),
+            ("traps", "Events that trapped and were rolled back", &stats.traps),
+            ("alarm_runs", "Alarm handler runs", &stats.alarm_runs),
+            ("alarm_retries", "Failed alarm runs scheduled for a retry", &stats.alarm_retries),
+            ("alarms_dropped", "Alarms dropped after their last retry", &stats.alarms_dropped),
             (
                 "websocket_auto_responses",
-                "Messages answered by an auto-response without waking the object.",
+                "Messages answered by an auto-response without waking the object",
                 &stats.auto_responses,
             ),
         ];
         registry.register(
             "active_objects",
-            "Objects with a live instance and open database.",
+            "Objects with a live instance and open database",
             stats.active.clone(),
         );
         for (name, help, counter) in counters {
             registry.register(name, help, counter.clone());
         }
-        registry.register("websockets", "WebSockets connected.", stats.websockets.clone());
+        registry.register("websockets", "WebSockets connected", stats.websockets.clone());
         registry.register_with_unit(
             "wake",
-            "Time to wake a hibernated object: open, instantiate, run its first events, commit.",
+            "Time to wake a hibernated object: open, instantiate, run its first events, commit",
             Unit::Seconds,
             stats.wake.clone(),
         );
         registry.register_with_unit(
             "batch",
-            "Time to run one batch of an object's events, commit it and make it durable.",
+            "Time to run one batch of an object's events, commit it and make it durable",
             Unit::Seconds,
             stats.batch.clone(),
+        );
+        registry.register(
+            "rows_read",
+            "Rows the objects' storage calls read (KV keys looked up or listed, SQL rows returned or scanned), by namespace",
+            stats.rows_read.clone(),
+        );
+        registry.register(
+            "rows_written",
+            "Rows the objects' storage calls wrote (KV entries stored or deleted, SQL rows changed), by namespace",
+            stats.rows_written.clone(),
+        );
+        registry.register_with_unit(
+            "event",
+            "Time an event ran in its object (its guest code and storage calls; not its wait in the queue nor the commit), by namespace",
+            Unit::Seconds,
+            stats.events.clone(),
         );
         stats.registry = registry;
         stats
@@ -171,6 +208,17 @@ impl Stats {
     /// the events, committing, making the commit durable (`opendo_batch_seconds`).
     pub fn batch(&self) -> &Histogram {
         &self.batch
+    }
+
+    /// The metrics of namespace `name` (`opendo_rows_read_total`, `opendo_rows_written_total`
+    /// and `opendo_event_seconds`, each with the label `namespace`).
+    pub(crate) fn for_namespace(&self, name: &str) -> NamespaceStats {
+        let label = NamespaceLabel { namespace: name.to_string() };
+        NamespaceStats {
+            rows_read: self.rows_read.get_or_create(&label).clone(),
+            rows_written: self.rows_written.get_or_create(&label).clone(),
+            events: self.events.get_or_create(&label).clone(),
+        }
     }
 
     /// Every metric in the OpenMetrics text format ([`METRICS_CONTENT_TYPE`]).
@@ -292,6 +340,30 @@ mod tests {
             assert_eq!(samples(&text, name).len(), 1, "{name} in {text}");
         }
         assert!(text.ends_with("# EOF\n"), "{text}");
+        assert!(!text.contains(".."), "help texts end with one period: {text}");
+    }
+
+    #[test]
+    fn namespaces_have_their_own_rows_and_event_times() {
+        let stats = Stats::default();
+        let (a, b) = (stats.for_namespace("a"), stats.for_namespace("b"));
+        a.rows_read.inc_by(5);
+        b.rows_written.inc_by(2);
+        a.events.record(Duration::from_micros(70));
+        stats.for_namespace("a").rows_read.inc();
+        let text = stats.encode();
+        let read = samples(&text, "opendo_rows_read_total");
+        assert!(
+            read.contains(&("{namespace=\"a\"}", "6")) && read.contains(&("{namespace=\"b\"}", "0")),
+            "{text}"
+        );
+        assert!(samples(&text, "opendo_rows_written_total").contains(&("{namespace=\"b\"}", "2")), "{text}");
+        assert!(text.contains("# TYPE opendo_event_seconds histogram"), "{text}");
+        assert!(samples(&text, "opendo_event_seconds_count").contains(&("{namespace=\"a\"}", "1")), "{text}");
+        assert!(
+            samples(&text, "opendo_event_seconds_bucket").contains(&("{le=\"0.0001\",namespace=\"a\"}", "1")),
+            "{text}"
+        );
     }
 
     #[test]

@@ -12,11 +12,13 @@ use crate::component;
 use crate::config::Durability;
 use crate::error::Error;
 use crate::host::Host;
+use crate::metrics::{NamespaceStats, Stats};
 
 /// One loaded Durable Object class: its component, ready to instantiate, and its alarm index.
 pub(crate) struct Namespace {
     pub(crate) name: Arc<str>,
     pub(crate) pre: DurableObjectPre<Host>,
+    pub(crate) stats: NamespaceStats,
     alarms: Mutex<AlarmIndex>,
 }
 
@@ -28,6 +30,7 @@ impl Namespace {
         name: &str,
         module: &Path,
         durability: Durability,
+        stats: &Stats,
     ) -> Result<Self, Error> {
         opendo_storage::layout::validate_namespace(name).map_err(|e| Error::InvalidConfig(e.to_string()))?;
         let cache_dir = data_dir.join(".cache").join("components");
@@ -39,7 +42,7 @@ impl Namespace {
         let alarms = AlarmIndex::open(&index_path, durability.for_index()).map_err(|e| {
             Error::InvalidConfig(format!("cannot open the alarm index {}: {e}", index_path.display()))
         })?;
-        Ok(Namespace { name: name.into(), pre, alarms: Mutex::new(alarms) })
+        Ok(Namespace { name: name.into(), pre, stats: stats.for_namespace(name), alarms: Mutex::new(alarms) })
     }
 
     /// The namespace's alarm index (one connection, shared by its objects).

@@ -106,6 +106,7 @@ impl Runtime {
             name,
             module,
             config.durability,
+            &context.stats,
         )?;
         self.dispatch.add_namespace(namespace)?;
         self.scheduler.call_once(|| {

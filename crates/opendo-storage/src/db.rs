@@ -2,6 +2,7 @@
 //! `txn.rs`, `sandbox.rs`). The operations on it are grouped by concern: `batch.rs` (the event
 //! transactions the runtime drives), `meta.rs`, `kv.rs`, `sql.rs`, `alarm.rs`.
 
+use std::cell::Cell;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
@@ -45,6 +46,15 @@ impl From<Durability> for Settings {
     }
 }
 
+/// Rows the object's KV and SQL calls read and wrote (see [`ObjectDb::take_row_counts`]).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct RowCounts {
+    /// KV keys looked up or listed, plus what SQL statements returned and scanned.
+    pub read: u64,
+    /// KV entries stored or deleted, plus rows SQL statements inserted, updated or deleted.
+    pub written: u64,
+}
+
 /// One object's open SQLite database.
 ///
 /// The runtime drives transactions in two levels: a *batch* (one SQLite transaction, committed
@@ -64,6 +74,7 @@ pub struct ObjectDb {
     pub(crate) event_alone: bool,
     /// The name to record with the first batch that commits; set and cleared by `meta.rs` only.
     pub(crate) pending_name: Option<String>,
+    rows: Cell<RowCounts>,
     path: PathBuf,
     /// Declared after `conn`, so the syncs it owes on closing run after SQLite closed the files.
     pub(crate) wal: Wal,
@@ -117,6 +128,7 @@ impl ObjectDb {
             alarm_writes: 0,
             event_alone: false,
             pending_name: None,
+            rows: Cell::default(),
             path: path.to_path_buf(),
             wal,
         })
@@ -125,6 +137,16 @@ impl ObjectDb {
     /// The file this database lives in.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The rows read and written since the last call (a counter for the runtime's metrics).
+    pub fn take_row_counts(&mut self) -> RowCounts {
+        self.rows.take()
+    }
+
+    pub(crate) fn count_rows(&self, read: u64, written: u64) {
+        let rows = self.rows.get();
+        self.rows.set(RowCounts { read: rows.read + read, written: rows.written + written });
     }
 
     /// Statements still running at `deadline` are interrupted with [`Error::Interrupted`].

@@ -86,6 +86,7 @@ impl ObjectDb {
     /// The value under `key`, if any.
     pub fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
         check_key(key)?;
+        self.count_rows(1, 0);
         let mut stmt = self.conn.prepare_cached("SELECT value FROM _opendo_kv WHERE key = ?1")?;
         Ok(stmt.query_row([key.as_bytes()], |row| row.get(0)).optional()?)
     }
@@ -110,7 +111,9 @@ impl ObjectDb {
     pub fn put(&mut self, key: &str, value: &[u8]) -> Result<()> {
         check_entry(key, value)?;
         let most = self.cap.most_one_row_adds(key.len() + value.len());
-        self.cap.write_within_cap(&self.conn, most, |conn| put_row(conn, key, value))
+        self.cap.write_within_cap(&self.conn, most, |conn| put_row(conn, key, value))?;
+        self.count_rows(0, 1);
+        Ok(())
     }
 
     /// Stores all `entries`, or none if any is refused.
@@ -118,7 +121,9 @@ impl ObjectDb {
         check_batch(entries.len())?;
         entries.iter().try_for_each(|(k, v)| check_entry(k, v))?;
         self.cap
-            .write_atomically(&self.conn, |conn| entries.iter().try_for_each(|(k, v)| put_row(conn, k, v)))
+            .write_atomically(&self.conn, |conn| entries.iter().try_for_each(|(k, v)| put_row(conn, k, v)))?;
+        self.count_rows(0, entries.len() as u64);
+        Ok(())
     }
 
     /// Deletes `key`; returns whether it existed.
@@ -126,6 +131,7 @@ impl ObjectDb {
         check_key(key)?;
         let deleted = delete_row(&self.conn, key)?;
         self.cap.may_have_grown(self.cap.most_one_row_adds(key.len()));
+        self.count_rows(0, u64::from(deleted));
         Ok(deleted)
     }
 
@@ -133,13 +139,15 @@ impl ObjectDb {
     pub fn delete_many(&mut self, keys: &[String]) -> Result<u32> {
         check_batch(keys.len())?;
         keys.iter().try_for_each(|k| check_key(k))?;
-        self.cap.atomically(&self.conn, |conn| {
+        let deleted = self.cap.atomically(&self.conn, |conn| {
             let mut deleted = 0;
             for key in keys {
                 deleted += u32::from(delete_row(conn, key)?);
             }
             Ok(deleted)
-        })
+        })?;
+        self.count_rows(0, u64::from(deleted));
+        Ok(deleted)
     }
 
     /// Entries matching `options`.
@@ -215,6 +223,7 @@ impl ObjectDb {
             }
             entries.push((key_from_bytes(key)?, value));
         }
+        self.count_rows(entries.len() as u64, 0);
         Ok(entries)
     }
 

@@ -59,7 +59,7 @@ mod txn;
 mod wal;
 
 pub use alarm::{Alarm, AlarmIndex, IndexEntry};
-pub use db::{DEFAULT_STORAGE_CAP, KEPT_WAL_LIMIT, ObjectDb, Settings};
+pub use db::{DEFAULT_STORAGE_CAP, KEPT_WAL_LIMIT, ObjectDb, RowCounts, Settings};
 pub use error::{Error, Result};
 pub use id::ObjectId;
 pub use inspect::{Import, Summary, TableRows, check_import, delete_database, replace_database};

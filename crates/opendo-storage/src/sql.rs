@@ -92,7 +92,9 @@ impl ObjectDb {
             Some(single) => self.exec_single(query, single, params),
             None => self.exec_writing(query, params),
         };
-        outcome.map_err(|err| guest_error(err, self.sandbox.take_denial()))
+        let result = outcome.map_err(|err| guest_error(err, self.sandbox.take_denial()))?;
+        self.count_rows(result.rows_read, result.rows_written);
+        Ok(result)
     }
 
     /// Runs `query`, which may write, as one write: undone whole if it fails or leaves the

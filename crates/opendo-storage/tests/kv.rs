@@ -311,3 +311,24 @@ fn puts_and_deletes_never_leave_the_database_past_its_cap() {
     assert!(stored > 100 && refused > 10, "stored {stored}, refused {refused}");
     assert_eq!(db.integrity_check().unwrap(), "ok");
 }
+
+#[test]
+fn rows_read_and_written_are_counted_until_taken() {
+    use opendo_storage::RowCounts;
+    let dir = tempfile::tempdir().unwrap();
+    let mut db = open(&dir);
+    db.put("a", b"1").unwrap();
+    db.put_many(&[("b".into(), b"2".to_vec()), ("c".into(), b"3".to_vec())]).unwrap();
+    db.get("a").unwrap();
+    db.get("missing").unwrap();
+    assert_eq!(db.list(&ListOptions::default()).unwrap().len(), 3);
+    assert!(db.delete("a").unwrap());
+    assert!(!db.delete("a").unwrap(), "deleting nothing writes nothing");
+    assert_eq!(db.take_row_counts(), RowCounts { read: 5, written: 4 });
+    assert_eq!(db.take_row_counts(), RowCounts::default(), "taking resets them");
+    db.exec("CREATE TABLE t (x); INSERT INTO t VALUES (1), (2)", &[]).unwrap();
+    db.exec("SELECT x FROM t", &[]).unwrap();
+    let counted = db.take_row_counts();
+    assert_eq!(counted.written, 2);
+    assert!(counted.read >= 2, "{counted:?}");
+}

@@ -44,6 +44,10 @@ fn the_admin_listener_serves_its_pages_and_stops_with_the_server() {
     assert!(metrics.body.contains("# TYPE opendo_activations counter"), "{}", metrics.body);
     assert_eq!(server.metric("opendo_activations_total"), 1);
     assert_eq!(server.metric("opendo_commits_total"), 1);
+    // Per namespace: the increment read the count and wrote it back, in one event.
+    assert_eq!(server.metric("opendo_rows_read_total{namespace=\"counter\"}"), 1);
+    assert_eq!(server.metric("opendo_rows_written_total{namespace=\"counter\"}"), 1);
+    assert_eq!(server.metric("opendo_event_seconds_count{namespace=\"counter\"}"), 1);
     assert_eq!(server.admin_send("POST", "/metrics").status, 405);
     assert_eq!(server.admin_send("GET", "/nothing").status, 404);
 

@@ -78,6 +78,7 @@ fn run_events(
         let alarm_writes = active.db()?.alarm_writes();
         let mut ran_alarm = false;
         for envelope in pending.by_ref() {
+            let event_started = Instant::now();
             match envelope {
                 Envelope::Fetch { request, upgrade, reply } => {
                     let (outcome, outputs) = run_fetch(ctx, &mut active, request, upgrade, alone)?;
@@ -95,9 +96,14 @@ fn run_events(
                 // The actor runs them between batches (`run.rs`).
                 admin @ Envelope::Admin { .. } => {
                     admin.fail(&ctx.sockets, EventError::Internal("an admin call reached a batch".into()));
+                    continue;
                 }
             }
+            ctx.namespace.stats.events.record(event_started.elapsed());
         }
+        let rows = active.db()?.take_row_counts();
+        ctx.namespace.stats.rows_read.inc_by(rows.read);
+        ctx.namespace.stats.rows_written.inc_by(rows.written);
         let alarm_after = match active.db()?.alarm_writes() == alarm_writes {
             true => alarm_before,
             false => active.db()?.get_alarm()?,

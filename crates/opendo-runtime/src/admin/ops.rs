@@ -114,6 +114,13 @@ pub(crate) fn run(
 }
 
 fn read_db(place: &Place<'_>, op: AdminOp, db: &mut ObjectDb) -> Result<AdminReply, AdminError> {
+    let reply = read_db_counted(place, op, db);
+    // Between batches nothing else is counted: what an admin call read is not the object's work.
+    db.take_row_counts();
+    reply
+}
+
+fn read_db_counted(place: &Place<'_>, op: AdminOp, db: &mut ObjectDb) -> Result<AdminReply, AdminError> {
     Ok(match op {
         AdminOp::Name => AdminReply::Name(db.name()?),
         AdminOp::Summary => AdminReply::Summary(db.summary()?),
