@@ -1,4 +1,5 @@
-//! `opendo`: run Durable Object components over HTTP.
+//! `opendo`: run Durable Object components over HTTP (`run`), and see and manage their stored
+//! objects (`objects`).
 
 mod args;
 mod config_file;
