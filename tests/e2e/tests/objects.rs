@@ -98,6 +98,8 @@ fn objects_are_listed_inspected_and_browsed() {
         ali["objects"].as_array().unwrap().iter().map(|o| o["name"].as_str().unwrap()).collect();
     found.sort();
     assert_eq!(found, ["alice", "alina"]);
+    let empty = ok(&server, "GET", &format!("{PROBE_OBJECTS}?prefix="), b"");
+    assert_eq!(empty["objects"].as_array().unwrap().len(), 4, "an empty prefix filters nothing");
     let mut paged = Vec::new();
     let mut cursor = String::new();
     loop {

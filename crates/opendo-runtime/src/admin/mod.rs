@@ -168,6 +168,8 @@ impl Admin {
     /// A page of `namespace`'s objects, ordered by id.
     pub async fn objects(&self, namespace: &str, query: ObjectsQuery) -> Result<ObjectPage, AdminError> {
         let space = self.space(namespace)?;
+        // An empty prefix is no filter (objects without a name are listed too).
+        let prefix = query.prefix.filter(|prefix| !prefix.is_empty());
         let limit = query.limit.unwrap_or(100);
         if limit == 0 || limit > MAX_OBJECTS_PAGE {
             return Err(AdminError::BadRequest(format!(
@@ -192,7 +194,7 @@ impl Admin {
                 Err(AdminError::UnknownObject(_)) => continue,
                 Err(err) => return Err(err),
             };
-            if let Some(prefix) = &query.prefix
+            if let Some(prefix) = &prefix
                 && !name.as_deref().is_some_and(|name| name.starts_with(prefix.as_str()))
             {
                 continue;
