@@ -241,7 +241,7 @@ mod tests {
                     identity: Arc::new(Identity::new(namespace.clone(), id, None)),
                     sockets: Arc::new(Sockets::default()),
                 };
-                ((namespace.clone(), ObjectId::from_name("ns", &format!("n{n}"))), actor)
+                ((namespace.clone(), id), actor)
             })
             .collect()
     }

@@ -15,8 +15,9 @@ use crate::sockets::Outputs;
 /// Failed alarm runs retried before the alarm is dropped.
 const MAX_ALARM_RETRIES: u32 = 6;
 
-/// Runs the object's alarm if it is due (with `now`, whenever it is due): clears it, calls the handler, and on failure sets it
-/// again for a retry (or drops it after [`MAX_ALARM_RETRIES`]).
+/// Runs the object's alarm if it is due (with `now_asked`, whenever it is due): clears it, calls
+/// the handler, and on failure sets it again for a retry (or drops it after
+/// [`MAX_ALARM_RETRIES`]).
 pub(super) fn run_alarm(
     ctx: &ObjectCtx,
     active: &mut Active,
