@@ -19,10 +19,11 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Serve one Durable Object namespace over HTTP.
+    /// Serve Durable Object namespaces over HTTP: one MODULE, or those of a project file.
     ///
     /// Requests to /{namespace}/{object-name}/{rest} go to the object {object-name}, which sees
     /// the path /{rest}. Each object keeps its storage in {data-dir}/{namespace}/{id}.sqlite.
+    /// Without MODULE, the namespaces of the project file are served (--config, or ./opendo.toml).
     Run(RunArgs),
     /// See and manage stored objects: list, show, browse KV, query, export, import, delete.
     ///
@@ -35,12 +36,14 @@ pub enum Command {
 pub struct RunArgs {
     /// A component (.wasm, built for wasm32-wasip2 against the `durable-object` world), or the
     /// folder of a Rust guest crate, which is built first (installing the wasm32-wasip2 target
-    /// if missing).
-    pub module: PathBuf,
+    /// if missing). Without it, the project file's namespaces are served.
+    pub module: Option<PathBuf>,
 
-    /// A TOML file of settings: keys are the flag names without `--` (e.g. `listen =
-    /// "0.0.0.0:8787"`, `idle-timeout = "30s"`, `max-active = 5000`). Flags given on the command
-    /// line, and the environment variables named here, override it.
+    /// The project file (TOML): settings, whose keys are the flag names without `--` (e.g.
+    /// `listen = "0.0.0.0:8787"`, `idle-timeout = "30s"`), and `[[namespace]]` tables (`name`,
+    /// `module`, and `memory-limit`, `cpu-limit`, `storage-cap`, `max-response-size` for that
+    /// namespace's objects). Flags given on the command line, and the environment variables named
+    /// here, override its settings [default: ./opendo.toml when no MODULE is given].
     #[arg(long, env = "OPENDO_CONFIG")]
     pub config: Option<PathBuf>,
 
@@ -53,8 +56,8 @@ pub struct RunArgs {
     #[arg(long, default_value = ".opendo", env = "OPENDO_DATA_DIR")]
     pub data_dir: PathBuf,
 
-    /// Namespace name, the first path segment of object URLs [default: the crate folder's name, or
-    /// the module's file stem].
+    /// The MODULE's namespace name, the first path segment of object URLs [default: the crate
+    /// folder's name, or the module's file stem].
     #[arg(long)]
     pub namespace: Option<String>,
 

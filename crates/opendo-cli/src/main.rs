@@ -2,21 +2,23 @@
 //! objects (`objects`).
 
 mod args;
-mod config_file;
 mod guest_build;
 mod objects;
+mod project;
 
 use std::io::IsTerminal;
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::Context;
+use anyhow::{Context, bail};
 use clap::{CommandFactory, FromArgMatches};
-use opendo_runtime::{Config, Runtime};
+use opendo_runtime::{Config, ObjectLimits, Runtime};
 use opendo_server::{AdminAccess, ServerConfig};
 use tokio_util::sync::CancellationToken;
 
 use crate::args::{Cli, Command, LogFormat, RunArgs};
+use crate::project::NamespaceSpec;
 
 fn main() -> ExitCode {
     let matches = Cli::command().get_matches();
@@ -26,17 +28,19 @@ fn main() -> ExitCode {
     };
     match cli.command {
         Command::Run(mut args) => {
-            if let (Some(file), Some(run)) = (&args.config, matches.subcommand_matches("run")) {
-                match config_file::read(file) {
-                    Ok(settings) => args.apply(settings, run),
-                    Err(err) => {
-                        eprintln!("error: {err:#}");
-                        return ExitCode::FAILURE;
-                    }
+            let project = match matches.subcommand_matches("run") {
+                Some(run) => read_project(&mut args, run),
+                None => Ok(Vec::new()),
+            };
+            let namespaces = match project {
+                Ok(namespaces) => namespaces,
+                Err(err) => {
+                    eprintln!("error: {err:#}");
+                    return ExitCode::FAILURE;
                 }
-            }
+            };
             init_logging(args.log_format);
-            match run(args) {
+            match run(args, namespaces) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(err) => {
                     eprintln!("error: {err:#}");
@@ -52,6 +56,81 @@ fn main() -> ExitCode {
             }
         },
     }
+}
+
+/// The project file read when no MODULE is given and no `--config` names one.
+const PROJECT_FILE: &str = "opendo.toml";
+
+/// Reads the project file (`--config`, or `./opendo.toml` without a MODULE) into `args`, whose
+/// command line `matches` holds; returns its namespaces (none when a MODULE is served).
+fn read_project(args: &mut RunArgs, matches: &clap::ArgMatches) -> anyhow::Result<Vec<NamespaceSpec>> {
+    let file = match (&args.config, &args.module) {
+        (Some(file), _) => file.clone(),
+        (None, Some(_)) => return Ok(Vec::new()),
+        (None, None) => {
+            let file = PathBuf::from(PROJECT_FILE);
+            if !file.is_file() {
+                bail!(
+                    "no MODULE given and no {PROJECT_FILE} here: run `opendo run MODULE` (a .wasm component or a guest crate folder), or write an {PROJECT_FILE} with [[namespace]] tables (see docs/runtime.md, \"Project file\")"
+                );
+            }
+            file
+        }
+    };
+    let project = project::read(&file)?;
+    args.apply(project.settings, matches);
+    let shown = file.display();
+    match (&args.module, project.namespaces.is_empty()) {
+        (Some(_), false) => {
+            bail!("{shown} has [[namespace]] tables and a MODULE was given too: give one or the other")
+        }
+        (None, true) => {
+            bail!(
+                "{shown} has no [[namespace]] table and no MODULE was given: add a [[namespace]] with a name and a module"
+            )
+        }
+        _ => {}
+    }
+    if !project.namespaces.is_empty() && args.namespace.is_some() {
+        bail!("--namespace names a MODULE's namespace; {shown} names its own in [[namespace]] tables");
+    }
+    Ok(project.namespaces)
+}
+
+/// The namespaces to serve: the project file's, or the MODULE's, each with where it was named
+/// (for messages).
+fn namespaces_to_serve(
+    args: &RunArgs,
+    from_file: Vec<NamespaceSpec>,
+) -> anyhow::Result<Vec<(NamespaceSpec, String)>> {
+    let Some(module) = &args.module else {
+        let file = args.config.clone().unwrap_or_else(|| PathBuf::from(PROJECT_FILE));
+        return Ok(from_file
+            .into_iter()
+            .map(|spec| {
+                let origin = format!("{}: namespace `{}`", file.display(), spec.name);
+                (spec, origin)
+            })
+            .collect());
+    };
+    let name = match &args.namespace {
+        Some(name) => name.clone(),
+        // A crate directory names the namespace (`chat-room`, not its artifact's `chat_room`).
+        None => module
+            .file_stem()
+            .and_then(|stem| stem.to_str())
+            .context("cannot derive a namespace name from the module file name: pass --namespace")?
+            .to_string(),
+    };
+    let spec = NamespaceSpec {
+        name: name.clone(),
+        module: module.clone(),
+        memory_limit: None,
+        cpu_limit: None,
+        storage_cap: None,
+        max_response_size: None,
+    };
+    Ok(vec![(spec, format!("namespace `{name}`"))])
 }
 
 fn init_logging(format: LogFormat) {
@@ -87,17 +166,17 @@ fn raise_open_file_limit() {
     }
 }
 
-fn run(args: RunArgs) -> anyhow::Result<()> {
-    let module = guest_build::resolve_module(&args.module)?;
-    let namespace = match &args.namespace {
-        Some(name) => name.clone(),
-        // A crate directory names the namespace (`chat-room`, not its artifact's `chat_room`).
-        None => if args.module.is_dir() { args.module.as_path() } else { module.as_path() }
-            .file_stem()
-            .and_then(|stem| stem.to_str())
-            .context("cannot derive a namespace name from the module file name: pass --namespace")?
-            .to_string(),
-    };
+fn run(args: RunArgs, from_file: Vec<NamespaceSpec>) -> anyhow::Result<()> {
+    let namespaces = namespaces_to_serve(&args, from_file)?;
+    // Every component is built (if it is a crate) before any is loaded: a build error stops the
+    // start before anything listens.
+    let mut modules = Vec::new();
+    for (spec, origin) in &namespaces {
+        if spec.module.is_dir() {
+            tracing::info!(namespace = %spec.name, crate_dir = %spec.module.display(), "building");
+        }
+        modules.push(guest_build::resolve_module(&spec.module).with_context(|| origin.clone())?);
+    }
     let access = match &args.admin_token_file {
         Some(file) => {
             let token = std::fs::read_to_string(file).with_context(|| {
@@ -134,19 +213,34 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
     };
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting tokio")?;
     rt.block_on(async move {
-        let runtime = Runtime::new(config)?;
-        runtime.load_namespace(&namespace, &module)?;
+        let runtime = Runtime::new(config.clone())?;
+        let defaults = config.object_limits();
+        for ((spec, origin), module) in namespaces.iter().zip(&modules) {
+            let started = std::time::Instant::now();
+            let limits = ObjectLimits {
+                memory_limit: spec.memory_limit.map_or(defaults.memory_limit, |size| size.0),
+                cpu_limit: spec.cpu_limit.unwrap_or(defaults.cpu_limit),
+                storage_cap: spec.storage_cap.map_or(defaults.storage_cap, |size| size.0 as u64),
+                max_response_bytes: spec.max_response_size.map_or(defaults.max_response_bytes, |size| size.0),
+            };
+            runtime.load_namespace_with_limits(&spec.name, module, limits).with_context(|| origin.clone())?;
+            tracing::info!(namespace = %spec.name, module = %module.display(), "loaded in {} ms", started.elapsed().as_millis());
+        }
+        let names: Vec<&str> = namespaces.iter().map(|(spec, _)| spec.name.as_str()).collect();
         let listener = tokio::net::TcpListener::bind(args.listen)
             .await
             .with_context(|| format!("cannot listen on {}", args.listen))?;
         let address = listener.local_addr().context("reading the listening address")?;
         tracing::info!(
-            namespace = %namespace,
-            module = %module.display(),
+            namespaces = %names.join(", "),
             data_dir = %args.data_dir.display(),
             durability = ?args.durability,
             "serving"
         );
+        let namespace = match names.as_slice() {
+            [one] => one.to_string(),
+            many => format!("{{{}}}", many.join(",")),
+        };
         // Tests and scripts read this line to find the port (with `--listen 127.0.0.1:0`).
         println!(
             "Listening on http://{address}  (objects at http://{address}/{namespace}/{{object-name}}/...)"

@@ -95,6 +95,33 @@ impl Default for Config {
     }
 }
 
+/// The limits each object of a namespace runs under. [`Config`] gives every namespace's
+/// defaults ([`Config::object_limits`]); a namespace may be loaded with its own
+/// ([`Runtime::load_namespace_with_limits`](crate::Runtime::load_namespace_with_limits)).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ObjectLimits {
+    /// Largest linear memory of one object's instance, in bytes.
+    pub memory_limit: usize,
+    /// Longest time one event may run before it is interrupted.
+    pub cpu_limit: Duration,
+    /// Largest size of one object's database.
+    pub storage_cap: u64,
+    /// Largest response body an object may return.
+    pub max_response_bytes: usize,
+}
+
+impl Config {
+    /// The limits of [`Config`]: those of a namespace loaded without its own.
+    pub fn object_limits(&self) -> ObjectLimits {
+        ObjectLimits {
+            memory_limit: self.memory_limit,
+            cpu_limit: self.cpu_limit,
+            storage_cap: self.storage_cap,
+            max_response_bytes: self.max_response_bytes,
+        }
+    }
+}
+
 /// File descriptors each active object holds: its database and its WAL.
 pub const FILES_PER_ACTIVE_OBJECT: u64 = 2;
 

@@ -17,8 +17,6 @@ use crate::trim::MemoryTrimmer;
 pub(crate) struct Context {
     pub(crate) config: Config,
     pub(crate) engine: Engine,
-    /// An event's CPU limit in epoch ticks (see `engine.rs`).
-    pub(crate) deadline_ticks: u64,
     pub(crate) stats: Stats,
     pub(crate) host_limits: Arc<HostLimits>,
     /// Woken when an alarm may have become due sooner, or the runtime is closing.

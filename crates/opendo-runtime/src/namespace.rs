@@ -1,15 +1,16 @@
-//! A loaded namespace: its component, ready to instantiate, and its alarm index.
+//! A loaded namespace: its component, ready to instantiate, its objects' limits, its metrics and
+//! its alarm index.
 
 use std::path::Path;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use opendo_storage::AlarmIndex;
-use wasmtime::Engine;
 use wasmtime::component::Linker;
 
 use crate::bindings::DurableObjectPre;
 use crate::component;
-use crate::config::Durability;
+use crate::config::{Durability, ObjectLimits};
+use crate::engine::deadline_ticks;
 use crate::error::Error;
 use crate::host::Host;
 use crate::metrics::{NamespaceStats, Stats};
@@ -19,22 +20,27 @@ pub(crate) struct Namespace {
     pub(crate) name: Arc<str>,
     pub(crate) pre: DurableObjectPre<Host>,
     pub(crate) stats: NamespaceStats,
+    /// What each of its objects may use.
+    pub(crate) limits: ObjectLimits,
+    /// `limits.cpu_limit` in epoch ticks (see `engine.rs`).
+    pub(crate) deadline_ticks: u64,
     alarms: Mutex<AlarmIndex>,
 }
 
 impl Namespace {
+    /// Loads `module` with the engine of `linker`.
     pub(crate) fn load(
-        engine: &Engine,
         linker: &Linker<Host>,
         data_dir: &Path,
         name: &str,
         module: &Path,
         durability: Durability,
+        limits: ObjectLimits,
         stats: &Stats,
     ) -> Result<Self, Error> {
         opendo_storage::layout::validate_namespace(name).map_err(|e| Error::InvalidConfig(e.to_string()))?;
         let cache_dir = data_dir.join(".cache").join("components");
-        let component = component::load(engine, module, &cache_dir)?;
+        let component = component::load(linker.engine(), module, &cache_dir)?;
         let pre = component::fit_world(linker, &component, module)?;
         let dir = opendo_storage::layout::namespace_dir(data_dir, name);
         std::fs::create_dir_all(&dir).map_err(Error::io(&dir))?;
@@ -42,7 +48,14 @@ impl Namespace {
         let alarms = AlarmIndex::open(&index_path, durability.for_index()).map_err(|e| {
             Error::InvalidConfig(format!("cannot open the alarm index {}: {e}", index_path.display()))
         })?;
-        Ok(Namespace { name: name.into(), pre, stats: stats.for_namespace(name), alarms: Mutex::new(alarms) })
+        Ok(Namespace {
+            name: name.into(),
+            pre,
+            stats: stats.for_namespace(name),
+            limits,
+            deadline_ticks: deadline_ticks(limits.cpu_limit),
+            alarms: Mutex::new(alarms),
+        })
     }
 
     /// The namespace's alarm index (one connection, shared by its objects).

@@ -9,11 +9,11 @@ use wasmtime::component::{HasSelf, Linker};
 
 use crate::admin::Admin;
 use crate::bindings::DurableObject;
-use crate::config::{Config, Durability};
+use crate::config::{Config, Durability, ObjectLimits};
 use crate::connection::AcceptedWebSocket;
 use crate::context::Context;
 use crate::dispatch::Dispatch;
-use crate::engine::{EpochTicker, deadline_ticks, new_engine};
+use crate::engine::{EpochTicker, new_engine};
 use crate::error::{Error, EventError};
 use crate::group_sync::GroupSync;
 use crate::host::{Host, HostLimits};
@@ -69,7 +69,6 @@ impl Runtime {
             _ => None,
         };
         let context = Context {
-            deadline_ticks: deadline_ticks(config.cpu_limit),
             host_limits: Arc::new(HostLimits::new(&config)),
             config,
             engine,
@@ -89,23 +88,34 @@ impl Runtime {
         })
     }
 
-    /// Loads the component at `module` as namespace `name`. Fails with one message naming what is
-    /// wrong if the file is not a component of the `durable-object` world.
+    /// Loads the component at `module` as namespace `name`, its objects under the limits of the
+    /// runtime's [`Config`]. Fails with one message naming what is wrong if the file is not a
+    /// component of the `durable-object` world.
     ///
     /// Must be called inside a tokio runtime: the first namespace starts the alarm scheduler.
     pub fn load_namespace(&self, name: &str, module: &Path) -> Result<(), Error> {
+        self.load_namespace_with_limits(name, module, self.dispatch.context.config.object_limits())
+    }
+
+    /// [`Runtime::load_namespace`], with the namespace's objects under `limits`.
+    pub fn load_namespace_with_limits(
+        &self,
+        name: &str,
+        module: &Path,
+        limits: ObjectLimits,
+    ) -> Result<(), Error> {
         let handle = tokio::runtime::Handle::try_current().map_err(|_| {
             Error::InvalidConfig("load_namespace must be called inside a tokio runtime".into())
         })?;
         let context = &self.dispatch.context;
         let config = &context.config;
         let namespace = Namespace::load(
-            &context.engine,
             &self.linker,
             &config.data_dir,
             name,
             module,
             config.durability,
+            limits,
             &context.stats,
         )?;
         self.dispatch.add_namespace(namespace)?;

@@ -66,6 +66,14 @@ impl Server {
         Server::listening(command, stderr_path, extra)
     }
 
+    /// Starts `opendo run --listen 127.0.0.1:0 --data-dir <dir>/data <extra...>` in `dir`, which
+    /// serves the project file `dir/opendo.toml`, and waits until it listens.
+    pub fn start_project(dir: &Path, extra: &[&str]) -> Server {
+        let (mut command, stderr_path) = opendo_run_project(dir);
+        command.args(extra);
+        Server::listening(command, stderr_path, extra)
+    }
+
     /// Like [`Server::start`], from a shell that first lowers the soft open-file limit to
     /// `soft_limit` (as a login shell may leave it). The shell `exec`s the server, which keeps
     /// its process id.
@@ -315,6 +323,30 @@ fn opendo_run(module: &Path, data_dir: &Path) -> (Command, PathBuf) {
         .arg(data_dir)
         .stderr(stderr);
     (command, stderr_path)
+}
+
+/// `opendo run --listen 127.0.0.1:0 --data-dir <dir>/data` in `dir` (no MODULE: the project
+/// file there), its stderr going to a new log file in `dir` (returned).
+fn opendo_run_project(dir: &Path) -> (Command, PathBuf) {
+    let data_dir = dir.join("data");
+    let stderr_path = log_path(&data_dir);
+    let stderr = std::fs::File::create(&stderr_path).expect("create log file");
+    let mut command = Command::new(opendo_bin());
+    command
+        .current_dir(dir)
+        .arg("run")
+        .args(["--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(&data_dir)
+        .stderr(stderr);
+    (command, stderr_path)
+}
+
+/// Runs `opendo run --listen 127.0.0.1:0 ...` in `dir` (its project file) expecting it to refuse
+/// to start. Returns the exit status and what it printed on stderr.
+pub fn run_project_expecting_refusal(dir: &Path) -> (ExitStatus, String) {
+    let (mut command, stderr_path) = opendo_run_project(dir);
+    let status = command.stdin(Stdio::null()).stdout(Stdio::null()).status().expect("run opendo");
+    (status, std::fs::read_to_string(&stderr_path).unwrap_or_default())
 }
 
 fn log_path(data_dir: &Path) -> PathBuf {

@@ -30,12 +30,12 @@ pub(super) fn run_admin(
         path: &ctx.db_path,
         settings: Settings {
             durability: ctx.context.object_durability(),
-            storage_cap: ctx.context.config.storage_cap,
+            storage_cap: ctx.namespace.limits.storage_cap,
         },
         id: ctx.identity.id,
         name,
         alarm_index: ctx.namespace.alarm_index(),
-        cpu_limit: ctx.context.config.cpu_limit,
+        cpu_limit: ctx.namespace.limits.cpu_limit,
     };
     let open = match &mut active {
         Some(object) => match object.db() {

@@ -57,7 +57,7 @@ pub(super) fn begin_event<'a>(
 ) -> Result<&'a mut ObjectDb, opendo_storage::Error> {
     let db = active.db()?;
     db.begin_event(alone)?;
-    db.set_deadline(Some(Instant::now() + ctx.context.config.cpu_limit));
+    db.set_deadline(Some(Instant::now() + ctx.namespace.limits.cpu_limit));
     Ok(db)
 }
 

@@ -60,7 +60,7 @@ impl Active {
     pub(super) fn open(ctx: &ObjectCtx, slot: OwnedSemaphorePermit) -> Result<Self, EventError> {
         let settings = Settings {
             durability: ctx.context.object_durability(),
-            storage_cap: ctx.context.config.storage_cap,
+            storage_cap: ctx.namespace.limits.storage_cap,
         };
         let mut db = ObjectDb::open(&ctx.db_path, settings).map_err(|err| {
             tracing::error!(namespace = %ctx.identity.namespace, object = %ctx.identity.id, "cannot open object database: {err}");
@@ -106,7 +106,7 @@ impl Active {
         ctx: &ObjectCtx,
         f: impl FnOnce(&DurableObject, &mut Store<Host>) -> wasmtime::Result<T>,
     ) -> Result<T, TrapCause> {
-        self.store.set_epoch_deadline(ctx.context.deadline_ticks);
+        self.store.set_epoch_deadline(ctx.namespace.deadline_ticks);
         self.store.data_mut().limiter.hit = false;
         if self.instance.is_none() {
             let instance = ctx.namespace.pre.instantiate(&mut self.store);
@@ -130,7 +130,7 @@ impl Active {
         let response = self.call(ctx, |instance, store| {
             instance.opendo_durable_object_handler().call_fetch(store, &request)
         })?;
-        let limit = ctx.context.config.max_response_bytes;
+        let limit = ctx.namespace.limits.max_response_bytes;
         if response.body.len() > limit {
             tracing::warn!(
                 namespace = %ctx.identity.namespace,
@@ -192,6 +192,7 @@ fn new_store(ctx: &ObjectCtx, db: Option<ObjectDb>) -> Store<Host> {
         ctx.identity.clone(),
         ctx.log_budget.clone(),
         ctx.context.host_limits.clone(),
+        ctx.namespace.limits.memory_limit,
         ctx.sockets.clone(),
     );
     let mut store = Store::new(&ctx.context.engine, host);

@@ -135,9 +135,20 @@ impl Admin {
         }
     }
 
-    /// The largest import accepted: the storage cap.
-    pub fn max_import_bytes(&self) -> u64 {
-        self.config().storage_cap
+    /// The largest import `namespace` accepts: its storage cap (the runtime's for a namespace it
+    /// does not know).
+    pub fn max_import_bytes(&self, namespace: &str) -> u64 {
+        match self.space(namespace) {
+            Ok(space) => self.storage_cap(&space),
+            Err(_) => self.config().storage_cap,
+        }
+    }
+
+    fn storage_cap(&self, space: &Space) -> u64 {
+        match space {
+            Space::Live(namespace) => namespace.limits.storage_cap,
+            Space::Offline { .. } => self.config().storage_cap,
+        }
     }
 
     /// The namespaces (loaded ones on a live runtime, stored ones offline) with object counts.
@@ -269,7 +280,7 @@ impl Admin {
         snapshot: Vec<u8>,
     ) -> Result<ObjectDetail, AdminError> {
         let target = self.resolve(namespace, object)?;
-        let cap = self.config().storage_cap;
+        let cap = self.storage_cap(&target.space);
         let name = target.name.clone();
         let import = blocking(move || Ok(check_import(&snapshot, cap, name.as_deref())?)).await?;
         let (space, id, name) = (target.space.clone(), target.id, target.name.clone());

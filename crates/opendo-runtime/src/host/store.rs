@@ -12,11 +12,10 @@ use crate::config::Config;
 use crate::identity::Identity;
 use crate::sockets::{EventSockets, Sockets};
 
-/// What the host enforces on every object of a runtime, and the numbering of its sockets.
+/// What the host enforces on every object of a runtime (the memory limit is its namespace's),
+/// and the numbering of its sockets.
 #[derive(Debug)]
 pub(crate) struct HostLimits {
-    /// Largest linear memory of an instance, in bytes.
-    pub(crate) memory_limit: usize,
     pub(crate) max_websockets_per_object: usize,
     pub(crate) max_websocket_message_bytes: usize,
     /// The number the next accepted WebSocket gets (unique for the life of the process).
@@ -26,7 +25,6 @@ pub(crate) struct HostLimits {
 impl HostLimits {
     pub(crate) fn new(config: &Config) -> Self {
         HostLimits {
-            memory_limit: config.memory_limit,
             max_websockets_per_object: config.max_websockets_per_object,
             max_websocket_message_bytes: config.max_websocket_message_bytes,
             next_socket: AtomicU64::new(1),
@@ -56,6 +54,7 @@ impl Host {
         identity: Arc<Identity>,
         log_budget: Arc<Mutex<LogBudget>>,
         limits: Arc<HostLimits>,
+        memory_limit: usize,
         sockets: Arc<Sockets>,
     ) -> Self {
         let wasi = WasiCtxBuilder::new()
@@ -65,7 +64,7 @@ impl Host {
         Host {
             db,
             identity,
-            limiter: MemoryLimiter { limit: limits.memory_limit, hit: false },
+            limiter: MemoryLimiter { limit: memory_limit, hit: false },
             sockets,
             event_sockets: EventSockets::default(),
             limits,

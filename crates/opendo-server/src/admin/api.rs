@@ -99,7 +99,7 @@ impl Call<'_> {
                 Err(err) => failure(&err),
             },
             (&Method::PUT, ["import"]) => {
-                let limit = usize::try_from(admin.max_import_bytes()).unwrap_or(usize::MAX);
+                let limit = usize::try_from(admin.max_import_bytes(namespace)).unwrap_or(usize::MAX);
                 let snapshot = match body(request, limit).await {
                     Ok(body) => body,
                     Err(message) => {

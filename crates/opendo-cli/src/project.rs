@@ -1,5 +1,7 @@
-//! `--config FILE`: settings from a TOML file. A setting given on the command line (or by its
-//! environment variable) wins over the file, and the file over the default.
+//! The project file (`opendo.toml`, or `--config FILE`): the server's settings (the flags of
+//! `opendo run`, without `--`) and one `[[namespace]]` table per object class. A setting given on
+//! the command line (or by its environment variable) wins over the file, and the file over the
+//! default.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -43,12 +45,46 @@ pub struct FileSettings {
     log_format: Option<LogFormat>,
 }
 
-/// Flags a config file may not set: the file itself, and what only makes sense per invocation.
+/// One `[[namespace]]` table: an object class, its module, and the limits its objects run under
+/// where they differ from the server's.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct NamespaceTable {
+    name: String,
+    module: PathBuf,
+    memory_limit: Option<Size>,
+    #[serde(default, with = "humantime_serde")]
+    cpu_limit: Option<Duration>,
+    storage_cap: Option<Size>,
+    max_response_size: Option<Size>,
+}
+
+/// A namespace of the project file, its module's path made relative to where `opendo` runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NamespaceSpec {
+    pub name: String,
+    /// A `.wasm` component or a guest crate folder.
+    pub module: PathBuf,
+    pub memory_limit: Option<Size>,
+    pub cpu_limit: Option<Duration>,
+    pub storage_cap: Option<Size>,
+    pub max_response_size: Option<Size>,
+}
+
+/// What a project file holds.
+#[derive(Debug, Default)]
+pub struct Project {
+    pub settings: FileSettings,
+    /// In the order of the file.
+    pub namespaces: Vec<NamespaceSpec>,
+}
+
+/// Flags a project file may not set: the file itself, and what only makes sense per invocation.
 const NOT_IN_FILE: &[&str] = &["config", "module", "help", "version"];
 
-/// Reads the settings of `file`. Every failure is one line naming the file and, where there is
-/// one, the key.
-pub fn read(file: &Path) -> anyhow::Result<FileSettings> {
+/// Reads the project file `file`. Every failure is one line naming the file and, where there is
+/// one, the namespace and the key.
+pub fn read(file: &Path) -> anyhow::Result<Project> {
     let shown = file.display();
     let command = Cli::command();
     let flags: Vec<String> = command
@@ -62,19 +98,80 @@ pub fn read(file: &Path) -> anyhow::Result<FileSettings> {
         let at = line.map(|line| format!(" (line {line})")).unwrap_or_default();
         anyhow!("{shown} is not valid TOML{at}: {}", err.message().trim())
     })?;
-    // Keys as the flags are spelled (`max-active`); `max_active` is taken as well.
-    let table: toml::Table = table.into_iter().map(|(key, value)| (key.replace('_', "-"), value)).collect();
-    if let Some(key) = table.keys().find(|key| !flags.contains(key) || NOT_IN_FILE.contains(&key.as_str())) {
+    let mut table = dashes(table);
+    if table.contains_key("front") {
         return Err(anyhow!(
-            "{shown}: unknown setting `{key}` (settings are the flags of `opendo run --help`, without `--`)"
+            "{shown}: `[front]` is not supported yet: requests go to /{{namespace}}/{{object-name}}/..."
         ));
     }
-    serde_path_to_error::deserialize(toml::Value::Table(table))
-        .map_err(|err| anyhow!("{shown}: `{}`: {}", err.path(), err.inner()))
+    let namespaces = match table.remove("namespace") {
+        // `namespace = "name"` is the flag: the name of the MODULE's namespace.
+        Some(toml::Value::String(name)) => {
+            table.insert("namespace".into(), toml::Value::String(name));
+            Vec::new()
+        }
+        Some(toml::Value::Array(tables)) => namespaces(file, tables)?,
+        Some(_) => return Err(anyhow!("{shown}: `namespace` is a name, or `[[namespace]]` tables")),
+        None => Vec::new(),
+    };
+    if let Some(key) = table.keys().find(|key| !flags.contains(key) || NOT_IN_FILE.contains(&key.as_str())) {
+        return Err(anyhow!(
+            "{shown}: unknown setting `{key}` (settings are the flags of `opendo run --help`, without `--`, and `[[namespace]]` tables)"
+        ));
+    }
+    let settings = serde_path_to_error::deserialize(toml::Value::Table(table))
+        .map_err(|err| anyhow!("{shown}: `{}`: {}", err.path(), err.inner().message().trim()))?;
+    Ok(Project { settings, namespaces })
+}
+
+/// Keys as the flags are spelled (`max-active`); `max_active` is taken as well.
+fn dashes(table: toml::Table) -> toml::Table {
+    table.into_iter().map(|(key, value)| (key.replace('_', "-"), value)).collect()
+}
+
+/// The `[[namespace]]` tables of `file`, checked: each has a name and a module that exists, no
+/// name comes twice. Module paths are relative to the file's folder.
+fn namespaces(file: &Path, tables: Vec<toml::Value>) -> anyhow::Result<Vec<NamespaceSpec>> {
+    let shown = file.display();
+    let folder = file.parent().unwrap_or(Path::new(""));
+    let mut specs: Vec<NamespaceSpec> = Vec::new();
+    for (n, table) in tables.into_iter().enumerate() {
+        let toml::Value::Table(table) = table else {
+            return Err(anyhow!("{shown}: namespace number {}: write it as a `[[namespace]]` table", n + 1));
+        };
+        let which = match table.get("name").and_then(toml::Value::as_str) {
+            Some(name) => format!("namespace `{name}`"),
+            None => format!("namespace number {}", n + 1),
+        };
+        let parsed: NamespaceTable = serde_path_to_error::deserialize(toml::Value::Table(dashes(table)))
+            .map_err(|err| match err.path().to_string().as_str() {
+                "." => anyhow!("{shown}: {which}: {}", err.inner().message().trim()),
+                key => anyhow!("{shown}: {which}: `{key}`: {}", err.inner().message().trim()),
+            })?;
+        if specs.iter().any(|spec| spec.name == parsed.name) {
+            return Err(anyhow!("{shown}: {which} is defined twice"));
+        }
+        let module = folder.join(&parsed.module);
+        if !module.exists() {
+            return Err(anyhow!(
+                "{shown}: {which}: `module`: {} does not exist (paths are relative to the project file)",
+                module.display()
+            ));
+        }
+        specs.push(NamespaceSpec {
+            name: parsed.name,
+            module,
+            memory_limit: parsed.memory_limit,
+            cpu_limit: parsed.cpu_limit,
+            storage_cap: parsed.storage_cap,
+            max_response_size: parsed.max_response_size,
+        });
+    }
+    Ok(specs)
 }
 
 impl RunArgs {
-    /// Takes each setting of `file` that `matches` (the command line `args` was parsed from)
+    /// Takes each setting of the project file that `matches` (the command line `args` was parsed from)
     /// does not set itself.
     pub fn apply(&mut self, file: FileSettings, matches: &ArgMatches) {
         let unset = |id: &str| {
@@ -127,7 +224,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("opendo.toml");
         std::fs::write(&file, toml).unwrap();
-        let settings = read(&file)?;
+        let settings = read(&file)?.settings;
         let matches = Cli::command().try_get_matches_from(["opendo", "run", "m.wasm"].iter().chain(args))?;
         let run = matches.subcommand_matches("run").unwrap();
         let mut parsed = RunArgs::from_arg_matches(run)?;
