@@ -10,6 +10,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::actor::{self, ObjectCtx};
+use crate::admin::model::ObjectRef;
 use crate::admin::ops::{AdminOp, AdminReply};
 use crate::context::Context;
 use crate::directory::{ActorControl, ActorHandle, Directory};
@@ -70,22 +71,27 @@ impl Dispatch {
         self.namespaces.read().unwrap_or_else(PoisonError::into_inner).get(name).cloned()
     }
 
-    /// Delivers a request to the object called `object_name` in `namespace` and waits for its
-    /// answer, released only after the event's writes are durable.
+    /// Delivers a request to `object` in `namespace` and waits for its answer, released only after
+    /// the event's writes are durable.
     pub(crate) async fn fetch(
         &self,
         namespace: &str,
-        object_name: &str,
+        object: &ObjectRef,
         request: Request,
         upgrade: bool,
     ) -> Result<(Answer, Target, Arc<Sockets>), EventError> {
         let namespace =
             self.namespace(namespace).ok_or_else(|| EventError::UnknownNamespace(namespace.to_string()))?;
-        validate_object_name(object_name)?;
-        let target = Target {
-            id: ObjectId::from_name(&namespace.name, object_name),
-            namespace,
-            name: Some(object_name.to_string()),
+        let target = match object {
+            ObjectRef::Name(name) => {
+                validate_object_name(name)?;
+                Target { id: ObjectId::from_name(&namespace.name, name), namespace, name: Some(name.clone()) }
+            }
+            ObjectRef::Id(id) => {
+                let id = ObjectId::parse(&namespace.name, id)
+                    .map_err(|err| EventError::BadObjectName(err.to_string()))?;
+                Target { id, namespace, name: None }
+            }
         };
         let (reply, outcome) = oneshot::channel();
         let sockets = self.send(&target, Envelope::Fetch { request, upgrade, reply })?;

@@ -93,11 +93,11 @@ mod sockets;
 mod trim;
 
 pub use admin::model::{
-    AlarmOutcome, Cell, Done, KvEntry, KvPage, NamespaceInfo, ObjectDetail, ObjectPage, ObjectRow, QueryRows,
-    TableInfo, ValueEncoding,
+    AlarmOutcome, Cell, Done, KvEntry, KvPage, NamespaceInfo, ObjectDetail, ObjectPage, ObjectRef, ObjectRow,
+    QueryRows, TableInfo, ValueEncoding,
 };
 pub use admin::ops::{KvQuery, MAX_KV_PAGE};
-pub use admin::{Admin, MAX_OBJECTS_PAGE, ObjectRef, ObjectsQuery};
+pub use admin::{Admin, MAX_OBJECTS_PAGE, ObjectsQuery};
 pub use clock::Clock;
 pub use config::{Config, Durability, FILES_PER_ACTIVE_OBJECT, ObjectLimits, default_max_active};
 pub use connection::AcceptedWebSocket;

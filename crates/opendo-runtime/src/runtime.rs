@@ -8,6 +8,7 @@ use std::time::Duration;
 use wasmtime::component::{HasSelf, Linker};
 
 use crate::admin::Admin;
+use crate::admin::model::ObjectRef;
 use crate::bindings::DurableObject;
 use crate::config::{Config, Durability, ObjectLimits};
 use crate::connection::AcceptedWebSocket;
@@ -137,7 +138,18 @@ impl Runtime {
         object_name: &str,
         request: Request,
     ) -> Result<Response, EventError> {
-        let (answer, _, _) = self.dispatch.fetch(namespace, object_name, request, false).await?;
+        self.fetch_object(namespace, &ObjectRef::Name(object_name.to_string()), request).await
+    }
+
+    /// Like [`Runtime::fetch`], to an object named by name or by id. An object reached by id has
+    /// no name unless it was created under one.
+    pub async fn fetch_object(
+        &self,
+        namespace: &str,
+        object: &ObjectRef,
+        request: Request,
+    ) -> Result<Response, EventError> {
+        let (answer, _, _) = self.dispatch.fetch(namespace, object, request, false).await?;
         Ok(answer.response)
     }
 
@@ -146,10 +158,10 @@ impl Runtime {
     pub async fn fetch_upgrade(
         &self,
         namespace: &str,
-        object_name: &str,
+        object: &ObjectRef,
         request: Request,
     ) -> Result<(Response, Option<AcceptedWebSocket>), EventError> {
-        let (answer, target, sockets) = self.dispatch.fetch(namespace, object_name, request, true).await?;
+        let (answer, target, sockets) = self.dispatch.fetch(namespace, object, request, true).await?;
         let accepted = answer
             .accepted
             .map(|accepted| AcceptedWebSocket::new(self.dispatch.clone(), target, sockets, accepted));

@@ -19,7 +19,7 @@ pub(crate) async fn handle(
         Ok(route) => route,
         Err(err) => {
             let status = match err {
-                RouteError::NoNamespace => StatusCode::NOT_FOUND,
+                RouteError::NoNamespace | RouteError::NoId => StatusCode::NOT_FOUND,
                 _ => StatusCode::BAD_REQUEST,
             };
             return plain(status, &err.to_string());
@@ -53,7 +53,7 @@ pub(crate) async fn handle(
         body: body.to_vec(),
     };
     let Some((handshake, on_upgrade)) = upgrade else {
-        return match runtime.fetch(&route.namespace, &route.object, object_request).await {
+        return match runtime.fetch_object(&route.namespace, &route.object, object_request).await {
             Ok(response) => from_object(response),
             Err(err) => event_error(&err),
         };

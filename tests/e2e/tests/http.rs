@@ -91,3 +91,41 @@ fn the_admin_listener_serves_health_and_metrics_apart_from_the_data_port() {
     assert_eq!(server.admin_send("POST", "/metrics").status, 405);
     assert_eq!(server.admin_send("GET", "/objects").status, 404);
 }
+
+#[test]
+fn an_object_is_reached_by_id_at_a_path_no_name_can_take() {
+    use opendo_storage::ObjectId;
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(Path::new(PROBE), &dir.path().join("data"), &["--idle-timeout", "300ms"]);
+    assert_eq!(server.send("PUT", "/probe/alice/kv/k", b"by name").status, 204);
+    let alice = ObjectId::from_name("probe", "alice").to_hex();
+    assert_eq!(server.get(&format!("/_id/probe/{alice}/kv/k")).body, "by name", "the same object");
+    // Hibernated, then woken by id: it still knows the name it was created under.
+    std::thread::sleep(std::time::Duration::from_millis(800));
+    let who: serde_json::Value =
+        serde_json::from_str(&server.get(&format!("/_id/probe/{alice}/whoami")).body).unwrap();
+    assert_eq!(who["name"], serde_json::json!("alice"));
+
+    // An object made by id has no name.
+    let fresh = ObjectId::unique("probe").to_hex();
+    assert_eq!(server.send("PUT", &format!("/_id/probe/{fresh}/kv/k"), b"by id").status, 204);
+    assert_eq!(server.get(&format!("/_id/probe/{fresh}/kv/k")).body, "by id");
+    let who: serde_json::Value =
+        serde_json::from_str(&server.get(&format!("/_id/probe/{fresh}/whoami")).body).unwrap();
+    assert_eq!(who["name"], serde_json::Value::Null);
+    // `_id` as an object name is a name like any other.
+    assert_eq!(server.send("PUT", "/probe/_id/kv/k", b"named _id").status, 204);
+    assert_eq!(server.get("/probe/_id/kv/k").body, "named _id");
+
+    let typo = format!("{}0", &fresh[..63]);
+    let elsewhere = ObjectId::from_name("other", "alice").to_hex();
+    for bad in [typo.as_str(), elsewhere.as_str(), "alice", &fresh.to_uppercase()] {
+        let answer = server.get(&format!("/_id/probe/{bad}/kv/k"));
+        assert_eq!(answer.status, 400, "{bad}: {answer:?}");
+        assert!(answer.body.contains("is not an object id of namespace `probe`"), "{answer:?}");
+    }
+    assert_eq!(server.get(&format!("/_id/nope/{alice}/kv/k")).status, 404);
+    let no_id = server.get("/_id/probe");
+    assert_eq!(no_id.status, 404);
+    assert!(no_id.body.contains("/_id/{namespace}/{id}/"), "{no_id:?}");
+}

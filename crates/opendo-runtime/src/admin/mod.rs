@@ -16,7 +16,8 @@ use opendo_storage::layout::{self, DataDirLock, StoredObject};
 use opendo_storage::{AlarmIndex, ObjectId, Settings, check_import};
 
 use self::model::{
-    AlarmOutcome, Done, KvPage, NamespaceInfo, ObjectDetail, ObjectPage, ObjectRow, QueryRows, TableInfo,
+    AlarmOutcome, Done, KvPage, NamespaceInfo, ObjectDetail, ObjectPage, ObjectRef, ObjectRow, QueryRows,
+    TableInfo,
 };
 use self::ops::{AdminOp, AdminReply, KvQuery, Place};
 use crate::config::Config;
@@ -29,15 +30,6 @@ use crate::namespace::Namespace;
 
 /// Most objects one listing page holds.
 pub const MAX_OBJECTS_PAGE: u32 = 1000;
-
-/// An object as an admin call names it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ObjectRef {
-    /// Its 64-hex-character id.
-    Id(String),
-    /// The name it is addressed by.
-    Name(String),
-}
 
 /// Which objects a listing returns.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

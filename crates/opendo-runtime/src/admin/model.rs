@@ -5,6 +5,15 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use serde::{Deserialize, Serialize};
 
+/// An object as a request or an admin call names it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ObjectRef {
+    /// Its 64-hex-character id.
+    Id(String),
+    /// The name it is addressed by.
+    Name(String),
+}
+
 /// A namespace and how many objects it stores.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NamespaceInfo {
