@@ -13,7 +13,7 @@ use super::batch::{Ran, run_batch};
 use super::gate::storage_failure;
 use super::instance::{Active, Closing};
 use super::object::ObjectCtx;
-use crate::mailbox::Envelope;
+use crate::mailbox::{AlarmRun, Envelope};
 
 /// Most events committed together.
 const MAX_BATCH: usize = 64;
@@ -35,7 +35,7 @@ pub(crate) async fn run(ctx: ObjectCtx, mut mailbox: mpsc::Receiver<Envelope>) {
                 () = ctx.control.evict.notified(), if active.is_some() => Err(true),
             },
         };
-        let first = match received {
+        let mut first = match received {
             Ok(Some(envelope)) => envelope,
             // Every sender is gone: the runtime is shutting down.
             Ok(None) => break,
@@ -75,6 +75,14 @@ pub(crate) async fn run(ctx: ObjectCtx, mut mailbox: mpsc::Receiver<Envelope>) {
             ctx.control.active.store(active.is_some(), Ordering::Relaxed);
             ctx.control.busy.store(false, Ordering::Relaxed);
             continue;
+        }
+        if let Envelope::Alarm { now: true, reply } = first {
+            // An operator's "run it now" creates nothing: the object may be gone since it asked.
+            if active.is_none() && !ctx.db_path.exists() {
+                let _ = reply.send(Ok(AlarmRun::NotDue));
+                continue;
+            }
+            first = Envelope::Alarm { now: true, reply };
         }
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
