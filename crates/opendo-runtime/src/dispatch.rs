@@ -59,6 +59,7 @@ impl Dispatch {
         if namespaces.contains_key(&name) {
             return Err(Error::InvalidConfig(format!("namespace `{name}` is loaded twice")));
         }
+        self.context.host_limits.serve(&name);
         namespaces.insert(name, Arc::new(namespace));
         Ok(())
     }

@@ -22,7 +22,7 @@ pub enum StorageErrorCode {
 /// Errors an object's code sees.
 #[derive(Debug)]
 pub enum Error {
-    /// The runtime refused a storage call; nothing was written by it.
+    /// The runtime refused a call (storage, or making an id); nothing was written by it.
     Storage {
         code: StorageErrorCode,
         message: String,

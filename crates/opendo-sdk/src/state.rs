@@ -21,7 +21,8 @@ impl State {
         &self.id
     }
 
-    /// The name the object is addressed by, if it was addressed by name.
+    /// The name the object is addressed by, or was created under when it is reached by id;
+    /// `None` for an object created by id.
     pub fn name(&self) -> Option<&str> {
         self.name.as_deref()
     }

@@ -129,3 +129,46 @@ fn an_object_is_reached_by_id_at_a_path_no_name_can_take() {
     assert_eq!(no_id.status, 404);
     assert!(no_id.body.contains("/_id/{namespace}/{id}/"), "{no_id:?}");
 }
+
+#[test]
+fn objects_make_ids_that_reach_objects() {
+    use opendo_storage::ObjectId;
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(Path::new(PROBE), &dir.path().join("data"), &[]);
+    let made = |query: &str| {
+        let answer = server.get(&format!("/probe/maker/ids/{query}"));
+        (answer.status, answer.body)
+    };
+    let (status, body) = made("name?ns=probe&name=alice");
+    assert_eq!(status, 200, "{body}");
+    let alice = ObjectId::from_name("probe", "alice").to_hex();
+    assert_eq!(body, format!("{alice} /_id/probe/{alice}"), "the runtime's id of the name");
+
+    // A unique id is new each time, checks, and reaches an object of its own.
+    let (_, first) = made("unique?ns=probe");
+    let (_, second) = made("unique?ns=probe");
+    let (id, path) = first.split_once(' ').unwrap();
+    assert_ne!(first, second);
+    assert!(ObjectId::parse("probe", id).is_ok(), "{id}");
+    assert_eq!(made(&format!("check?ns=probe&id={id}")), (200, first.clone()));
+    assert_eq!(server.send("PUT", &format!("{path}/kv/k"), b"mine").status, 204);
+    assert_eq!(server.get(&format!("{path}/kv/k")).body, "mine");
+
+    // Refused: an id of another namespace, a typo, a malformed id, a namespace not served, a
+    // name that is no object name.
+    let typo = format!("{}0", &id[..63]);
+    let elsewhere = ObjectId::from_name("counter", "alice").to_hex();
+    for query in [
+        format!("check?ns=probe&id={elsewhere}"),
+        format!("check?ns=probe&id={typo}"),
+        "check?ns=probe&id=xyz".to_string(),
+        "unique?ns=counter".to_string(),
+        "name?ns=counter&name=alice".to_string(),
+        "name?ns=probe&name=".to_string(),
+    ] {
+        let (status, body) = made(&query);
+        assert_eq!(status, 400, "{query}: {body}");
+        assert!(body.starts_with("InvalidArgument: "), "{query}: {body}");
+    }
+    assert!(made("unique?ns=counter").1.contains("runs no namespace `counter`"));
+}

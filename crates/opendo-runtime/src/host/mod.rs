@@ -5,13 +5,14 @@
 //! - `store.rs`: the data of an object's wasmtime `Store` ([`Host`]), the limits it enforces;
 //! - `errors.rs`: traps versus guest-visible errors, decided for every import in one place;
 //! - `log.rs`: guest stdout and stderr into the runtime's log, rate-limited;
-//! - `kv.rs`, `sql.rs`, `transaction.rs`, `alarms.rs`, `state.rs`, `websockets.rs`: one file
+//! - `kv.rs`, `sql.rs`, `transaction.rs`, `alarms.rs`, `state.rs`, `objects.rs`, `websockets.rs`: one file
 //!   per WIT interface.
 
 mod alarms;
 mod errors;
 mod kv;
 mod log;
+mod objects;
 mod sql;
 mod state;
 mod store;

@@ -1,7 +1,8 @@
 //! The data of one object's wasmtime `Store`, and the limits it enforces on the guest.
 
+use std::collections::BTreeSet;
 use std::sync::atomic::AtomicU64;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use opendo_storage::ObjectDb;
 use wasmtime::component::ResourceTable;
@@ -13,13 +14,15 @@ use crate::identity::Identity;
 use crate::sockets::{EventSockets, Sockets};
 
 /// What the host enforces on every object of a runtime (the memory limit is its namespace's),
-/// and the numbering of its sockets.
+/// the numbering of its sockets, and the namespaces served.
 #[derive(Debug)]
 pub(crate) struct HostLimits {
     pub(crate) max_websockets_per_object: usize,
     pub(crate) max_websocket_message_bytes: usize,
     /// The number the next accepted WebSocket gets (unique for the life of the process).
     pub(crate) next_socket: AtomicU64,
+    /// The namespaces the runtime serves (the `objects` import names them).
+    served: RwLock<BTreeSet<String>>,
 }
 
 impl HostLimits {
@@ -28,7 +31,17 @@ impl HostLimits {
             max_websockets_per_object: config.max_websockets_per_object,
             max_websocket_message_bytes: config.max_websocket_message_bytes,
             next_socket: AtomicU64::new(1),
+            served: RwLock::default(),
         }
+    }
+
+    /// Adds a namespace the runtime serves.
+    pub(crate) fn serve(&self, namespace: &str) {
+        self.served.write().unwrap_or_else(PoisonError::into_inner).insert(namespace.to_string());
+    }
+
+    pub(crate) fn serves(&self, namespace: &str) -> bool {
+        self.served.read().unwrap_or_else(PoisonError::into_inner).contains(namespace)
     }
 }
 

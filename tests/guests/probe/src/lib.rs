@@ -25,8 +25,8 @@ use std::cell::Cell;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use opendo_sdk::{
-    AlarmInfo, DurableObject, Error, ListOptions, Method, Request, Response, Result, ScheduledTime,
-    SqlStorageValue, State, WebSocket, WebSocketIncomingMessage, export_durable_object,
+    AlarmInfo, DurableObject, Error, ListOptions, Method, ObjectNamespace, Request, Response, Result,
+    ScheduledTime, SqlStorageValue, State, WebSocket, WebSocketIncomingMessage, export_durable_object,
 };
 use serde::Deserialize;
 
@@ -69,6 +69,28 @@ fn spin(duration: Duration) {
 }
 
 /// The number in query parameter `name`, or 0.
+/// The value of `name` in the query string (not decoded: ids and test names need no escapes).
+fn query_text<'a>(req: &'a Request, name: &str) -> &'a str {
+    let query = req.query().unwrap_or("");
+    query.split('&').find_map(|pair| pair.strip_prefix(name)?.strip_prefix('=')).unwrap_or("")
+}
+
+/// `GET /ids/name?ns=N&name=X`, `/ids/unique?ns=N`, `/ids/check?ns=N&id=I`: an id made by the
+/// `objects` import, or 400 with the error it gave.
+fn ids(req: &Request, path: &str) -> Result<Response> {
+    let namespace = ObjectNamespace::new(query_text(req, "ns"));
+    let made = match path {
+        "/ids/name" => namespace.id_from_name(query_text(req, "name")),
+        "/ids/unique" => namespace.unique_id(),
+        _ => namespace.id_from_string(query_text(req, "id")),
+    };
+    match made {
+        Ok(id) => Response::ok(format!("{id} {}", id.path())),
+        Err(Error::Storage { code, message, .. }) => Response::error(format!("{code:?}: {message}"), 400),
+        Err(err) => Err(err),
+    }
+}
+
 fn query_number(req: &Request, name: &str) -> u64 {
     let query = req.query().unwrap_or("");
     query
@@ -350,6 +372,7 @@ impl DurableObject for Probe {
                 "namespace": self.state.namespace(),
             })),
             (Method::Get, "/error") => Err(Error::Message("the probe was asked to fail".into())),
+            (Method::Get, "/ids/name" | "/ids/unique" | "/ids/check") => ids(&req, &path),
             (Method::Post, "/print") => {
                 println!("probe says hello on stdout");
                 eprintln!("probe says hello on stderr");
