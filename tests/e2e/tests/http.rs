@@ -117,7 +117,7 @@ fn an_object_is_reached_by_id_at_a_path_no_name_can_take() {
     assert_eq!(server.send("PUT", "/probe/_id/kv/k", b"named _id").status, 204);
     assert_eq!(server.get("/probe/_id/kv/k").body, "named _id");
 
-    let typo = format!("{}0", &fresh[..63]);
+    let typo = mistyped(&fresh);
     let elsewhere = ObjectId::from_name("other", "alice").to_hex();
     for bad in [typo.as_str(), elsewhere.as_str(), "alice", &fresh.to_uppercase()] {
         let answer = server.get(&format!("/_id/probe/{bad}/kv/k"));
@@ -156,7 +156,7 @@ fn objects_make_ids_that_reach_objects() {
 
     // Refused: an id of another namespace, a typo, a malformed id, a namespace not served, a
     // name that is no object name.
-    let typo = format!("{}0", &id[..63]);
+    let typo = mistyped(id);
     let elsewhere = ObjectId::from_name("counter", "alice").to_hex();
     for query in [
         format!("check?ns=probe&id={elsewhere}"),
@@ -171,4 +171,10 @@ fn objects_make_ids_that_reach_objects() {
         assert!(body.starts_with("InvalidArgument: "), "{query}: {body}");
     }
     assert!(made("unique?ns=counter").1.contains("runs no namespace `counter`"));
+}
+
+/// `id` with its last character changed (a typo the check bytes must catch).
+fn mistyped(id: &str) -> String {
+    let last = if id.ends_with('0') { '1' } else { '0' };
+    format!("{}{last}", &id[..id.len() - 1])
 }

@@ -303,10 +303,18 @@ fn a_delete_under_load_leaves_a_whole_object_or_none() {
     let server = start(EXAMPLE_COUNTER, dir.path(), &[]);
     let stop = Arc::new(AtomicBool::new(false));
     let writer = hammer(&server, "hot", stop.clone());
-    std::thread::sleep(Duration::from_millis(300));
+    let count = || server.get("/counter/hot/").body.parse::<u64>().unwrap();
+    let wait_for = |least: u64| {
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        while count() < least {
+            assert!(std::time::Instant::now() < deadline, "the writer made no progress");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    };
+    wait_for(5);
     let done = ok(&server, "DELETE", "/v1/namespaces/counter/objects/name/hot", b"");
     assert_eq!(done, json!({"outcome": "deleted", "changed": true}));
-    std::thread::sleep(Duration::from_millis(300));
+    wait_for(5);
     stop.store(true, Ordering::Relaxed);
     let seen = writer.join().unwrap();
     // Each answer is one more than the last, except once: the first increment after the delete,
