@@ -446,3 +446,37 @@ fn the_cli_works_against_a_server_and_offline() {
     assert_eq!(server.get("/counter/east/").body, "1", "the import holds north's count");
     assert_eq!(server.get("/counter/south/").body, "0", "south was deleted");
 }
+
+#[test]
+fn pages_and_name_searches_cover_many_objects_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(PROBE, dir.path(), &["--idle-timeout", "200ms"]);
+    for n in 0..70 {
+        assert_eq!(server.send("PUT", &format!("/probe/p{n}/kv/k"), b"v").status, 204);
+    }
+    // Hibernated: listing reads their names from their databases.
+    std::thread::sleep(Duration::from_millis(600));
+    let walk = |query: &str, limit: u32| {
+        let mut names = Vec::new();
+        let mut cursor = String::new();
+        loop {
+            let page = ok(&server, "GET", &format!("{PROBE_OBJECTS}?limit={limit}{query}{cursor}"), b"");
+            let objects = page["objects"].as_array().unwrap();
+            assert!(objects.len() <= limit as usize);
+            names.extend(objects.iter().map(|o| o["name"].as_str().unwrap().to_string()));
+            match page["cursor"].as_str() {
+                Some(next) => cursor = format!("&cursor={next}"),
+                None => break,
+            }
+        }
+        names.sort();
+        names
+    };
+    let mut all: Vec<String> = (0..70).map(|n| format!("p{n}")).collect();
+    all.sort();
+    assert_eq!(walk("", 25), all);
+    let mut ones: Vec<String> = all.iter().filter(|name| name.starts_with("p1")).cloned().collect();
+    ones.sort();
+    assert_eq!(ones.len(), 11);
+    assert_eq!(walk("&prefix=p1", 4), ones);
+}

@@ -12,6 +12,7 @@ pub(crate) mod ops;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
+use futures_util::future::join_all;
 use opendo_storage::layout::{self, DataDirLock, StoredObject};
 use opendo_storage::{AlarmIndex, ObjectId, Settings, check_import};
 
@@ -27,6 +28,9 @@ use crate::error::{AdminError, Error};
 use crate::mailbox::AlarmRun;
 use crate::names::validate_object_name;
 use crate::namespace::Namespace;
+
+/// Object names a listing reads at once (each from its object's database, in its actor).
+const NAMES_AT_ONCE: usize = 32;
 
 /// Most objects one listing page holds.
 pub const MAX_OBJECTS_PAGE: u32 = 1000;
@@ -190,23 +194,29 @@ impl Admin {
         let stored = blocking(move || Ok(layout::stored_objects(&data_dir, &name)?)).await?;
         let mut page = Vec::new();
         let mut more = false;
-        for stored in stored.into_iter().filter(|object| after.is_none_or(|after| object.id > after)) {
-            let name = match self.name_of(&space, stored.id).await {
-                Ok(name) => name,
-                // Deleted since the folder was read.
-                Err(AdminError::UnknownObject(_)) => continue,
-                Err(err) => return Err(err),
-            };
-            if let Some(prefix) = &prefix
-                && !name.as_deref().is_some_and(|name| name.starts_with(prefix.as_str()))
-            {
-                continue;
+        let candidates: Vec<StoredObject> =
+            stored.into_iter().filter(|object| after.is_none_or(|after| object.id > after)).collect();
+        'pages: for chunk in candidates.chunks(NAMES_AT_ONCE) {
+            // Names not yet known are read from the objects' databases, several at a time.
+            let names = join_all(chunk.iter().map(|stored| self.name_of(&space, stored.id))).await;
+            for (stored, name) in chunk.iter().zip(names) {
+                let name = match name {
+                    Ok(name) => name,
+                    // Deleted since the folder was read.
+                    Err(AdminError::UnknownObject(_)) => continue,
+                    Err(err) => return Err(err),
+                };
+                if let Some(prefix) = &prefix
+                    && !name.as_deref().is_some_and(|name| name.starts_with(prefix.as_str()))
+                {
+                    continue;
+                }
+                if page.len() == limit as usize {
+                    more = true;
+                    break 'pages;
+                }
+                page.push((stored.clone(), name));
             }
-            if page.len() == limit as usize {
-                more = true;
-                break;
-            }
-            page.push((stored, name));
         }
         let cursor = more.then(|| page.last().map(|(stored, _)| stored.id.to_hex())).flatten();
         let ids: Vec<ObjectId> = page.iter().map(|(stored, _)| stored.id).collect();
