@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::{CommandFactory, FromArgMatches};
-use opendo_runtime::{Config, ObjectLimits, Runtime};
+use opendo_runtime::{Config, Runtime};
 use opendo_server::{AdminAccess, ServerConfig};
 use tokio_util::sync::CancellationToken;
 
@@ -122,15 +122,8 @@ fn namespaces_to_serve(
             .context("cannot derive a namespace name from the module file name: pass --namespace")?
             .to_string(),
     };
-    let spec = NamespaceSpec {
-        name: name.clone(),
-        module: module.clone(),
-        memory_limit: None,
-        cpu_limit: None,
-        storage_cap: None,
-        max_response_size: None,
-    };
-    Ok(vec![(spec, format!("namespace `{name}`"))])
+    let origin = format!("namespace `{name}`");
+    Ok(vec![(NamespaceSpec::of_module(name, module.clone()), origin)])
 }
 
 fn init_logging(format: LogFormat) {
@@ -217,12 +210,7 @@ fn run(args: RunArgs, from_file: Vec<NamespaceSpec>) -> anyhow::Result<()> {
         let defaults = config.object_limits();
         for ((spec, origin), module) in namespaces.iter().zip(&modules) {
             let started = std::time::Instant::now();
-            let limits = ObjectLimits {
-                memory_limit: spec.memory_limit.map_or(defaults.memory_limit, |size| size.0),
-                cpu_limit: spec.cpu_limit.unwrap_or(defaults.cpu_limit),
-                storage_cap: spec.storage_cap.map_or(defaults.storage_cap, |size| size.0 as u64),
-                max_response_bytes: spec.max_response_size.map_or(defaults.max_response_bytes, |size| size.0),
-            };
+            let limits = spec.limits(defaults);
             runtime.load_namespace_with_limits(&spec.name, module, limits).with_context(|| origin.clone())?;
             tracing::info!(namespace = %spec.name, module = %module.display(), "loaded in {} ms", started.elapsed().as_millis());
         }

@@ -147,12 +147,8 @@ pub fn run(args: ObjectsArgs) -> anyhow::Result<()> {
     let json = args.json;
     match args.command {
         ObjectsCommand::Namespaces => {
-            let namespaces: Vec<NamespaceInfo> = client.call(
-                |a| Box::pin(async move { a.namespaces().await }),
-                "GET",
-                "/v1/namespaces",
-                None,
-            )?;
+            let namespaces: Vec<NamespaceInfo> =
+                client.call(|a| Box::pin(a.namespaces()), "GET", "/v1/namespaces", None)?;
             show(json, &namespaces, || {
                 let rows =
                     namespaces.iter().map(|ns| vec![ns.name.clone(), ns.objects.to_string()]).collect();
@@ -166,12 +162,8 @@ pub fn run(args: ObjectsArgs) -> anyhow::Result<()> {
                 encode(&namespace),
                 form(&[("prefix", query.prefix.as_deref()), ("cursor", query.cursor.as_deref())], limit)
             );
-            let page: ObjectPage = client.call(
-                move |a| Box::pin(async move { a.objects(&namespace, query).await }),
-                "GET",
-                &path,
-                None,
-            )?;
+            let page: ObjectPage =
+                client.call(|a| Box::pin(a.objects(&namespace, query)), "GET", &path, None)?;
             show(json, &page, || {
                 let rows = page
                     .objects
@@ -196,9 +188,8 @@ pub fn run(args: ObjectsArgs) -> anyhow::Result<()> {
         }
         ObjectsCommand::Show(target) => {
             let object = target.object();
-            let namespace = target.namespace.clone();
             let detail: ObjectDetail = client.call(
-                move |a| Box::pin(async move { a.object(&namespace, &object).await }),
+                |a| Box::pin(a.object(&target.namespace, &object)),
                 "GET",
                 &target.path(),
                 None,
@@ -215,13 +206,9 @@ pub fn run(args: ObjectsArgs) -> anyhow::Result<()> {
                     limit
                 )
             );
-            let (namespace, object) = (target.namespace.clone(), target.object());
-            let page: KvPage = client.call(
-                move |a| Box::pin(async move { a.kv(&namespace, &object, query).await }),
-                "GET",
-                &path,
-                None,
-            )?;
+            let object = target.object();
+            let page: KvPage =
+                client.call(|a| Box::pin(a.kv(&target.namespace, &object, query)), "GET", &path, None)?;
             show(json, &page, || {
                 let rows = page
                     .entries
@@ -237,9 +224,9 @@ pub fn run(args: ObjectsArgs) -> anyhow::Result<()> {
         }
         ObjectsCommand::Sql { target, sql } => {
             let body = serde_json::to_vec(&serde_json::json!({ "sql": sql }))?;
-            let (namespace, object) = (target.namespace.clone(), target.object());
+            let object = target.object();
             let rows: QueryRows = client.call(
-                move |a| Box::pin(async move { a.query(&namespace, &object, sql).await }),
+                |a| Box::pin(a.query(&target.namespace, &object, sql)),
                 "POST",
                 &format!("{}/sql", target.path()),
                 Some(body),
@@ -257,9 +244,9 @@ pub fn run(args: ObjectsArgs) -> anyhow::Result<()> {
             })
         }
         ObjectsCommand::Export { target, output } => {
-            let (namespace, object) = (target.namespace.clone(), target.object());
+            let object = target.object();
             let snapshot = client.bytes(
-                move |a| Box::pin(async move { a.export(&namespace, &object).await }),
+                |a| Box::pin(a.export(&target.namespace, &object)),
                 &format!("{}/export", target.path()),
             )?;
             if output.as_os_str() == "-" {
@@ -273,10 +260,10 @@ pub fn run(args: ObjectsArgs) -> anyhow::Result<()> {
         }
         ObjectsCommand::Import { target, file } => {
             let snapshot = std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
-            let (namespace, object) = (target.namespace.clone(), target.object());
+            let object = target.object();
             let body = snapshot.clone();
             let detail: ObjectDetail = client.call(
-                move |a| Box::pin(async move { a.import(&namespace, &object, snapshot).await }),
+                |a| Box::pin(a.import(&target.namespace, &object, snapshot)),
                 "PUT",
                 &format!("{}/import", target.path()),
                 Some(body),
@@ -287,9 +274,9 @@ pub fn run(args: ObjectsArgs) -> anyhow::Result<()> {
             if !yes {
                 bail!("deleting {} of {} is for good: add --yes", target.object, target.namespace);
             }
-            let (namespace, object) = (target.namespace.clone(), target.object());
+            let object = target.object();
             let done: Done = client.call(
-                move |a| Box::pin(async move { a.delete(&namespace, &object).await }),
+                |a| Box::pin(a.delete(&target.namespace, &object)),
                 "DELETE",
                 &target.path(),
                 None,
@@ -300,9 +287,9 @@ pub fn run(args: ObjectsArgs) -> anyhow::Result<()> {
             })
         }
         ObjectsCommand::RunAlarm(target) => {
-            let (namespace, object) = (target.namespace.clone(), target.object());
+            let object = target.object();
             let outcome: AlarmOutcome = client.call(
-                move |a| Box::pin(async move { a.run_alarm(&namespace, &object).await }),
+                |a| Box::pin(a.run_alarm(&target.namespace, &object)),
                 "POST",
                 &format!("{}/run-alarm", target.path()),
                 Some(Vec::new()),
@@ -312,9 +299,9 @@ pub fn run(args: ObjectsArgs) -> anyhow::Result<()> {
             })
         }
         ObjectsCommand::Hibernate(target) => {
-            let (namespace, object) = (target.namespace.clone(), target.object());
+            let object = target.object();
             let done: Done = client.call(
-                move |a| Box::pin(async move { a.hibernate(&namespace, &object).await }),
+                |a| Box::pin(a.hibernate(&target.namespace, &object)),
                 "POST",
                 &format!("{}/hibernate", target.path()),
                 Some(Vec::new()),
@@ -327,7 +314,8 @@ pub fn run(args: ObjectsArgs) -> anyhow::Result<()> {
     }
 }
 
-type Call<T> = std::pin::Pin<Box<dyn Future<Output = Result<T, opendo_runtime::AdminError>>>>;
+/// An offline admin call: a future borrowing the [`Admin`] and the command's arguments.
+type Call<'a, T> = std::pin::Pin<Box<dyn Future<Output = Result<T, opendo_runtime::AdminError>> + 'a>>;
 
 /// Where the calls go.
 enum Client {
@@ -337,9 +325,9 @@ enum Client {
 
 impl Client {
     /// Runs a call: `offline` on the data directory, or `method path` with `body` on the server.
-    fn call<T: DeserializeOwned>(
-        &self,
-        offline: impl FnOnce(Admin) -> Call<T>,
+    fn call<'a, T: DeserializeOwned>(
+        &'a self,
+        offline: impl FnOnce(&'a Admin) -> Call<'a, T>,
         method: &str,
         path: &str,
         body: Option<Vec<u8>>,
@@ -349,14 +337,19 @@ impl Client {
                 let bytes = http.send(method, path, body)?;
                 serde_json::from_slice(&bytes).context("reading the server's answer")
             }
-            Client::Offline { admin, rt } => Ok(rt.block_on(offline(admin.clone()))?),
+            Client::Offline { admin, rt } => Ok(rt.block_on(offline(admin))?),
         }
     }
 
-    fn bytes(&self, offline: impl FnOnce(Admin) -> Call<Vec<u8>>, path: &str) -> anyhow::Result<Vec<u8>> {
+    /// Like [`Client::call`] for a `GET` answered with raw bytes.
+    fn bytes<'a>(
+        &'a self,
+        offline: impl FnOnce(&'a Admin) -> Call<'a, Vec<u8>>,
+        path: &str,
+    ) -> anyhow::Result<Vec<u8>> {
         match self {
             Client::Http(http) => http.send("GET", path, None),
-            Client::Offline { admin, rt } => Ok(rt.block_on(offline(admin.clone()))?),
+            Client::Offline { admin, rt } => Ok(rt.block_on(offline(admin))?),
         }
     }
 }

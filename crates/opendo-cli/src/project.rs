@@ -12,6 +12,8 @@ use clap::parser::ValueSource;
 use clap::{ArgMatches, CommandFactory};
 use serde::Deserialize;
 
+use opendo_runtime::ObjectLimits;
+
 use crate::args::{Cli, DurabilityArg, LogFormat, RunArgs, Size};
 
 /// The settings a config file may hold: the flags of `opendo run`, without `--`.
@@ -45,30 +47,46 @@ pub struct FileSettings {
     log_format: Option<LogFormat>,
 }
 
-/// One `[[namespace]]` table: an object class, its module, and the limits its objects run under
-/// where they differ from the server's.
-#[derive(Debug, Deserialize)]
+/// A namespace to serve: one `[[namespace]]` table (an object class, its module, and the limits
+/// its objects run under where they differ from the server's), or the MODULE of `opendo run`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
-struct NamespaceTable {
-    name: String,
-    module: PathBuf,
-    memory_limit: Option<Size>,
-    #[serde(default, with = "humantime_serde")]
-    cpu_limit: Option<Duration>,
-    storage_cap: Option<Size>,
-    max_response_size: Option<Size>,
-}
-
-/// A namespace of the project file, its module's path made relative to where `opendo` runs.
-#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NamespaceSpec {
     pub name: String,
-    /// A `.wasm` component or a guest crate folder.
+    /// A `.wasm` component or a guest crate folder (once read, relative to where `opendo` runs).
     pub module: PathBuf,
+    #[serde(default)]
     pub memory_limit: Option<Size>,
+    #[serde(default, with = "humantime_serde")]
     pub cpu_limit: Option<Duration>,
+    #[serde(default)]
     pub storage_cap: Option<Size>,
+    #[serde(default)]
     pub max_response_size: Option<Size>,
+}
+
+impl NamespaceSpec {
+    /// A namespace of `module` under the server's limits.
+    pub fn of_module(name: String, module: PathBuf) -> Self {
+        NamespaceSpec {
+            name,
+            module,
+            memory_limit: None,
+            cpu_limit: None,
+            storage_cap: None,
+            max_response_size: None,
+        }
+    }
+
+    /// The limits of this namespace's objects: its own where it sets them, else `server`'s.
+    pub fn limits(&self, server: ObjectLimits) -> ObjectLimits {
+        ObjectLimits {
+            memory_limit: self.memory_limit.map_or(server.memory_limit, |size| size.0),
+            cpu_limit: self.cpu_limit.unwrap_or(server.cpu_limit),
+            storage_cap: self.storage_cap.map_or(server.storage_cap, |size| size.0 as u64),
+            max_response_bytes: self.max_response_size.map_or(server.max_response_bytes, |size| size.0),
+        }
+    }
 }
 
 /// What a project file holds.
@@ -143,29 +161,22 @@ fn namespaces(file: &Path, tables: Vec<toml::Value>) -> anyhow::Result<Vec<Names
             Some(name) => format!("namespace `{name}`"),
             None => format!("namespace number {}", n + 1),
         };
-        let parsed: NamespaceTable = serde_path_to_error::deserialize(toml::Value::Table(dashes(table)))
+        let mut spec: NamespaceSpec = serde_path_to_error::deserialize(toml::Value::Table(dashes(table)))
             .map_err(|err| match err.path().to_string().as_str() {
                 "." => anyhow!("{shown}: {which}: {}", err.inner().message().trim()),
                 key => anyhow!("{shown}: {which}: `{key}`: {}", err.inner().message().trim()),
             })?;
-        if specs.iter().any(|spec| spec.name == parsed.name) {
+        if specs.iter().any(|other| other.name == spec.name) {
             return Err(anyhow!("{shown}: {which} is defined twice"));
         }
-        let module = folder.join(&parsed.module);
-        if !module.exists() {
+        spec.module = folder.join(&spec.module);
+        if !spec.module.exists() {
             return Err(anyhow!(
                 "{shown}: {which}: `module`: {} does not exist (paths are relative to the project file)",
-                module.display()
+                spec.module.display()
             ));
         }
-        specs.push(NamespaceSpec {
-            name: parsed.name,
-            module,
-            memory_limit: parsed.memory_limit,
-            cpu_limit: parsed.cpu_limit,
-            storage_cap: parsed.storage_cap,
-            max_response_size: parsed.max_response_size,
-        });
+        specs.push(spec);
     }
     Ok(specs)
 }
@@ -305,6 +316,35 @@ mod tests {
             format!("{from_file:?}"),
             format!("{:?}", merged("", &[]).unwrap()),
             "the samples are no defaults"
+        );
+    }
+
+    #[test]
+    fn a_namespace_has_its_own_limits_where_it_sets_them_and_its_module_beside_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let folder = dir.path().join("app");
+        std::fs::create_dir_all(folder.join("build")).unwrap();
+        std::fs::write(folder.join("build/a.wasm"), b"").unwrap();
+        let file = folder.join("opendo.toml");
+        std::fs::write(
+            &file,
+            "[[namespace]]\nname = \"a\"\nmodule = \"build/a.wasm\"\nmemory-limit = \"1MiB\"\ncpu-limit = \"2s\"",
+        )
+        .unwrap();
+        let project = read(&file).unwrap();
+        let [spec] = project.namespaces.as_slice() else { panic!("{:?}", project.namespaces) };
+        assert_eq!(spec.module, folder.join("build/a.wasm"));
+        let server = ObjectLimits {
+            memory_limit: 64 << 20,
+            cpu_limit: Duration::from_secs(30),
+            storage_cap: 1 << 30,
+            max_response_bytes: 1 << 20,
+        };
+        let limits = spec.limits(server);
+        assert_eq!(
+            limits,
+            ObjectLimits { memory_limit: 1 << 20, cpu_limit: Duration::from_secs(2), ..server },
+            "its own memory and CPU, the server's storage cap and response size"
         );
     }
 

@@ -33,7 +33,8 @@
 //!
 //! # CPU and memory limits
 //! One thread advances the engine's epoch every 10 ms; each call into a guest gets a deadline of
-//! `cpu_limit` worth of ticks. Linear memory is capped per instance by a resource limiter.
+//! its namespace's `cpu_limit` worth of ticks. Linear memory is capped per instance, at its
+//! namespace's `memory_limit`, by a resource limiter ([`ObjectLimits`]).
 //!
 //! # Modules
 //! Each module has one job, and a module only uses modules listed before it (a test,

@@ -4,7 +4,7 @@
 //! decoded UTF-8, 1 to 256 bytes) of `{namespace}`, which sees the path `/{rest...}?query`;
 //! `/_id/{namespace}/{id}/{rest...}?query` to the object with that id.
 //! Errors of the runtime itself get a short plain-text body: 404 unknown namespace, 400 bad
-//! object name, 413 body over the limit, 503 with `Retry-After` when the object is overloaded or
+//! object name or id, 413 body over the limit, 503 with `Retry-After` when the object is overloaded or
 //! the server is shutting down, 500 when the event trapped (the body names the cause class).
 //!
 //! A WebSocket upgrade request (`GET` with `Upgrade: websocket`) is delivered to the object like

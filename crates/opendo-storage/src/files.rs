@@ -54,12 +54,7 @@ fn build(schema: &str) -> Result<Vec<u8>> {
 /// either no database or a whole one. With `durable` the new directory entries are synced too
 /// (for durability modes that do not flush the whole filesystem after the first commit).
 pub(crate) fn create(path: &Path, durable: bool) -> Result<()> {
-    let image = image()?;
-    let temporary = temporary_path(path);
-    let mut file = File::create(&temporary).map_err(io(&temporary))?;
-    file.write_all(image).map_err(io(&temporary))?;
-    file.sync_data().map_err(io(&temporary))?;
-    drop(file);
+    let temporary = write_beside(path, image()?)?;
     std::fs::rename(&temporary, path).map_err(io(path))?;
     // A WAL left without its database (deleted by hand) belongs to no database any more: SQLite
     // would replay it into the new one.
@@ -72,11 +67,7 @@ pub(crate) fn create(path: &Path, durable: bool) -> Result<()> {
 /// of the old database must never be replayed into the new one. With `durable` the directory
 /// entries are synced too.
 pub(crate) fn replace(path: &Path, image: &[u8], durable: bool) -> Result<()> {
-    let temporary = temporary_path(path);
-    let mut file = File::create(&temporary).map_err(io(&temporary))?;
-    file.write_all(image).map_err(io(&temporary))?;
-    file.sync_data().map_err(io(&temporary))?;
-    drop(file);
+    let temporary = write_beside(path, image)?;
     let wal = wal_path(path);
     let emptied = std::fs::OpenOptions::new().write(true).create(true).truncate(true).open(&wal);
     emptied.and_then(|wal| wal.sync_all()).map_err(io(&wal))?;
@@ -107,6 +98,15 @@ pub(crate) fn remove(path: &Path) -> Result<bool> {
         sync_folder(folder)?;
     }
     Ok(existed)
+}
+
+/// Writes `image` under the temporary name of `path` and syncs it; returns that name.
+fn write_beside(path: &Path, image: &[u8]) -> Result<PathBuf> {
+    let temporary = temporary_path(path);
+    let mut file = File::create(&temporary).map_err(io(&temporary))?;
+    file.write_all(image).map_err(io(&temporary))?;
+    file.sync_data().map_err(io(&temporary))?;
+    Ok(temporary)
 }
 
 /// Makes sure the WAL file of the database at `path` exists (SQLite would create it on the first

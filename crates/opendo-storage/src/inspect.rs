@@ -13,7 +13,7 @@ use crate::alarm::Alarm;
 use crate::db::ObjectDb;
 use crate::error::{Error, Result};
 use crate::files::{FORMAT_VERSION_BYTES, ROLLBACK_FORMAT, WAL_FORMAT};
-use crate::sandbox::{self, MAX_SQL_BYTES};
+use crate::sandbox;
 use crate::sql::SqlResult;
 use crate::wal::Durability;
 
@@ -65,20 +65,9 @@ impl ObjectDb {
     /// than one statement, is refused with [`Error::NotAuthorized`] before it runs.
     pub fn query_read_only(&mut self, query: &str, deadline: Instant) -> Result<SqlResult> {
         let single = query.trim_end_matches(|c: char| c.is_whitespace() || c == ';');
-        if single.len() > MAX_SQL_BYTES {
-            return Err(Error::LimitExceeded(format!(
-                "SQL text of {} bytes is longer than the limit of {MAX_SQL_BYTES} bytes",
-                single.len()
-            )));
-        }
+        crate::sql::check_guest_text(single)?;
         if single.trim().is_empty() {
             return Err(Error::InvalidArgument("no SQL statement given".into()));
-        }
-        if sandbox::mentions_reserved(single) {
-            return Err(Error::NotAuthorized(format!(
-                "names starting with `{}` are reserved for the runtime; browse the KV store instead",
-                sandbox::RESERVED_PREFIX
-            )));
         }
         let (len, _) = crate::ffi::first_statement(&self.conn, single)
             .map_err(|err| crate::sql::guest_error(err, self.sandbox.take_denial()))?;

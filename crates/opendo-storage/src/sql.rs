@@ -70,22 +70,11 @@ impl ObjectDb {
     /// Runs guest SQL: one or more `;`-separated statements, in the sandbox. `params` bind to
     /// the last statement, whose columns and rows are returned.
     pub fn exec(&mut self, query: &str, params: &[SqlValue]) -> Result<SqlResult> {
-        if query.len() > MAX_SQL_BYTES {
-            return Err(Error::LimitExceeded(format!(
-                "SQL text of {} bytes is longer than the limit of {MAX_SQL_BYTES} bytes",
-                query.len()
-            )));
-        }
+        check_guest_text(query)?;
         if params.len() > MAX_SQL_PARAMS {
             return Err(Error::LimitExceeded(format!(
                 "{} bound parameters are more than the limit of {MAX_SQL_PARAMS}",
                 params.len()
-            )));
-        }
-        if sandbox::mentions_reserved(query) {
-            return Err(Error::NotAuthorized(format!(
-                "names starting with `{}` are reserved for the runtime",
-                sandbox::RESERVED_PREFIX
             )));
         }
         let outcome = match single_statement(query) {
@@ -121,6 +110,24 @@ impl ObjectDb {
         one_statement(&self.conn, |conn| run_one(conn, &mut stmt, Some(params), &mut result))?;
         Ok(result)
     }
+}
+
+/// Refuses guest SQL text that is too long or names the runtime's tables (which the authorizer
+/// could not see in a rename), before SQLite parses it.
+pub(crate) fn check_guest_text(query: &str) -> Result<()> {
+    if query.len() > MAX_SQL_BYTES {
+        return Err(Error::LimitExceeded(format!(
+            "SQL text of {} bytes is longer than the limit of {MAX_SQL_BYTES} bytes",
+            query.len()
+        )));
+    }
+    if sandbox::mentions_reserved(query) {
+        return Err(Error::NotAuthorized(format!(
+            "names starting with `{}` are reserved for the runtime",
+            sandbox::RESERVED_PREFIX
+        )));
+    }
+    Ok(())
 }
 
 /// The common case, one statement without comments (prepared once and cached): its text

@@ -15,17 +15,20 @@ pub(super) fn run_admin(
     mut active: Option<Active>,
     op: AdminOp,
 ) -> (Option<Active>, Result<AdminReply, AdminError>) {
-    let was_active = active.is_some();
     if op.closes_database()
         && let Some(object) = active.take()
     {
         object.close(ctx, Closing::Checkpointed);
+        if matches!(op, AdminOp::Hibernate) {
+            ctx.context.stats.hibernations.inc();
+            return (None, Ok(AdminReply::Done(true)));
+        }
     }
-    let (hibernate, delete) = (matches!(op, AdminOp::Hibernate), matches!(op, AdminOp::Delete));
-    if delete {
-        ctx.sockets.close_all(1001, "object deleted");
+    match op {
+        AdminOp::Hibernate => return (None, Ok(AdminReply::Done(false))),
+        AdminOp::Delete => ctx.sockets.close_all(1001, "object deleted"),
+        _ => {}
     }
-    let name = ctx.identity.name();
     let place = Place {
         path: &ctx.db_path,
         settings: Settings {
@@ -33,7 +36,7 @@ pub(super) fn run_admin(
             storage_cap: ctx.namespace.limits.storage_cap,
         },
         id: ctx.identity.id,
-        name,
+        name: ctx.identity.name(),
         alarm_index: ctx.namespace.alarm_index(),
         cpu_limit: ctx.namespace.limits.cpu_limit,
     };
@@ -44,18 +47,9 @@ pub(super) fn run_admin(
         },
         None => None,
     };
-    let reply = match ops::run(&place, op, open) {
-        Ok(AdminReply::Name(Some(name))) => {
-            ctx.identity.learn_name(&name);
-            Ok(AdminReply::Name(Some(name)))
-        }
-        Ok(AdminReply::Done(_)) if hibernate => {
-            if was_active {
-                ctx.context.stats.hibernations.inc();
-            }
-            Ok(AdminReply::Done(was_active))
-        }
-        other => other,
-    };
+    let reply = ops::run(&place, op, open);
+    if let Ok(AdminReply::Name(Some(name))) = &reply {
+        ctx.identity.learn_name(name);
+    }
     (active, reply)
 }

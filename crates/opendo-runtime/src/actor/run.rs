@@ -76,11 +76,7 @@ pub(crate) async fn run(ctx: ObjectCtx, mut mailbox: mpsc::Receiver<Envelope>) {
             ctx.control.busy.store(false, Ordering::Relaxed);
             // An actor started only for an admin call (a listing reads many names) leaves at
             // once rather than idling: nothing of the object is open.
-            if active.is_none()
-                && held.is_none()
-                && ctx.sockets.is_empty()
-                && ctx.directory.retire(&key, &mailbox)
-            {
+            if active.is_none() && ctx.sockets.is_empty() && ctx.directory.retire(&key, &mailbox) {
                 return;
             }
             continue;

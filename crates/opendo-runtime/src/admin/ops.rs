@@ -40,7 +40,7 @@ pub(crate) enum AdminOp {
     Import(Import),
     /// Delete it: its files, its alarm index entry; its sockets are closed with 1001.
     Delete,
-    /// Close its instance and database now.
+    /// Close its instance and database now (the actor's part alone: `actor/admin.rs`).
     Hibernate,
 }
 
@@ -92,8 +92,8 @@ pub(crate) fn run(
             with_index(place, |index| index.remove(&place.id))?;
             Ok(AdminReply::Done(existed))
         }
-        // Closing was the caller's part.
-        AdminOp::Hibernate => Ok(AdminReply::Done(false)),
+        // Only an actor can: it closes what it holds open.
+        AdminOp::Hibernate => Err(AdminError::Internal("hibernating is the object's actor's part".into())),
         read => match open {
             Some(db) => read_db(place, read, db),
             None => {
