@@ -85,6 +85,11 @@ pub struct RunArgs {
     #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
     pub cpu_limit: Duration,
 
+    /// Longest time an object waits for the answer of a call to another object; the call then
+    /// fails with an error the caller sees (the callee may still run it).
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    pub call_timeout: Duration,
+
     /// Largest database of one object (KV and SQL together); writes past it fail with an error
     /// the object sees (e.g. 10GiB, 500MiB).
     #[arg(long, default_value = "10GiB")]

@@ -48,6 +48,9 @@ pub struct Config {
     pub memory_limit: usize,
     /// Longest time one event may run before it is interrupted.
     pub cpu_limit: Duration,
+    /// Longest time an object waits for the answer of a call to another object; the call then
+    /// fails with a timeout the caller sees.
+    pub call_timeout: Duration,
     /// Most events waiting for one object; more are refused as overload.
     pub max_queued_events: usize,
     /// Largest size of one object's database; writes past it fail with a guest-visible error.
@@ -81,6 +84,7 @@ impl Default for Config {
             idle_timeout: Duration::from_secs(10),
             memory_limit: 128 * 1024 * 1024,
             cpu_limit: Duration::from_secs(30),
+            call_timeout: Duration::from_secs(30),
             max_queued_events: 1024,
             storage_cap: opendo_storage::DEFAULT_STORAGE_CAP,
             max_response_bytes: 32 * 1024 * 1024,

@@ -2,7 +2,7 @@
 //! event to the object's actor (starting one if it has none).
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, PoisonError, RwLock, Weak};
 
 use opendo_storage::ObjectId;
 use tokio::sync::{mpsc, oneshot};
@@ -18,7 +18,7 @@ use crate::error::{AdminError, Error, EventError};
 use crate::host::LogBudget;
 use crate::http::Request;
 use crate::identity::Identity;
-use crate::mailbox::{AlarmRun, Answer, Envelope, SocketEvent};
+use crate::mailbox::{AlarmRun, Answer, CallChain, Envelope, SocketEvent};
 use crate::names::validate_object_name;
 use crate::namespace::Namespace;
 use crate::sockets::Sockets;
@@ -32,6 +32,8 @@ pub(crate) struct Dispatch {
     pub(crate) tracker: TaskTracker,
     /// Cancelled when the runtime shuts down: connections close with 1001.
     pub(crate) shutdown: CancellationToken,
+    /// Itself, for the actors it starts (their calls to other objects go through it).
+    me: Weak<Dispatch>,
 }
 
 /// An object as addressed by events from outside its actor.
@@ -43,8 +45,9 @@ pub(crate) struct Target {
 }
 
 impl Dispatch {
-    pub(crate) fn new(context: Arc<Context>) -> Self {
+    pub(crate) fn new(context: Arc<Context>, me: Weak<Dispatch>) -> Self {
         Dispatch {
+            me,
             directory: Arc::new(Directory::new(context.config.max_active)),
             context,
             namespaces: RwLock::default(),
@@ -73,17 +76,25 @@ impl Dispatch {
     }
 
     /// Delivers a request to `object` in `namespace` and waits for its answer, released only after
-    /// the event's writes are durable.
+    /// the event's writes are durable. `chain`: the objects waiting for it through calls.
     pub(crate) async fn fetch(
         &self,
         namespace: &str,
         object: &ObjectRef,
         request: Request,
         upgrade: bool,
+        chain: CallChain,
     ) -> Result<(Answer, Target, Arc<Sockets>), EventError> {
+        let target = self.target(namespace, object)?;
+        let (answer, sockets) = self.fetch_target(&target, request, upgrade, chain).await?;
+        Ok((answer, target, sockets))
+    }
+
+    /// The object `object` of `namespace`, its name or id checked.
+    pub(crate) fn target(&self, namespace: &str, object: &ObjectRef) -> Result<Target, EventError> {
         let namespace =
             self.namespace(namespace).ok_or_else(|| EventError::UnknownNamespace(namespace.to_string()))?;
-        let target = match object {
+        Ok(match object {
             ObjectRef::Name(name) => {
                 validate_object_name(name)?;
                 Target { id: ObjectId::from_name(&namespace.name, name), namespace, name: Some(name.clone()) }
@@ -93,13 +104,23 @@ impl Dispatch {
                     .map_err(|err| EventError::BadObjectName(err.to_string()))?;
                 Target { id, namespace, name: None }
             }
-        };
+        })
+    }
+
+    /// [`Dispatch::fetch`] to a target already checked.
+    pub(crate) async fn fetch_target(
+        &self,
+        target: &Target,
+        request: Request,
+        upgrade: bool,
+        chain: CallChain,
+    ) -> Result<(Answer, Arc<Sockets>), EventError> {
         let (reply, outcome) = oneshot::channel();
-        let sockets = self.send(&target, Envelope::Fetch { request, upgrade, reply })?;
+        let sockets = self.send(target, Envelope::Fetch { request, upgrade, chain, reply })?;
         let answer = outcome
             .await
             .map_err(|_| EventError::Internal("the object stopped before answering".into()))??;
-        Ok((answer, target, sockets))
+        Ok((answer, sockets))
     }
 
     /// Asks the object to run its alarm if due (with `now`, whenever it is due).
@@ -154,6 +175,7 @@ impl Dispatch {
             db_path: opendo_storage::layout::object_db_path(&config.data_dir, &namespace.name, &target.id),
             control: control.clone(),
             sockets: sockets.clone(),
+            dispatch: self.me.clone(),
         };
         self.tracker.spawn(actor::run(ctx, mailbox));
         ActorHandle { sender, control, identity, sockets }

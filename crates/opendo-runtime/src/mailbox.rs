@@ -2,9 +2,12 @@
 //! calls. Produced by `dispatch.rs` (requests, alarms, admin calls) and `connection.rs` (socket
 //! events); consumed by `actor/`.
 
+use std::sync::Arc;
+
 use tokio::sync::oneshot;
 
 use crate::admin::ops::{AdminOp, AdminReply};
+use crate::directory::ObjectKey;
 use crate::error::{AdminError, EventError};
 use crate::http::{Request, Response};
 use crate::sockets::{Accepted, Sockets};
@@ -15,6 +18,8 @@ pub(crate) enum Envelope {
         request: Request,
         /// Whether the request asks for a WebSocket upgrade (the guest may accept it).
         upgrade: bool,
+        /// The objects waiting for the answer through calls; empty for a request from outside.
+        chain: CallChain,
         reply: oneshot::Sender<Result<Answer, EventError>>,
     },
     /// The scheduler found the object's alarm (possibly) due; or, `now`, an operator asks it to
@@ -25,6 +30,10 @@ pub(crate) enum Envelope {
     /// An admin call, run between batches.
     Admin { op: AdminOp, reply: oneshot::Sender<Result<AdminReply, AdminError>> },
 }
+
+/// The objects waiting, through calls between objects, for an event's answer: outermost first.
+/// A call to one of them would wait forever, so it is refused (`host/calls.rs`).
+pub(crate) type CallChain = Arc<[ObjectKey]>;
 
 /// An object's answer to a request: its response and, for an accepted upgrade, the socket.
 #[derive(Debug)]

@@ -19,6 +19,7 @@ use crate::error::{Error, EventError};
 use crate::group_sync::GroupSync;
 use crate::host::{Host, HostLimits};
 use crate::http::{Request, Response};
+use crate::mailbox::CallChain;
 use crate::metrics::Stats;
 use crate::namespace::Namespace;
 use crate::trim::MemoryTrimmer;
@@ -79,7 +80,8 @@ impl Runtime {
             trimmer: MemoryTrimmer::new(),
             _data_dir_lock: data_dir_lock,
         };
-        let dispatch = Arc::new(Dispatch::new(Arc::new(context)));
+        let context = Arc::new(context);
+        let dispatch = Arc::new_cyclic(|me| Dispatch::new(context, me.clone()));
         Ok(Runtime {
             admin: Admin::live(dispatch.clone()),
             dispatch,
@@ -149,7 +151,8 @@ impl Runtime {
         object: &ObjectRef,
         request: Request,
     ) -> Result<Response, EventError> {
-        let (answer, _, _) = self.dispatch.fetch(namespace, object, request, false).await?;
+        let (answer, _, _) =
+            self.dispatch.fetch(namespace, object, request, false, CallChain::default()).await?;
         Ok(answer.response)
     }
 
@@ -161,7 +164,8 @@ impl Runtime {
         object: &ObjectRef,
         request: Request,
     ) -> Result<(Response, Option<AcceptedWebSocket>), EventError> {
-        let (answer, target, sockets) = self.dispatch.fetch(namespace, object, request, true).await?;
+        let (answer, target, sockets) =
+            self.dispatch.fetch(namespace, object, request, true, CallChain::default()).await?;
         let accepted = answer
             .accepted
             .map(|accepted| AcceptedWebSocket::new(self.dispatch.clone(), target, sockets, accepted));

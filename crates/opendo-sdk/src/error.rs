@@ -1,5 +1,6 @@
 use std::fmt;
 
+use crate::CallErrorCode;
 use crate::bindings::opendo::durable_object::types as wit;
 
 /// Why a storage call was refused.
@@ -30,6 +31,8 @@ pub enum Error {
         /// constraint, 787 a FOREIGN KEY constraint...).
         sqlite_code: Option<i32>,
     },
+    /// A call to another object gave no response ([`Stub`](crate::Stub)); this event goes on.
+    Call { code: CallErrorCode, message: String },
     /// A query expected exactly one row and got another number.
     RowCount(usize),
     /// A value could not be encoded to or decoded from JSON.
@@ -44,6 +47,7 @@ impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Error::Storage { code, message, .. } => write!(f, "storage error ({code:?}): {message}"),
+            Error::Call { code, message } => write!(f, "call failed ({code:?}): {message}"),
             Error::RowCount(rows) => write!(f, "expected exactly one row, got {rows}"),
             Error::Json(err) => write!(f, "JSON: {err}"),
             Error::NotUtf8 => f.write_str("body is not valid UTF-8"),

@@ -19,6 +19,20 @@ pub enum Method {
 }
 
 impl Method {
+    /// The method as sent (`GET`, ...).
+    pub fn as_str(&self) -> &str {
+        match self {
+            Method::Get => "GET",
+            Method::Head => "HEAD",
+            Method::Post => "POST",
+            Method::Put => "PUT",
+            Method::Patch => "PATCH",
+            Method::Delete => "DELETE",
+            Method::Options => "OPTIONS",
+            Method::Other(method) => method,
+        }
+    }
+
     fn parse(method: String) -> Self {
         match method.as_str() {
             "GET" => Method::Get,
@@ -49,6 +63,38 @@ impl Request {
             path_and_query: request.path,
             headers: request.headers,
             body: request.body,
+        }
+    }
+
+    /// A request to send to another object ([`Stub::fetch_with_request`](crate::Stub)):
+    /// `url` is a path such as `/items/7?full=1`, or a URL whose scheme and host are ignored.
+    pub fn new(url: &str, method: Method) -> Request {
+        Request { method, path_and_query: path_of(url), headers: Vec::new(), body: Vec::new() }
+    }
+
+    /// The same request with `body`.
+    pub fn with_body(mut self, body: impl Into<Vec<u8>>) -> Request {
+        self.body = body.into();
+        self
+    }
+
+    /// The same request with `value` as a JSON body (and its `content-type`).
+    pub fn with_json<T: Serialize + ?Sized>(self, value: &T) -> Result<Request> {
+        Ok(self.with_header("content-type", "application/json").with_body(serde_json::to_vec(value)?))
+    }
+
+    /// The same request with one more header.
+    pub fn with_header(mut self, name: &str, value: &str) -> Request {
+        self.headers.push((name.to_string(), value.as_bytes().to_vec()));
+        self
+    }
+
+    pub(crate) fn into_wit(self) -> wit::Request {
+        wit::Request {
+            method: self.method.as_str().to_string(),
+            path: self.path_and_query,
+            headers: self.headers,
+            body: self.body,
         }
     }
 
@@ -117,12 +163,12 @@ pub struct Response {
 impl Response {
     /// 200 with a UTF-8 text body.
     pub fn ok(body: impl Into<String>) -> Result<Response> {
-        Ok(Response::text(200, body.into()))
+        Ok(Response::plain(200, body.into()))
     }
 
     /// `status` with `message` as a text body.
     pub fn error(message: impl Into<String>, status: u16) -> Result<Response> {
-        Ok(Response::text(status, message.into()))
+        Ok(Response::plain(status, message.into()))
     }
 
     /// 200 with `value` as a JSON body.
@@ -166,7 +212,34 @@ impl Response {
         &self.body
     }
 
-    fn text(status: u16, body: String) -> Response {
+    /// The body as UTF-8 text.
+    pub fn text(&self) -> Result<&str> {
+        std::str::from_utf8(&self.body).map_err(|_| Error::NotUtf8)
+    }
+
+    /// The body decoded from JSON.
+    pub fn json<T: DeserializeOwned>(&self) -> Result<T> {
+        Ok(serde_json::from_slice(&self.body)?)
+    }
+
+    /// The first header called `name` (case-insensitive), if it is valid UTF-8.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .and_then(|(_, v)| std::str::from_utf8(v).ok())
+    }
+
+    /// All headers, values as raw bytes.
+    pub fn headers(&self) -> &[(String, Vec<u8>)] {
+        &self.headers
+    }
+
+    pub(crate) fn from_wit(response: wit::Response) -> Response {
+        Response { status: response.status, headers: response.headers, body: response.body }
+    }
+
+    fn plain(status: u16, body: String) -> Response {
         Response {
             status,
             headers: vec![("content-type".into(), b"text/plain; charset=utf-8".to_vec())],
@@ -179,10 +252,38 @@ impl Response {
     }
 
     pub(crate) fn internal_error(err: &Error) -> Response {
-        Response::text(500, err.to_string())
+        Response::plain(500, err.to_string())
     }
 
     pub(crate) fn into_wit(self) -> wit::Response {
         wit::Response { status: self.status, headers: self.headers, body: self.body }
+    }
+}
+
+/// The path and query of `url`: itself if it starts with `/`, else what follows its scheme and
+/// host (`/` if nothing does).
+fn path_of(url: &str) -> String {
+    if url.starts_with('/') {
+        return url.to_string();
+    }
+    let after_scheme = url.split_once("://").map_or(url, |(_, rest)| rest);
+    match after_scheme.find(['/', '?']) {
+        Some(start) if after_scheme[start..].starts_with('?') => format!("/{}", &after_scheme[start..]),
+        Some(start) => after_scheme[start..].to_string(),
+        None => "/".to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::path_of;
+
+    #[test]
+    fn a_url_becomes_the_path_and_query_the_callee_sees() {
+        assert_eq!(path_of("/items/7?full=1"), "/items/7?full=1");
+        assert_eq!(path_of("https://counter.internal/increment?by=2"), "/increment?by=2");
+        assert_eq!(path_of("http://host"), "/");
+        assert_eq!(path_of("http://host?x=1"), "/?x=1");
+        assert_eq!(path_of("host/a"), "/a");
     }
 }

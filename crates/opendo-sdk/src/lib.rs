@@ -30,7 +30,7 @@ mod websocket;
 pub use alarm::{AlarmInfo, ScheduledTime};
 pub use error::{Error, Result, StorageErrorCode};
 pub use http::{Method, Request, Response};
-pub use objects::{ObjectId, ObjectNamespace};
+pub use objects::{CallErrorCode, ObjectId, ObjectNamespace, Stub};
 pub use sql::{SqlCursor, SqlStorage, SqlStorageValue};
 pub use state::State;
 pub use storage::{ListOptions, Storage};

@@ -94,6 +94,35 @@ impl ObjectDb {
         Ok(refused)
     }
 
+    /// Keeps the running event's writes so far in the batch, so that the batch can be committed
+    /// in the middle of the event (before a call leaves it, so the callee never sees writes the
+    /// caller could still lose). The event then goes on as if alone in the next batch
+    /// transaction: [`ObjectDb::finish_event`] undoes only what it writes from here.
+    ///
+    /// Fails, changing nothing, with [`Error::Transaction`] while the guest has a transaction
+    /// open (committing would end it), and with a FOREIGN KEY error while violations it
+    /// deferred remain (the commit would fail).
+    pub fn end_event_early(&mut self) -> Result<()> {
+        if self.any_transaction_open() {
+            return Err(Error::Transaction(
+                "a transaction is open; commit or roll it back before the call".into(),
+            ));
+        }
+        if self.deferred_foreign_key_violations() > 0 {
+            return Err(Error::Sql {
+                code: rusqlite::ffi::SQLITE_CONSTRAINT_FOREIGNKEY,
+                message: "FOREIGN KEY constraint failed: deferred foreign key violations must be resolved \
+                          before the call"
+                    .into(),
+            });
+        }
+        if !self.event_alone {
+            run(&self.conn, "RELEASE _opendo_event")?;
+            self.event_alone = true;
+        }
+        Ok(())
+    }
+
     /// Foreign-key violations deferred (`PRAGMA defer_foreign_keys`) and not yet resolved.
     fn deferred_foreign_key_violations(&self) -> i32 {
         ffi::db_status(&self.conn, rusqlite::ffi::SQLITE_DBSTATUS_DEFERRED_FKS, false).unwrap_or(0)

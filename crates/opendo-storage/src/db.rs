@@ -184,6 +184,11 @@ impl ObjectDb {
         self.transactions.is_open(id)
     }
 
+    /// Whether the guest has a transaction open.
+    pub(crate) fn any_transaction_open(&self) -> bool {
+        self.transactions.any_open()
+    }
+
     /// Rolls back the transactions the guest left open (at the end of its event).
     pub(crate) fn rollback_open_transactions(&mut self) -> Result<()> {
         self.transactions.rollback_all(&self.conn)

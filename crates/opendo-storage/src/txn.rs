@@ -61,6 +61,11 @@ impl Transactions {
         self.open.contains(&id)
     }
 
+    /// Whether any transaction is open.
+    pub(crate) fn any_open(&self) -> bool {
+        !self.open.is_empty()
+    }
+
     /// Rolls back every open transaction.
     pub(crate) fn rollback_all(&mut self, conn: &Connection) -> Result<()> {
         match self.open.first() {

@@ -332,3 +332,49 @@ fn rows_read_and_written_are_counted_until_taken() {
     assert_eq!(counted.written, 2);
     assert!(counted.read >= 2, "{counted:?}");
 }
+
+#[test]
+fn an_event_ended_early_keeps_its_writes_so_far_and_undoes_only_later_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("object.sqlite");
+    let mut db = ObjectDb::open(&path, Durability::Relaxed).unwrap();
+    db.begin_batch().unwrap();
+    db.begin_event(false).unwrap();
+    db.put("earlier event", b"1").unwrap();
+    db.finish_event(true).unwrap();
+    db.begin_event(false).unwrap();
+    db.put("before the call", b"2").unwrap();
+    db.end_event_early().unwrap();
+    let _ = db.commit_batch().unwrap();
+    db.begin_batch().unwrap();
+    db.put("after the call", b"3").unwrap();
+    // The event fails after the call: only what it wrote since is undone.
+    db.finish_event(false).unwrap();
+    db.commit_batch().unwrap();
+    db.close().unwrap();
+
+    let db = ObjectDb::open(&path, Durability::Relaxed).unwrap();
+    assert_eq!(db.get("earlier event").unwrap(), Some(b"1".to_vec()));
+    assert_eq!(db.get("before the call").unwrap(), Some(b"2".to_vec()));
+    assert_eq!(db.get("after the call").unwrap(), None);
+}
+
+#[test]
+fn an_event_cannot_end_early_inside_a_transaction_and_keeps_its_savepoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut db = open(&dir);
+    db.begin_batch().unwrap();
+    db.begin_event(false).unwrap();
+    db.put("earlier event", b"1").unwrap();
+    db.finish_event(true).unwrap();
+    db.begin_event(false).unwrap();
+    db.put("a", b"1").unwrap();
+    let txn = db.begin_transaction().unwrap();
+    assert!(matches!(db.end_event_early(), Err(Error::Transaction(_))));
+    assert!(db.is_transaction_open(txn), "the refusal ends nothing");
+    db.commit_transaction(txn).unwrap();
+    // Still inside its own savepoint: failing the event undoes it alone.
+    db.finish_event(false).unwrap();
+    assert_eq!(db.get("a").unwrap(), None);
+    assert_eq!(db.get("earlier event").unwrap(), Some(b"1".to_vec()));
+}

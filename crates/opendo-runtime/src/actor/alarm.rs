@@ -6,10 +6,10 @@ use std::time::Duration;
 use opendo_storage::Alarm;
 
 use super::events::{begin_event, run_handler};
-use super::instance::Active;
+use super::instance::{Active, GuestCall};
 use super::object::ObjectCtx;
 use crate::bindings::AlarmInfo;
-use crate::mailbox::AlarmRun;
+use crate::mailbox::{AlarmRun, CallChain};
 use crate::sockets::Outputs;
 
 /// Failed alarm runs retried before the alarm is dropped.
@@ -18,7 +18,7 @@ const MAX_ALARM_RETRIES: u32 = 6;
 /// Runs the object's alarm if it is due (with `now_asked`, whenever it is due): clears it, calls
 /// the handler, and on failure sets it again for a retry (or drops it after
 /// [`MAX_ALARM_RETRIES`]).
-pub(super) fn run_alarm(
+pub(super) async fn run_alarm(
     ctx: &ObjectCtx,
     active: &mut Active,
     now_asked: bool,
@@ -30,13 +30,12 @@ pub(super) fn run_alarm(
         return Ok((AlarmRun::NotDue, Vec::new()));
     }
     // Inside the handler `get-alarm` is none unless the handler sets a new alarm.
-    begin_event(ctx, active, alone)?.delete_alarm()?;
+    begin_event(ctx, active, alone, CallChain::default())?.delete_alarm()?;
+    active.store.data_mut().event.alarm = Some(alarm);
     let info = AlarmInfo { retry_count: alarm.retry_count, is_retry: alarm.retry_count > 0 };
     let stats = &ctx.context.stats;
     stats.alarm_runs.inc();
-    let (failure, outputs) = run_handler(ctx, active, |instance, store| {
-        instance.opendo_durable_object_handler().call_alarm(store, info)
-    })?;
+    let (failure, outputs) = run_handler(ctx, active, GuestCall::Alarm(info)).await?;
     let Some(reason) = failure else { return Ok((AlarmRun::Ran, outputs)) };
     let retry_count = alarm.retry_count + 1;
     if retry_count > MAX_ALARM_RETRIES {
@@ -49,17 +48,25 @@ pub(super) fn run_alarm(
         );
         return Ok((AlarmRun::Dropped, Vec::new()));
     }
-    let delay = retry_delay(ctx.context.config.alarm_retry_base, retry_count);
-    let time_ms = now.saturating_add(i64::try_from(delay.as_millis()).unwrap_or(i64::MAX));
-    active.db()?.put_alarm(Alarm { time_ms, retry_count })?;
+    let retry = retry_alarm(ctx, alarm);
+    active.db()?.put_alarm(retry)?;
     stats.alarm_retries.inc();
     tracing::warn!(
         namespace = %ctx.identity.namespace,
         object = %ctx.identity.id,
         retry_count,
-        "alarm failed, retrying in {delay:?}: {reason}"
+        "alarm failed, retrying in {} ms: {reason}",
+        retry.time_ms.saturating_sub(now)
     );
     Ok((AlarmRun::Retrying { retry_count }, Vec::new()))
+}
+
+/// The next retry of `alarm`, which failed (or may yet: see `commit::commit_inside_event`).
+pub(super) fn retry_alarm(ctx: &ObjectCtx, alarm: Alarm) -> Alarm {
+    let retry_count = alarm.retry_count + 1;
+    let delay = retry_delay(ctx.context.config.alarm_retry_base, retry_count);
+    let now = ctx.context.config.clock.now_ms();
+    Alarm { time_ms: now.saturating_add(i64::try_from(delay.as_millis()).unwrap_or(i64::MAX)), retry_count }
 }
 
 /// `base * 2^(retry - 1)`, plus up to 25% jitter.

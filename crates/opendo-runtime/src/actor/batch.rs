@@ -1,18 +1,19 @@
-//! Running one batch of events and committing it: one SQLite transaction, the alarm index kept
-//! in step with the object's alarm, and the group sync for a new object's first commit.
+//! Running one batch of events in one SQLite transaction, and committing it (`commit.rs`).
 
 use std::time::Instant;
 
-use opendo_storage::Alarm;
+use std::sync::Arc;
+
 use tokio::sync::OwnedSemaphorePermit;
 
 use super::alarm::run_alarm;
+use super::commit::{self, Durable};
 use super::events::{run_fetch, run_socket_event};
 use super::gate::{Done, Reply, storage_failure};
 use super::instance::{Active, Closing};
 use super::object::ObjectCtx;
 use crate::error::EventError;
-use crate::group_sync::{Flushed, Ticket};
+use crate::group_sync::Ticket;
 use crate::mailbox::Envelope;
 
 /// What a batch leaves to the actor.
@@ -34,20 +35,20 @@ impl Ran {
 }
 
 /// Runs a batch and commits it, opening the object first if it is not active (with `slot`).
-pub(super) fn run_batch(
-    ctx: &ObjectCtx,
+pub(super) async fn run_batch(
+    ctx: &Arc<ObjectCtx>,
     active: Option<Active>,
     slot: Option<OwnedSemaphorePermit>,
     batch: Vec<Envelope>,
 ) -> Ran {
     let started = Instant::now();
-    let ran = run_events(ctx, active, slot, batch);
+    let ran = run_events(ctx, active, slot, batch).await;
     ctx.context.stats.batch.record(started.elapsed());
     ran
 }
 
-fn run_events(
-    ctx: &ObjectCtx,
+async fn run_events(
+    ctx: &Arc<ObjectCtx>,
     active: Option<Active>,
     slot: Option<OwnedSemaphorePermit>,
     batch: Vec<Envelope>,
@@ -69,28 +70,23 @@ fn run_events(
     let mut done = Vec::with_capacity(batch.len());
     let alone = batch.len() == 1;
     let mut pending = batch.into_iter();
-    let outcome = (|| -> Result<Option<Ticket>, opendo_storage::Error> {
-        active.db()?.begin_batch()?;
-        let alarm_before = match active.committed_alarm {
-            Some(alarm) => alarm,
-            None => active.db()?.get_alarm()?,
-        };
-        let alarm_writes = active.db()?.alarm_writes();
-        let mut ran_alarm = false;
+    let outcome: Result<Option<Ticket>, opendo_storage::Error> = async {
+        commit::begin(active.store.data_mut())?;
         for envelope in pending.by_ref() {
             let event_started = Instant::now();
             match envelope {
-                Envelope::Fetch { request, upgrade, reply } => {
-                    let (outcome, outputs) = run_fetch(ctx, &mut active, request, upgrade, alone)?;
+                Envelope::Fetch { request, upgrade, chain, reply } => {
+                    let (outcome, outputs) =
+                        run_fetch(ctx, &mut active, request, upgrade, chain, alone).await?;
                     done.push(Done { reply: Reply::Fetch(reply, outcome), outputs });
                 }
                 Envelope::Alarm { now, reply } => {
-                    ran_alarm = true;
-                    let (run, outputs) = run_alarm(ctx, &mut active, now, alone)?;
+                    active.store.data_mut().batch.ran_alarm = true;
+                    let (run, outputs) = run_alarm(ctx, &mut active, now, alone).await?;
                     done.push(Done { reply: Reply::Alarm(reply, run), outputs });
                 }
                 Envelope::Socket { socket, event } => {
-                    let outputs = run_socket_event(ctx, &mut active, socket, event, alone)?;
+                    let outputs = run_socket_event(ctx, &mut active, socket, event, alone).await?;
                     done.push(Done { reply: Reply::None, outputs });
                 }
                 // The actor runs them between batches (`run.rs`).
@@ -101,47 +97,9 @@ fn run_events(
             }
             ctx.namespace.stats.events.record(event_started.elapsed());
         }
-        let rows = active.db()?.take_row_counts();
-        ctx.namespace.stats.rows_read.inc_by(rows.read);
-        ctx.namespace.stats.rows_written.inc_by(rows.written);
-        let alarm_after = match active.db()?.alarm_writes() == alarm_writes {
-            true => alarm_before,
-            false => active.db()?.get_alarm()?,
-        };
-        let moved = alarm_before.map(|a| a.time_ms) != alarm_after.map(|a| a.time_ms);
-        if let (true, Some(alarm)) = (moved, alarm_after) {
-            // Before the commit, so the index never misses an alarm the database holds.
-            ctx.namespace.with_alarm_index(|index| {
-                index.lower(&ctx.identity.id, ctx.identity.name(), alarm.time_ms)
-            })?;
-        }
-        let must_flush = active.db()?.commit_batch()?;
-        let flush_pending = match (must_flush, &ctx.context.group_sync) {
-            (true, Some(sync)) => {
-                // The alarm index may follow the object's alarm only once the commit is durable.
-                let flushed =
-                    if moved || ran_alarm { Flushed::Now(sync.wait_durable()) } else { sync.flush() };
-                match flushed {
-                    Flushed::Now(outcome) => {
-                        outcome.map_err(|source| opendo_storage::Error::Io {
-                            path: ctx.context.config.data_dir.clone(),
-                            source,
-                        })?;
-                        None
-                    }
-                    Flushed::Later(ticket) => Some(ticket),
-                }
-            }
-            // Only `Relaxed` leaves commits unsynced without a group sync, and it may.
-            _ => None,
-        };
-        active.committed_alarm = Some(alarm_after);
-        ctx.context.stats.commits.inc();
-        if moved || ran_alarm {
-            sync_alarm_index(ctx, alarm_after);
-        }
-        Ok(flush_pending)
-    })();
+        commit::commit(ctx, active.store.data_mut(), Durable::BeforeRelease)
+    }
+    .await;
     match outcome {
         Ok(flush_pending) => Ran { object: Some(active), done, flush_pending },
         Err(err) => {
@@ -164,17 +122,4 @@ fn run_events(
             Ran::closed()
         }
     }
-}
-
-/// After a commit: makes the index entry exact (or removes it) and wakes the scheduler. A failure
-/// here leaves an early or stale entry, which the scheduler corrects later.
-fn sync_alarm_index(ctx: &ObjectCtx, alarm: Option<Alarm>) {
-    let synced = ctx.namespace.with_alarm_index(|index| match alarm {
-        Some(alarm) => index.set(&ctx.identity.id, ctx.identity.name(), alarm.time_ms),
-        None => index.remove(&ctx.identity.id),
-    });
-    if let Err(err) = synced {
-        tracing::warn!(namespace = %ctx.identity.namespace, object = %ctx.identity.id, "updating the alarm index: {err}");
-    }
-    ctx.context.alarm_wakeup.notify_one();
 }

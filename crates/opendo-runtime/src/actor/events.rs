@@ -4,31 +4,31 @@
 use std::time::Instant;
 
 use opendo_storage::ObjectDb;
-use wasmtime::Store;
 
-use super::instance::Active;
+use super::instance::{Active, GuestCall, Returned};
 use super::object::ObjectCtx;
-use crate::bindings::{DurableObject, WsMessage};
+use crate::bindings::WsMessage;
 use crate::error::EventError;
-use crate::host::Host;
+use crate::host::EventInfo;
 use crate::http::Request;
-use crate::mailbox::{Answer, SocketEvent};
+use crate::mailbox::{Answer, CallChain, SocketEvent};
 use crate::sockets::{EventSockets, Outputs};
 
-pub(super) fn run_fetch(
+pub(super) async fn run_fetch(
     ctx: &ObjectCtx,
     active: &mut Active,
     request: Request,
     upgrade: bool,
+    chain: CallChain,
     alone: bool,
 ) -> Result<(Result<Answer, EventError>, Outputs), opendo_storage::Error> {
-    begin_event(ctx, active, alone)?;
+    begin_event(ctx, active, alone, chain)?;
     active.store.data_mut().event_sockets.upgrade = upgrade;
-    let result = active.fetch(ctx, request);
+    let result = active.fetch(ctx, request).await;
     let mut sockets = active.take_event_sockets();
     let refused = finish_event(ctx, active, result.is_ok(), &mut sockets)?;
     if result.is_err() {
-        active.reset(ctx);
+        active.reset();
     }
     let outcome = match (result, refused) {
         (Err(cause), _) => Err(EventError::Trapped(cause)),
@@ -49,12 +49,15 @@ pub(super) fn run_fetch(
     Ok((outcome, sockets.outputs))
 }
 
-/// Starts an event (see `ObjectDb::begin_event`) with its CPU deadline; returns the database.
+/// Starts an event (see `ObjectDb::begin_event`) with its CPU deadline, waited on by the
+/// objects of `chain`; returns the database.
 pub(super) fn begin_event<'a>(
     ctx: &ObjectCtx,
     active: &'a mut Active,
     alone: bool,
+    chain: CallChain,
 ) -> Result<&'a mut ObjectDb, opendo_storage::Error> {
+    active.store.data_mut().event = EventInfo::new(chain);
     let db = active.db()?;
     db.begin_event(alone)?;
     db.set_deadline(Some(Instant::now() + ctx.namespace.limits.cpu_limit));
@@ -78,21 +81,22 @@ fn finish_event(
 
 /// Runs a guest handler that returns `result<_, string>` as one event: its writes and socket
 /// outputs are kept only if it returns `ok`. Returns the failure, if any, for the log.
-pub(super) fn run_handler(
+pub(super) async fn run_handler(
     ctx: &ObjectCtx,
     active: &mut Active,
-    call: impl FnOnce(&DurableObject, &mut Store<Host>) -> wasmtime::Result<Result<(), String>>,
+    call: GuestCall,
 ) -> Result<(Option<String>, Outputs), opendo_storage::Error> {
-    let result = active.call(ctx, call);
+    let result = active.call(ctx, call).await;
     let mut sockets = active.take_event_sockets();
     let failure = match &result {
-        Ok(Ok(())) => None,
-        Ok(Err(message)) => Some(format!("the handler returned an error: {message}")),
+        Ok(Returned::Handled(Ok(()))) => None,
+        Ok(Returned::Handled(Err(message))) => Some(format!("the handler returned an error: {message}")),
+        Ok(Returned::Response(_)) => Some("the handler answered like `fetch`".to_string()),
         Err(cause) => Some(format!("the handler trapped: {cause}")),
     };
     let refused = finish_event(ctx, active, failure.is_none(), &mut sockets)?;
     if result.is_err() {
-        active.reset(ctx);
+        active.reset();
     }
     match failure.or(refused.map(|e| e.to_string())) {
         None => Ok((None, sockets.outputs)),
@@ -104,7 +108,7 @@ pub(super) fn run_handler(
 }
 
 /// Delivers a socket's message, close or error to the guest.
-pub(super) fn run_socket_event(
+pub(super) async fn run_socket_event(
     ctx: &ObjectCtx,
     active: &mut Active,
     socket: u64,
@@ -112,7 +116,7 @@ pub(super) fn run_socket_event(
     alone: bool,
 ) -> Result<Outputs, opendo_storage::Error> {
     let ends = event.ends_socket();
-    let result = call_socket_handler(ctx, active, socket, event, alone);
+    let result = call_socket_handler(ctx, active, socket, event, alone).await;
     if ends {
         // The object was told (or its storage failed trying): the tags and attachment go now.
         ctx.sockets.remove(socket);
@@ -120,7 +124,7 @@ pub(super) fn run_socket_event(
     result
 }
 
-fn call_socket_handler(
+async fn call_socket_handler(
     ctx: &ObjectCtx,
     active: &mut Active,
     socket: u64,
@@ -128,29 +132,21 @@ fn call_socket_handler(
     alone: bool,
 ) -> Result<Outputs, opendo_storage::Error> {
     use tokio_tungstenite::tungstenite::Message;
-    begin_event(ctx, active, alone)?;
-    let kind = match &event {
-        SocketEvent::Message(_) => "websocket-message",
-        SocketEvent::Close { .. } => "websocket-close",
-        SocketEvent::Error(_) => "websocket-error",
-    };
-    let (failure, outputs) = run_handler(ctx, active, |instance, store| {
-        let handler = instance.opendo_durable_object_handler();
-        match event {
-            SocketEvent::Message(Message::Text(text)) => {
-                handler.call_websocket_message(store, socket, &WsMessage::Text(text.to_string()))
-            }
-            SocketEvent::Message(message) => handler.call_websocket_message(
-                store,
-                socket,
-                &WsMessage::Binary(message.into_data().to_vec()),
-            ),
-            SocketEvent::Close { code, reason, was_clean } => {
-                handler.call_websocket_close(store, socket, code, &reason, was_clean)
-            }
-            SocketEvent::Error(message) => handler.call_websocket_error(store, socket, &message),
+    begin_event(ctx, active, alone, CallChain::default())?;
+    let (kind, call) = match event {
+        SocketEvent::Message(Message::Text(text)) => {
+            ("websocket-message", GuestCall::SocketMessage(socket, WsMessage::Text(text.to_string())))
         }
-    })?;
+        SocketEvent::Message(message) => (
+            "websocket-message",
+            GuestCall::SocketMessage(socket, WsMessage::Binary(message.into_data().to_vec())),
+        ),
+        SocketEvent::Close { code, reason, was_clean } => {
+            ("websocket-close", GuestCall::SocketClose { socket, code, reason, was_clean })
+        }
+        SocketEvent::Error(message) => ("websocket-error", GuestCall::SocketError(socket, message)),
+    };
+    let (failure, outputs) = run_handler(ctx, active, call).await?;
     if let Some(reason) = failure {
         tracing::warn!(
             namespace = %ctx.identity.namespace,

@@ -3,13 +3,15 @@
 
 use std::sync::Arc;
 
-use opendo_storage::{Alarm, ObjectDb, Settings};
+use opendo_storage::{ObjectDb, Settings};
 use tokio::sync::OwnedSemaphorePermit;
-use wasmtime::{Store, Trap};
+use wasmtime::{Store, Trap, UpdateDeadline};
 
+use super::commit::BatchState;
 use super::object::ObjectCtx;
-use crate::bindings::{DurableObject, GuestRequest};
+use crate::bindings::{AlarmInfo, DurableObject, GuestRequest, GuestResponse, WsMessage};
 use crate::context::Context;
+use crate::engine::deadline_ticks;
 use crate::error::{EventError, TrapCause};
 use crate::host::{DeadlineExceeded, Host, StorageFailure};
 use crate::http::{Request, Response};
@@ -19,8 +21,7 @@ use crate::sockets::EventSockets;
 pub(super) struct Active {
     pub(super) store: Store<Host>,
     instance: Option<DurableObject>,
-    /// The alarm as of the last commit, once read (saves reading it around every batch).
-    pub(super) committed_alarm: Option<Option<Alarm>>,
+    ctx: Arc<ObjectCtx>,
     _counted: Counted,
     /// One of the runtime's `max_active` slots, given back when the object closes.
     _slot: OwnedSemaphorePermit,
@@ -57,7 +58,7 @@ pub(super) enum Closing {
 }
 
 impl Active {
-    pub(super) fn open(ctx: &ObjectCtx, slot: OwnedSemaphorePermit) -> Result<Self, EventError> {
+    pub(super) fn open(ctx: &Arc<ObjectCtx>, slot: OwnedSemaphorePermit) -> Result<Self, EventError> {
         let settings = Settings {
             durability: ctx.context.object_durability(),
             storage_cap: ctx.namespace.limits.storage_cap,
@@ -77,9 +78,9 @@ impl Active {
             }
         }
         Ok(Active {
-            store: new_store(ctx, Some(db)),
+            store: new_store(ctx, Some(db), BatchState::default()),
             instance: None,
-            committed_alarm: None,
+            ctx: ctx.clone(),
             _counted: Counted::new(&ctx.context),
             _slot: slot,
         })
@@ -94,26 +95,24 @@ impl Active {
     }
 
     /// Throws the instance away (in-memory state lost), keeping the database.
-    pub(super) fn reset(&mut self, ctx: &ObjectCtx) {
-        let db = self.store.data_mut().db.take();
-        self.store = new_store(ctx, db);
+    pub(super) fn reset(&mut self) {
+        let host = self.store.data_mut();
+        let (db, batch) = (host.db.take(), std::mem::take(&mut host.batch));
+        self.store = new_store(&self.ctx, db, batch);
         self.instance = None;
     }
 
     /// Calls into the instance (instantiating it first if needed) under the event's limits.
-    pub(super) fn call<T>(
-        &mut self,
-        ctx: &ObjectCtx,
-        f: impl FnOnce(&DurableObject, &mut Store<Host>) -> wasmtime::Result<T>,
-    ) -> Result<T, TrapCause> {
+    /// Async because the guest may wait for another object (`host/calls.rs`).
+    pub(super) async fn call(&mut self, ctx: &ObjectCtx, call: GuestCall) -> Result<Returned, TrapCause> {
         self.store.set_epoch_deadline(ctx.namespace.deadline_ticks);
         self.store.data_mut().limiter.hit = false;
         if self.instance.is_none() {
-            let instance = ctx.namespace.pre.instantiate(&mut self.store);
+            let instance = ctx.namespace.pre.instantiate_async(&mut self.store).await;
             self.instance = Some(instance.map_err(|e| self.classify(ctx, &e))?);
         }
         let result = match &self.instance {
-            Some(instance) => f(instance, &mut self.store),
+            Some(instance) => call.run(instance, &mut self.store).await,
             None => Err(wasmtime::Error::msg("instance missing after instantiation")),
         };
         result.map_err(|e| self.classify(ctx, &e))
@@ -124,12 +123,12 @@ impl Active {
         std::mem::take(&mut self.store.data_mut().event_sockets)
     }
 
-    pub(super) fn fetch(&mut self, ctx: &ObjectCtx, request: Request) -> Result<Response, TrapCause> {
+    pub(super) async fn fetch(&mut self, ctx: &ObjectCtx, request: Request) -> Result<Response, TrapCause> {
         let Request { method, path, headers, body } = request;
         let request = GuestRequest { method, path, headers, body };
-        let response = self.call(ctx, |instance, store| {
-            instance.opendo_durable_object_handler().call_fetch(store, &request)
-        })?;
+        let Returned::Response(response) = self.call(ctx, GuestCall::Fetch(request)).await? else {
+            return Err(TrapCause::Other);
+        };
         let limit = ctx.namespace.limits.max_response_bytes;
         if response.body.len() > limit {
             tracing::warn!(
@@ -186,16 +185,53 @@ impl Active {
     }
 }
 
-fn new_store(ctx: &ObjectCtx, db: Option<ObjectDb>) -> Store<Host> {
-    let host = Host::new(
-        db,
-        ctx.identity.clone(),
-        ctx.log_budget.clone(),
-        ctx.context.host_limits.clone(),
-        ctx.namespace.limits.memory_limit,
-        ctx.sockets.clone(),
-    );
-    let mut store = Store::new(&ctx.context.engine, host);
+/// A call into one of the guest's handlers.
+pub(super) enum GuestCall {
+    Fetch(GuestRequest),
+    Alarm(AlarmInfo),
+    SocketMessage(u64, WsMessage),
+    SocketClose { socket: u64, code: u16, reason: String, was_clean: bool },
+    SocketError(u64, String),
+}
+
+/// What a handler returned.
+pub(super) enum Returned {
+    Response(GuestResponse),
+    /// `alarm` and the socket handlers: `ok`, or an error message for the log.
+    Handled(Result<(), String>),
+}
+
+impl GuestCall {
+    async fn run(self, instance: &DurableObject, store: &mut Store<Host>) -> wasmtime::Result<Returned> {
+        let handler = instance.opendo_durable_object_handler();
+        let handled = match self {
+            GuestCall::Fetch(request) => {
+                return handler.call_fetch(store, &request).await.map(Returned::Response);
+            }
+            GuestCall::Alarm(info) => handler.call_alarm(store, info).await,
+            GuestCall::SocketMessage(socket, message) => {
+                handler.call_websocket_message(store, socket, &message).await
+            }
+            GuestCall::SocketClose { socket, code, reason, was_clean } => {
+                handler.call_websocket_close(store, socket, code, &reason, was_clean).await
+            }
+            GuestCall::SocketError(socket, message) => {
+                handler.call_websocket_error(store, socket, &message).await
+            }
+        };
+        handled.map(Returned::Handled)
+    }
+}
+
+fn new_store(ctx: &Arc<ObjectCtx>, db: Option<ObjectDb>, batch: BatchState) -> Store<Host> {
+    let mut store = Store::new(&ctx.context.engine, Host::new(ctx.clone(), db, batch));
     store.limiter(|host| &mut host.limiter);
+    // The CPU limit counts the event's time but not what it spent waiting for calls: at the
+    // deadline, the time left is worked out again.
+    let cpu_limit = ctx.namespace.limits.cpu_limit;
+    store.epoch_deadline_callback(move |store| match cpu_limit.checked_sub(store.data().event.busy_time()) {
+        Some(left) if !left.is_zero() => Ok(UpdateDeadline::Continue(deadline_ticks(left))),
+        _ => Err(wasmtime::Error::new(DeadlineExceeded)),
+    });
     store
 }

@@ -1,10 +1,11 @@
 //! What an actor knows of its object and of the runtime it runs in.
 
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 
 use crate::context::Context;
 use crate::directory::{ActorControl, Directory, ObjectKey};
+use crate::dispatch::Dispatch;
 use crate::host::LogBudget;
 use crate::identity::Identity;
 use crate::namespace::Namespace;
@@ -22,6 +23,8 @@ pub(crate) struct ObjectCtx {
     pub(crate) control: Arc<ActorControl>,
     /// The object's WebSockets; they outlive its instance (see `sockets.rs`).
     pub(crate) sockets: Arc<Sockets>,
+    /// Where its calls to other objects go (weak: the dispatch holds the actors).
+    pub(crate) dispatch: Weak<Dispatch>,
 }
 
 impl ObjectCtx {

@@ -10,6 +10,7 @@ use tokio::sync::mpsc;
 
 use super::admin::run_admin;
 use super::batch::{Ran, run_batch};
+use super::blocking::on_blocking_pool;
 use super::gate::storage_failure;
 use super::instance::{Active, Closing};
 use super::object::ObjectCtx;
@@ -108,11 +109,8 @@ pub(crate) async fn run(ctx: ObjectCtx, mut mailbox: mpsc::Receiver<Envelope>) {
         ctx.control.busy.store(true, Ordering::Relaxed);
         let batch_ctx = ctx.clone();
         let object = active.take();
-        let Ran { object, done, flush_pending } = match tokio::task::spawn_blocking(move || {
-            run_batch(&batch_ctx, object, slot, batch)
-        })
-        .await
-        {
+        let batch_future = async move { run_batch(&batch_ctx, object, slot, batch).await };
+        let Ran { object, done, flush_pending } = match on_blocking_pool(batch_future).await {
             Ok(ran) => ran,
             Err(err) => {
                 // A panic in host code: the batch's callers see their reply channel closed.

@@ -6,9 +6,12 @@
 //! - `errors.rs`: traps versus guest-visible errors, decided for every import in one place;
 //! - `log.rs`: guest stdout and stderr into the runtime's log, rate-limited;
 //! - `kv.rs`, `sql.rs`, `transaction.rs`, `alarms.rs`, `state.rs`, `objects.rs`, `websockets.rs`: one file
-//!   per WIT interface.
+//!   per WIT interface;
+//! - `calls.rs`: `objects.fetch`, a call to another object (the output gate, the chain of
+//!   waiting objects, the timeout).
 
 mod alarms;
+mod calls;
 mod errors;
 mod kv;
 mod log;
@@ -21,4 +24,4 @@ mod websockets;
 
 pub(crate) use errors::{DeadlineExceeded, StorageFailure};
 pub(crate) use log::LogBudget;
-pub(crate) use store::{Host, HostLimits};
+pub(crate) use store::{EventInfo, Host, HostLimits};

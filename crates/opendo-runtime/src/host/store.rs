@@ -2,15 +2,18 @@
 
 use std::collections::BTreeSet;
 use std::sync::atomic::AtomicU64;
-use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::sync::{Arc, PoisonError, RwLock};
+use std::time::{Duration, Instant};
 
-use opendo_storage::ObjectDb;
+use opendo_storage::{Alarm, ObjectDb};
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
-use super::log::{GuestLog, LogBudget};
+use super::log::GuestLog;
+use crate::actor::{BatchState, ObjectCtx};
 use crate::config::Config;
 use crate::identity::Identity;
+use crate::mailbox::CallChain;
 use crate::sockets::{EventSockets, Sockets};
 
 /// What the host enforces on every object of a runtime (the memory limit is its namespace's),
@@ -45,11 +48,39 @@ impl HostLimits {
     }
 }
 
+/// The running event, as its CPU limit and the calls it makes need it.
+#[derive(Debug, Clone)]
+pub(crate) struct EventInfo {
+    /// The objects waiting for this event through calls (see `CallChain`).
+    pub(crate) chain: CallChain,
+    pub(crate) started: Instant,
+    /// Time spent waiting for calls: not the event's CPU time.
+    pub(crate) waited: Duration,
+    /// For an alarm event: the alarm it runs (cleared in the database for the handler).
+    pub(crate) alarm: Option<Alarm>,
+}
+
+impl EventInfo {
+    pub(crate) fn new(chain: CallChain) -> Self {
+        EventInfo { chain, started: Instant::now(), waited: Duration::ZERO, alarm: None }
+    }
+
+    /// The event's time so far, without its waits for calls.
+    pub(crate) fn busy_time(&self) -> Duration {
+        self.started.elapsed().saturating_sub(self.waited)
+    }
+}
+
 /// The data of one object's wasmtime `Store`.
 pub(crate) struct Host {
     /// The object's database. `None` only while the store is being replaced (see
     /// `actor/instance.rs`).
     pub(crate) db: Option<ObjectDb>,
+    /// What committing the open batch needs (a call commits from inside an event).
+    pub(crate) batch: BatchState,
+    pub(crate) event: EventInfo,
+    /// The object and its runtime (calls go through its dispatch).
+    pub(crate) object: Arc<ObjectCtx>,
     pub(crate) identity: Arc<Identity>,
     pub(crate) limiter: MemoryLimiter,
     /// The object's open WebSockets (they outlive this store).
@@ -62,25 +93,22 @@ pub(crate) struct Host {
 }
 
 impl Host {
-    pub(crate) fn new(
-        db: Option<ObjectDb>,
-        identity: Arc<Identity>,
-        log_budget: Arc<Mutex<LogBudget>>,
-        limits: Arc<HostLimits>,
-        memory_limit: usize,
-        sockets: Arc<Sockets>,
-    ) -> Self {
+    pub(crate) fn new(object: Arc<ObjectCtx>, db: Option<ObjectDb>, batch: BatchState) -> Self {
+        let identity = object.identity.clone();
         let wasi = WasiCtxBuilder::new()
-            .stdout(GuestLog::new(identity.clone(), log_budget.clone(), "stdout"))
-            .stderr(GuestLog::new(identity.clone(), log_budget, "stderr"))
+            .stdout(GuestLog::new(identity.clone(), object.log_budget.clone(), "stdout"))
+            .stderr(GuestLog::new(identity.clone(), object.log_budget.clone(), "stderr"))
             .build();
         Host {
             db,
+            batch,
+            event: EventInfo::new(CallChain::default()),
             identity,
-            limiter: MemoryLimiter { limit: memory_limit, hit: false },
-            sockets,
+            limiter: MemoryLimiter { limit: object.namespace.limits.memory_limit, hit: false },
+            sockets: object.sockets.clone(),
             event_sockets: EventSockets::default(),
-            limits,
+            limits: object.context.host_limits.clone(),
+            object,
             wasi,
             table: ResourceTable::new(),
         }

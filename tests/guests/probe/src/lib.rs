@@ -18,6 +18,11 @@
 //! - `PUT /alarm/mode` with a mode as body: how the alarm handler behaves (see
 //!   [`Probe::alarm`]). `GET /alarm/runs`: the recorded successful runs, as JSON.
 //! - `/ws...`: WebSockets (see the `ws` module).
+//! - `/to/{ns}/{name}/{rest}`, `/to-id/{ns}/{id}/{rest}`: calls that object (see [`forward`]).
+//! - `POST /sleep?ms=N`: sleeps N ms (no CPU), counts its runs in `sleeps`, answers the count.
+//! - `POST /write-call?callee=NAME[&sleep=MS][&then=panic]`: writes `before-call`, calls NAME
+//!   (`PUT /kv/seen`, or `POST /sleep?ms=MS`), writes `after-call`, then panics if asked.
+//! - `POST /call-in-transaction`: calls another object inside an open transaction.
 
 mod ws;
 
@@ -86,6 +91,36 @@ fn ids(req: &Request, path: &str) -> Result<Response> {
     };
     match made {
         Ok(id) => Response::ok(format!("{id} {}", id.path())),
+        Err(Error::Storage { code, message, .. }) => Response::error(format!("{code:?}: {message}"), 400),
+        Err(err) => Err(err),
+    }
+}
+
+/// `/to/{ns}/{name}/{rest}` and `/to-id/{ns}/{id}/{rest}`: calls that object with `/{rest}` (and
+/// this request's query, method and body), and answers its response as is; a call error is a
+/// 502 `call error {code:?}: {message}`. Calls nest: `/to/probe/b/to/probe/c/whoami`.
+fn forward(req: &Request, by_id: bool, route: &str) -> Result<Response> {
+    let mut parts = route.splitn(3, '/');
+    let (Some(namespace), Some(object)) = (parts.next(), parts.next()) else {
+        return Response::error("expected /to/{ns}/{name}/{rest}", 400);
+    };
+    let mut path = format!("/{}", parts.next().unwrap_or(""));
+    if let Some(query) = req.query() {
+        path = format!("{path}?{query}");
+    }
+    let namespace = ObjectNamespace::new(namespace);
+    let stub = match by_id {
+        true => namespace.id_from_string(object).and_then(|id| id.get_stub()),
+        false => namespace.get_by_name(object),
+    };
+    let request = Request::new(&path, req.method()).with_body(req.bytes().to_vec());
+    answer_call(stub.and_then(|stub| stub.fetch_with_request(request)))
+}
+
+fn answer_call(answered: Result<Response>) -> Result<Response> {
+    match answered {
+        Ok(response) => Ok(response),
+        Err(Error::Call { code, message }) => Response::error(format!("call error {code:?}: {message}"), 502),
         Err(Error::Storage { code, message, .. }) => Response::error(format!("{code:?}: {message}"), 400),
         Err(err) => Err(err),
     }
@@ -319,7 +354,9 @@ impl DurableObject for Probe {
 
     /// Modes (`PUT /alarm/mode`): `ok` (default) records the run; `trap-twice` panics on the
     /// first two runs; `always-trap` always panics; `err-once` returns `Err` on the first run;
-    /// `rearm-once` records the run and, the first time, sets a new alarm 50 ms later.
+    /// `rearm-once` records the run and, the first time, sets a new alarm 50 ms later;
+    /// `call-sleeper-first` first calls `sleeper` to sleep a minute (a test kills the server
+    /// meanwhile), and on a retry calls `witness` to store `from-alarm`.
     fn alarm(&self, info: AlarmInfo) -> Result<()> {
         self.hits.set(self.hits.get() + 1);
         let storage = self.state.storage();
@@ -329,6 +366,13 @@ impl DurableObject for Probe {
             "trap-twice" if info.retry_count < 2 => panic!("alarm run {} fails on purpose", info.retry_count),
             "always-trap" => panic!("this alarm always fails"),
             "err-once" if info.retry_count == 0 => return Err(Error::Message("not this time".into())),
+            "call-sleeper-first" => {
+                let (callee, request) = match info.retry_count {
+                    0 => ("sleeper", Request::new("/sleep?ms=60000", Method::Post)),
+                    _ => ("witness", Request::new("/kv/from-alarm", Method::Put).with_body("yes")),
+                };
+                ObjectNamespace::new("probe").get_by_name(callee)?.fetch_with_request(request)?;
+            }
             _ => {}
         }
         let runs = storage.list_bytes(ListOptions::new().prefix("alarm-run:"))?.len();
@@ -402,11 +446,46 @@ impl DurableObject for Probe {
                 spin(Duration::from_millis(query_number(&req, "ms")));
                 Response::ok("done")
             }
+            (Method::Post, "/sleep") => {
+                // Holds the object without using CPU: a slow callee.
+                let ms = query_number(&req, "ms");
+                println!("probe sleeps {ms} ms");
+                std::thread::sleep(Duration::from_millis(ms));
+                let sleeps = storage.get::<u64>("sleeps")?.unwrap_or(0) + 1;
+                storage.put("sleeps", &sleeps)?;
+                Response::ok(sleeps.to_string())
+            }
+            (Method::Post, "/write-call") => {
+                // The output gate: what was written before the call survives what follows it.
+                storage.put("before-call", &true)?;
+                let callee = ObjectNamespace::new("probe").get_by_name(query_text(&req, "callee"))?;
+                let answer = match query_number(&req, "sleep") {
+                    0 => callee.fetch_with_request(Request::new("/kv/seen", Method::Put).with_body("yes"))?,
+                    ms => {
+                        callee.fetch_with_request(Request::new(&format!("/sleep?ms={ms}"), Method::Post))?
+                    }
+                };
+                storage.put("after-call", &answer.status_code())?;
+                if query_text(&req, "then") == "panic" {
+                    panic!("the probe panics on purpose after its call");
+                }
+                Response::ok(answer.status_code().to_string())
+            }
+            (Method::Post, "/call-in-transaction") => {
+                let _txn = storage.begin_transaction()?;
+                storage.put("in-txn", &true)?;
+                answer_call(ObjectNamespace::new("probe").get_by_name("anyone")?.fetch_with_str("/hits"))
+            }
             (Method::Post, "/grow") => {
                 let bytes = vec![1u8; (query_number(&req, "mb") as usize) << 20];
                 Response::ok(bytes.iter().map(|b| *b as usize).sum::<usize>().to_string())
             }
             (_, path) if path == "/alarm" || path.starts_with("/alarm/") => self.alarm_route(&req, path),
+            (_, path) if path.starts_with("/to/") => {
+                println!("probe calls {path}");
+                forward(&req, false, &path["/to/".len()..])
+            }
+            (_, path) if path.starts_with("/to-id/") => forward(&req, true, &path["/to-id/".len()..]),
             (_, path) if path == "/ws" || path.starts_with("/ws/") => ws::route(&self.state, &req, path),
             (method, path) => {
                 if let Some(scenario) = path.strip_prefix("/txn/") {

@@ -93,6 +93,12 @@ pub fn message(state: &State, ws: WebSocket, message: WebSocketIncomingMessage) 
     };
     match command {
         "echo" => ws.send_text(arg),
+        "call" => {
+            // A call from a socket handler: answers with what the object `arg` says it is.
+            let answer =
+                opendo_sdk::ObjectNamespace::new("probe").get_by_name(arg)?.fetch_with_str("/whoami")?;
+            ws.send_text(answer.text()?)
+        }
         "send-then-panic" => {
             ws.send_text(arg)?;
             panic!("the probe panics after sending");
