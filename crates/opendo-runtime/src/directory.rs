@@ -10,16 +10,12 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use indexmap::IndexMap;
-use opendo_storage::ObjectId;
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc};
 
 use crate::error::EventError;
-use crate::identity::Identity;
+use crate::identity::{Identity, ObjectKey};
 use crate::mailbox::Envelope;
 use crate::sockets::Sockets;
-
-/// An object as the directory knows it: its namespace's name and its id.
-pub(crate) type ObjectKey = (Arc<str>, ObjectId);
 
 /// Objects looked at to pick one to hibernate when every active slot is taken: the coldest of a
 /// random sample is close enough to the least recently used, at a cost that does not grow with
@@ -225,6 +221,7 @@ fn coldest_idle<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use opendo_storage::ObjectId;
 
     /// A table of `count` objects named "n0".."n{count-1}", each last used at its number.
     fn table(count: u64) -> IndexMap<ObjectKey, ActorHandle> {

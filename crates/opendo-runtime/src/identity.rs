@@ -4,6 +4,9 @@ use std::sync::{Arc, OnceLock};
 
 use opendo_storage::ObjectId;
 
+/// An object as the directory (and a chain of calls) knows it: its namespace's name and its id.
+pub(crate) type ObjectKey = (Arc<str>, ObjectId);
+
 /// An object's namespace, id and name: shared by its actor, its host state and its log lines.
 #[derive(Debug)]
 pub(crate) struct Identity {

@@ -7,9 +7,9 @@ use std::sync::Arc;
 use tokio::sync::oneshot;
 
 use crate::admin::ops::{AdminOp, AdminReply};
-use crate::directory::ObjectKey;
 use crate::error::{AdminError, EventError};
 use crate::http::{Request, Response};
+use crate::identity::ObjectKey;
 use crate::sockets::{Accepted, Sockets};
 
 /// One event waiting in a mailbox, with where its outcome goes.

@@ -7,7 +7,8 @@
 //! response leaves the runtime; in-memory fields survive between events only while the object is
 //! active (it may be reset or hibernate at any time), so keep what matters in storage.
 //!
-//! See [`DurableObject`] for a complete object.
+//! See [`DurableObject`] for a complete object. Objects reach each other through
+//! [`ObjectNamespace`] (ids by name, new unique ids, ids checked from strings) and [`Stub`] (calls).
 //!
 //! # Encoding of typed values
 //! [`Storage::get`] and [`Storage::put`] store values as JSON text (UTF-8, via `serde_json`), so

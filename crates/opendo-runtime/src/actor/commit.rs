@@ -4,8 +4,8 @@
 
 use opendo_storage::{Alarm, ObjectDb};
 
-use super::alarm::retry_alarm;
 use super::object::ObjectCtx;
+use super::retry::retry_alarm;
 use crate::group_sync::{Flushed, Ticket};
 use crate::host::Host;
 

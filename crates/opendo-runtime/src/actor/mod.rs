@@ -11,7 +11,7 @@
 //! - `instance.rs`: the active object (store, instance, database), calls into the guest under
 //!   the event's limits, and what a trap was caused by;
 //! - `events.rs`: one event of each kind (fetch, socket event) as a savepoint of the batch;
-//! - `alarm.rs`: the alarm event and its retry policy;
+//! - `alarm.rs`: the alarm event; `retry.rs`: when a failed one runs again;
 //! - `blocking.rs`: driving a batch's future on the blocking pool, one poll at a time;
 //! - `batch.rs`: running a batch's events in one transaction;
 //! - `commit.rs`: beginning and committing that transaction, at the batch's end or inside an
@@ -29,6 +29,7 @@ mod events;
 mod gate;
 mod instance;
 mod object;
+mod retry;
 mod run;
 
 pub(crate) use commit::{BatchState, commit_inside_event};

@@ -4,10 +4,10 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, Weak};
 
 use crate::context::Context;
-use crate::directory::{ActorControl, Directory, ObjectKey};
+use crate::directory::{ActorControl, Directory};
 use crate::dispatch::Dispatch;
 use crate::host::LogBudget;
-use crate::identity::Identity;
+use crate::identity::{Identity, ObjectKey};
 use crate::namespace::Namespace;
 use crate::sockets::Sockets;
 
