@@ -6,14 +6,20 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 use wasmtime::Engine;
+use wasmtime::component::types::ComponentItem;
 use wasmtime::component::{Component, Linker};
 
-use crate::bindings::DurableObjectPre;
+use crate::bindings::front::FrontPre;
+use crate::bindings::{DurableObjectPre, on_fiber};
 use crate::error::Error;
-use crate::host::Host;
+use crate::host::{FrontHost, Host};
 
 /// The export every object must provide.
 pub(crate) const HANDLER_EXPORT: &str = "opendo:durable-object/handler@0.1.0";
+/// The import through which a component calls other objects.
+const OBJECTS_IMPORT: &str = "opendo:durable-object/objects@0.1.0";
+/// The export every front must provide.
+const FRONT_EXPORT: &str = "opendo:durable-object/front-handler@0.1.0";
 
 const MAGIC: &[u8; 4] = b"\0asm";
 const CORE_MODULE_VERSION: [u8; 4] = [1, 0, 0, 0];
@@ -79,12 +85,19 @@ fn store_in_cache(component: &Component, cache_dir: &Path, target: &PathBuf) -> 
     std::fs::rename(&partial, target).map_err(|e| e.to_string())
 }
 
+/// A namespace's component, ready to instantiate: its handlers called directly, or on a fiber
+/// if it imports `objects.fetch` (see `bindings.rs`).
+pub(crate) enum ObjectPre {
+    Direct(DurableObjectPre<Host>),
+    OnFiber(on_fiber::DurableObjectPre<Host>),
+}
+
 /// Checks that `component` fits the `durable-object` world and prepares it for instantiation.
 pub(crate) fn fit_world(
     linker: &Linker<Host>,
     component: &Component,
     path: &Path,
-) -> Result<DurableObjectPre<Host>, Error> {
+) -> Result<ObjectPre, Error> {
     let mismatch = |what: String| {
         Error::InvalidModule(format!("{} does not fit the `durable-object` world: {what}", path.display()))
     };
@@ -96,12 +109,60 @@ pub(crate) fn fit_world(
         return Err(mismatch(format!("it does not export `{HANDLER_EXPORT}` (it exports {found})")));
     }
     let pre = linker.instantiate_pre(component).map_err(|err| mismatch(format!("{err:#}")))?;
-    DurableObjectPre::new(pre).map_err(|err| mismatch(format!("{err:#}")))
+    let checked = match imports_fetch(component) {
+        true => on_fiber::DurableObjectPre::new(pre).map(ObjectPre::OnFiber),
+        false => DurableObjectPre::new(pre).map(ObjectPre::Direct),
+    };
+    checked.map_err(|err| mismatch(format!("{err:#}")))
+}
+
+/// Whether `component` imports `objects.fetch`: its handlers may wait for another object.
+fn imports_fetch(component: &Component) -> bool {
+    let engine = component.engine();
+    component.component_type().imports(engine).any(|(name, item)| match item.ty {
+        ComponentItem::ComponentInstance(instance) if name == OBJECTS_IMPORT => {
+            instance.exports(engine).any(|(function, _)| function == "fetch")
+        }
+        _ => false,
+    })
+}
+
+/// Checks that `component` fits the `front` world and prepares it for instantiation.
+pub(crate) fn fit_front_world(
+    linker: &Linker<FrontHost>,
+    component: &Component,
+    path: &Path,
+) -> Result<FrontPre<FrontHost>, Error> {
+    let mismatch = |what: String| {
+        Error::InvalidModule(format!("{} does not fit the `front` world: {what}", path.display()))
+    };
+    let engine = component.engine();
+    let exports: Vec<String> =
+        component.component_type().exports(engine).map(|(name, _)| name.to_string()).collect();
+    if !exports.iter().any(|name| name == FRONT_EXPORT) {
+        let found = if exports.is_empty() { "nothing".to_string() } else { exports.join(", ") };
+        let hint = if exports.iter().any(|name| name == HANDLER_EXPORT) {
+            " (it is an object: a front is built with `export_front!`, not `export_durable_object!`)"
+        } else {
+            ""
+        };
+        return Err(mismatch(format!("it does not export `{FRONT_EXPORT}` (it exports {found}){hint}")));
+    }
+    let pre = linker.instantiate_pre(component).map_err(|err| mismatch(format!("{err:#}")))?;
+    FrontPre::new(pre).map_err(|err| mismatch(format!("{err:#}")))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_components_that_import_fetch_are_called_on_fibers() {
+        let engine = Engine::default();
+        let compile = |path: &str| Component::from_file(&engine, path).expect("a test guest compiles");
+        assert!(imports_fetch(&compile(opendo_test_support::PROBE)), "the probe calls objects");
+        assert!(!imports_fetch(&compile(opendo_test_support::EXAMPLE_COUNTER)), "the counter never does");
+    }
 
     #[test]
     fn headers_are_told_apart() {

@@ -71,6 +71,7 @@
 mod actor;
 mod admin;
 mod bindings;
+mod blocking;
 mod clock;
 mod component;
 mod config;
@@ -80,6 +81,7 @@ mod directory;
 mod dispatch;
 mod engine;
 mod error;
+mod front;
 mod group_sync;
 mod host;
 mod http;

@@ -7,8 +7,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use opendo_storage::AlarmIndex;
 use wasmtime::component::Linker;
 
-use crate::bindings::DurableObjectPre;
-use crate::component;
+use crate::component::{self, ObjectPre};
 use crate::config::{Durability, ObjectLimits};
 use crate::engine::deadline_ticks;
 use crate::error::Error;
@@ -18,7 +17,7 @@ use crate::metrics::{NamespaceStats, Stats};
 /// One loaded Durable Object class: its component, ready to instantiate, and its alarm index.
 pub(crate) struct Namespace {
     pub(crate) name: Arc<str>,
-    pub(crate) pre: DurableObjectPre<Host>,
+    pub(crate) pre: ObjectPre,
     pub(crate) stats: NamespaceStats,
     /// What each of its objects may use.
     pub(crate) limits: ObjectLimits,

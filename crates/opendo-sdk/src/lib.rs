@@ -10,6 +10,9 @@
 //! See [`DurableObject`] for a complete object. Objects reach each other through
 //! [`ObjectNamespace`] (ids by name, new unique ids, ids checked from strings) and [`Stub`] (calls).
 //!
+//! A [`Front`], exported with [`export_front!`], is the stateless component that receives every
+//! HTTP request when a project has one, and reaches objects the same way.
+//!
 //! # Encoding of typed values
 //! [`Storage::get`] and [`Storage::put`] store values as JSON text (UTF-8, via `serde_json`), so
 //! any language can read them back; [`Storage::get_bytes`] and [`Storage::put_bytes`] store raw
@@ -20,6 +23,7 @@ extern crate self as opendo_sdk;
 
 mod alarm;
 mod error;
+mod front;
 mod http;
 mod objects;
 mod sql;
@@ -30,6 +34,7 @@ mod websocket;
 
 pub use alarm::{AlarmInfo, ScheduledTime};
 pub use error::{Error, Result, StorageErrorCode};
+pub use front::Front;
 pub use http::{Method, Request, Response};
 pub use objects::{CallErrorCode, ObjectId, ObjectNamespace, Stub};
 pub use sql::{SqlCursor, SqlStorage, SqlStorageValue};
@@ -48,6 +53,22 @@ pub mod bindings {
         default_bindings_module: "::opendo_sdk::bindings",
         runtime_path: "::opendo_sdk::__private::wit_bindgen::rt",
     });
+
+    /// The `front` world: the same `types` and `objects` imports, its own export.
+    pub mod front {
+        wit_bindgen::generate!({
+            path: "../../wit",
+            world: "front",
+            pub_export_macro: true,
+            export_macro_name: "__export_front",
+            default_bindings_module: "::opendo_sdk::bindings::front",
+            runtime_path: "::opendo_sdk::__private::wit_bindgen::rt",
+            with: {
+                "opendo:durable-object/types@0.1.0": crate::bindings::opendo::durable_object::types,
+                "opendo:durable-object/objects@0.1.0": crate::bindings::opendo::durable_object::objects,
+            },
+        });
+    }
 }
 
 /// A Durable Object class.
@@ -190,9 +211,47 @@ macro_rules! export_durable_object {
     };
 }
 
+/// Exports a [`Front`] type as the component's request handler.
+///
+/// Use it once, at the top level of a `cdylib` crate: `export_front!(MyFront);`.
+#[macro_export]
+macro_rules! export_front {
+    ($front:ty) => {
+        const _: () = {
+            ::std::thread_local! {
+                static FRONT: ::std::cell::OnceCell<$front> = const { ::std::cell::OnceCell::new() };
+            }
+
+            struct Export;
+
+            impl $crate::bindings::front::exports::opendo::durable_object::front_handler::Guest for Export {
+                fn fetch(
+                    request: $crate::bindings::opendo::durable_object::types::Request,
+                ) -> $crate::bindings::opendo::durable_object::types::Response {
+                    FRONT.with(|cell| {
+                        $crate::__private::front_fetch(
+                            cell.get_or_init(<$front as $crate::Front>::new),
+                            request,
+                        )
+                    })
+                }
+            }
+
+            $crate::bindings::front::__export_front!(Export);
+        };
+    };
+}
+
 #[doc(hidden)]
 pub mod __private {
     pub use wit_bindgen;
+
+    pub fn front_fetch<T: crate::Front>(front: &T, request: wit::Request) -> wit::Response {
+        match front.fetch(crate::Request::from_wit(request)) {
+            Ok(response) => response.into_wit(),
+            Err(err) => crate::Response::internal_error(&err).into_wit(),
+        }
+    }
 
     use crate::bindings::exports::opendo::durable_object::handler as handler_wit;
     use crate::bindings::opendo::durable_object::types as wit;

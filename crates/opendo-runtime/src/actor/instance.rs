@@ -5,22 +5,22 @@ use std::sync::Arc;
 
 use opendo_storage::{ObjectDb, Settings};
 use tokio::sync::OwnedSemaphorePermit;
-use wasmtime::{Store, Trap, UpdateDeadline};
+use wasmtime::Store;
 
 use super::commit::BatchState;
 use super::object::ObjectCtx;
-use crate::bindings::{AlarmInfo, DurableObject, GuestRequest, GuestResponse, WsMessage};
+use crate::bindings::{AlarmInfo, DurableObject, GuestRequest, GuestResponse, WsMessage, on_fiber};
+use crate::component::ObjectPre;
 use crate::context::Context;
-use crate::engine::deadline_ticks;
 use crate::error::{EventError, TrapCause};
-use crate::host::{DeadlineExceeded, Host, StorageFailure};
+use crate::host::{Host, limit_cpu, trap_cause};
 use crate::http::{Request, Response};
 use crate::sockets::EventSockets;
 
 /// An active object: its store (holding the database) and, once instantiated, its instance.
 pub(super) struct Active {
     pub(super) store: Store<Host>,
-    instance: Option<DurableObject>,
+    instance: Option<Instance>,
     ctx: Arc<ObjectCtx>,
     _counted: Counted,
     /// One of the runtime's `max_active` slots, given back when the object closes.
@@ -108,7 +108,12 @@ impl Active {
         self.store.set_epoch_deadline(ctx.namespace.deadline_ticks);
         self.store.data_mut().limiter.hit = false;
         if self.instance.is_none() {
-            let instance = ctx.namespace.pre.instantiate_async(&mut self.store).await;
+            let instance = match &ctx.namespace.pre {
+                ObjectPre::Direct(pre) => pre.instantiate(&mut self.store).map(Instance::Direct),
+                ObjectPre::OnFiber(pre) => {
+                    pre.instantiate_async(&mut self.store).await.map(Instance::OnFiber)
+                }
+            };
             self.instance = Some(instance.map_err(|e| self.classify(ctx, &e))?);
         }
         let result = match &self.instance {
@@ -144,20 +149,7 @@ impl Active {
     }
 
     fn classify(&self, ctx: &ObjectCtx, err: &wasmtime::Error) -> TrapCause {
-        let cause = if self.store.data().limiter.hit {
-            TrapCause::MemoryLimit
-        } else if err.downcast_ref::<StorageFailure>().is_some() {
-            TrapCause::Storage
-        } else if err.downcast_ref::<DeadlineExceeded>().is_some() {
-            TrapCause::CpuLimit
-        } else {
-            match err.downcast_ref::<Trap>() {
-                Some(Trap::UnreachableCodeReached) => TrapCause::Panic,
-                Some(Trap::Interrupt) => TrapCause::CpuLimit,
-                Some(Trap::StackOverflow) => TrapCause::StackOverflow,
-                _ => TrapCause::Other,
-            }
-        };
+        let cause = trap_cause(err, self.store.data().limiter.hit);
         tracing::warn!(
             namespace = %ctx.identity.namespace,
             object = %ctx.identity.id,
@@ -201,14 +193,27 @@ pub(super) enum Returned {
     Handled(Result<(), String>),
 }
 
+/// An object's instance, as its namespace's component is called (see `bindings.rs`).
+enum Instance {
+    Direct(DurableObject),
+    OnFiber(on_fiber::DurableObject),
+}
+
 impl GuestCall {
-    async fn run(self, instance: &DurableObject, store: &mut Store<Host>) -> wasmtime::Result<Returned> {
-        let handler = instance.opendo_durable_object_handler();
+    async fn run(self, instance: &Instance, store: &mut Store<Host>) -> wasmtime::Result<Returned> {
+        let handler = match instance {
+            Instance::Direct(instance) => return self.run_direct(instance, store),
+            Instance::OnFiber(instance) => instance.opendo_durable_object_handler(),
+        };
         let handled = match self {
             GuestCall::Fetch(request) => {
                 return handler.call_fetch(store, &request).await.map(Returned::Response);
             }
-            GuestCall::Alarm(info) => handler.call_alarm(store, info).await,
+            GuestCall::Alarm(AlarmInfo { retry_count, is_retry }) => {
+                let info =
+                    on_fiber::exports::opendo::durable_object::handler::AlarmInfo { retry_count, is_retry };
+                handler.call_alarm(store, info).await
+            }
             GuestCall::SocketMessage(socket, message) => {
                 handler.call_websocket_message(store, socket, &message).await
             }
@@ -221,17 +226,27 @@ impl GuestCall {
         };
         handled.map(Returned::Handled)
     }
+
+    fn run_direct(self, instance: &DurableObject, store: &mut Store<Host>) -> wasmtime::Result<Returned> {
+        let handler = instance.opendo_durable_object_handler();
+        let handled = match self {
+            GuestCall::Fetch(request) => return handler.call_fetch(store, &request).map(Returned::Response),
+            GuestCall::Alarm(info) => handler.call_alarm(store, info),
+            GuestCall::SocketMessage(socket, message) => {
+                handler.call_websocket_message(store, socket, &message)
+            }
+            GuestCall::SocketClose { socket, code, reason, was_clean } => {
+                handler.call_websocket_close(store, socket, code, &reason, was_clean)
+            }
+            GuestCall::SocketError(socket, message) => handler.call_websocket_error(store, socket, &message),
+        };
+        handled.map(Returned::Handled)
+    }
 }
 
 fn new_store(ctx: &Arc<ObjectCtx>, db: Option<ObjectDb>, batch: BatchState) -> Store<Host> {
     let mut store = Store::new(&ctx.context.engine, Host::new(ctx.clone(), db, batch));
     store.limiter(|host| &mut host.limiter);
-    // The CPU limit counts the event's time but not what it spent waiting for calls: at the
-    // deadline, the time left is worked out again.
-    let cpu_limit = ctx.namespace.limits.cpu_limit;
-    store.epoch_deadline_callback(move |store| match cpu_limit.checked_sub(store.data().event.busy_time()) {
-        Some(left) if !left.is_zero() => Ok(UpdateDeadline::Continue(deadline_ticks(left))),
-        _ => Err(wasmtime::Error::new(DeadlineExceeded)),
-    });
+    limit_cpu(&mut store, ctx.namespace.limits.cpu_limit, |host| &host.event);
     store
 }

@@ -2,7 +2,7 @@
 //! mailbox one batch at a time.
 //!
 //! A batch is every event queued when the actor looks (up to `MAX_BATCH`). It runs on tokio's
-//! blocking pool, giving its thread back while a guest waits for another object: one SQLite
+//! blocking pool (`crate::blocking`), giving its thread back while a guest waits for another object: one SQLite
 //! transaction, one savepoint per event (none for an event alone in its
 //! batch), one commit. Then the actor releases the replies and socket outputs (the output gate).
 //! A trapped event rolls back its own writes only, and resets the instance.
@@ -12,7 +12,6 @@
 //!   the event's limits, and what a trap was caused by;
 //! - `events.rs`: one event of each kind (fetch, socket event) as a savepoint of the batch;
 //! - `alarm.rs`: the alarm event; `retry.rs`: when a failed one runs again;
-//! - `blocking.rs`: driving a batch's future on the blocking pool, one poll at a time;
 //! - `batch.rs`: running a batch's events in one transaction;
 //! - `commit.rs`: beginning and committing that transaction, at the batch's end or inside an
 //!   event before a call leaves it, with the alarm index and the group sync;
@@ -23,7 +22,6 @@
 mod admin;
 mod alarm;
 mod batch;
-mod blocking;
 mod commit;
 mod events;
 mod gate;

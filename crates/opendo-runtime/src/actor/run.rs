@@ -10,10 +10,10 @@ use tokio::sync::mpsc;
 
 use super::admin::run_admin;
 use super::batch::{Ran, run_batch};
-use super::blocking::on_blocking_pool;
 use super::gate::storage_failure;
 use super::instance::{Active, Closing};
 use super::object::ObjectCtx;
+use crate::blocking::on_blocking_pool;
 use crate::mailbox::{AlarmRun, Envelope};
 
 /// Most events committed together.

@@ -10,13 +10,15 @@
 
 use std::time::Instant;
 
-use super::store::Host;
+use super::store::{EventInfo, Host};
 use crate::admin::model::ObjectRef;
 use crate::bindings::opendo::durable_object::objects::{CallError, CallErrorCode, Target};
 use crate::bindings::{GuestRequest, GuestResponse};
+use crate::dispatch::Dispatch;
 use crate::error::EventError;
 use crate::host::StorageFailure;
 use crate::http::Request;
+use crate::identity::ObjectKey;
 use crate::mailbox::CallChain;
 
 /// Most objects in one chain of calls, the first caller and the last callee included.
@@ -33,32 +35,17 @@ impl Host {
         let Some(dispatch) = object.dispatch.upgrade() else {
             return Ok(Err(call_error(CallErrorCode::Unavailable, "the server is shutting down")));
         };
-        let target = match target {
-            Target::Name(name) => ObjectRef::Name(name),
-            Target::Id(id) => ObjectRef::Id(id),
+        let call = match Call::prepare(
+            &dispatch,
+            &self.event.chain,
+            Some(object.key()),
+            &namespace,
+            target,
+            request,
+        ) {
+            Ok(call) => call,
+            Err(err) => return Ok(Err(err)),
         };
-        let callee = match dispatch.target(&namespace, &target) {
-            Ok(callee) => callee,
-            Err(err) => return Ok(Err(call_error(CallErrorCode::InvalidArgument, err.to_string()))),
-        };
-        if !request.path.starts_with('/') {
-            let message = format!("the request's path must start with `/`, not {:?}", request.path);
-            return Ok(Err(call_error(CallErrorCode::InvalidArgument, message)));
-        }
-        let me = object.key();
-        let callee_key = (callee.namespace.name.clone(), callee.id);
-        let chain = self.event.chain.clone();
-        if callee_key == me || chain.contains(&callee_key) {
-            let message = format!(
-                "object {} of `{}` is already waiting in this chain of calls; calling it would wait forever",
-                callee.id, callee.namespace.name
-            );
-            return Ok(Err(call_error(CallErrorCode::Cycle, message)));
-        }
-        if chain.len() + 2 > MAX_CALL_DEPTH {
-            let message = format!("a chain of calls may hold at most {MAX_CALL_DEPTH} objects");
-            return Ok(Err(call_error(CallErrorCode::TooDeep, message)));
-        }
         match crate::actor::commit_inside_event(&object, self) {
             Ok(()) => {}
             Err(err @ opendo_storage::Error::Transaction(_)) => {
@@ -70,19 +57,76 @@ impl Host {
             // The batch's commit failed: nothing the guest can handle.
             Err(err) => return Err(wasmtime::Error::new(StorageFailure(err.to_string()))),
         }
-        let chain: CallChain = chain.iter().cloned().chain(std::iter::once(me)).collect();
-        let GuestRequest { method, path, headers, body } = request;
-        let request = Request { method, path, headers, body };
-        let timeout = object.context.config.call_timeout;
-        let waiting = Instant::now();
-        let answered =
-            tokio::time::timeout(timeout, dispatch.fetch_target(&callee, request, false, chain)).await;
-        self.event.waited += waiting.elapsed();
+        let answered = call.send(&dispatch, &mut self.event).await;
         if let Some(db) = self.db.as_ref() {
             // The SQL deadline moves by the wait too.
             db.set_deadline(Some(self.event.started + self.event.waited + object.namespace.limits.cpu_limit));
         }
-        Ok(match answered {
+        Ok(answered)
+    }
+}
+
+/// A call checked and ready to leave.
+pub(crate) struct Call {
+    callee: crate::dispatch::Target,
+    /// The chain the callee's event is waited on by.
+    chain: CallChain,
+    request: Request,
+}
+
+impl Call {
+    /// Checks a call made by `caller` (none for a front) from an event waited on by `chain`.
+    /// Nothing is sent yet.
+    pub(crate) fn prepare(
+        dispatch: &Dispatch,
+        chain: &CallChain,
+        caller: Option<ObjectKey>,
+        namespace: &str,
+        target: Target,
+        request: GuestRequest,
+    ) -> Result<Call, CallError> {
+        let target = match target {
+            Target::Name(name) => ObjectRef::Name(name),
+            Target::Id(id) => ObjectRef::Id(id),
+        };
+        let callee = dispatch
+            .target(namespace, &target)
+            .map_err(|err| call_error(CallErrorCode::InvalidArgument, err.to_string()))?;
+        if !request.path.starts_with('/') {
+            let message = format!("the request's path must start with `/`, not {:?}", request.path);
+            return Err(call_error(CallErrorCode::InvalidArgument, message));
+        }
+        let callee_key = (callee.namespace.name.clone(), callee.id);
+        if caller.as_ref() == Some(&callee_key) || chain.contains(&callee_key) {
+            let message = format!(
+                "object {} of `{}` is already waiting in this chain of calls; calling it would wait forever",
+                callee.id, callee.namespace.name
+            );
+            return Err(call_error(CallErrorCode::Cycle, message));
+        }
+        let waiting: Vec<ObjectKey> = chain.iter().cloned().chain(caller).collect();
+        if waiting.len() + 1 > MAX_CALL_DEPTH {
+            let message = format!("a chain of calls may hold at most {MAX_CALL_DEPTH} objects");
+            return Err(call_error(CallErrorCode::TooDeep, message));
+        }
+        let GuestRequest { method, path, headers, body } = request;
+        Ok(Call { callee, chain: waiting.into(), request: Request { method, path, headers, body } })
+    }
+
+    /// Sends the call and waits for the answer (at most the call timeout), adding the wait to
+    /// `event`'s.
+    pub(crate) async fn send(
+        self,
+        dispatch: &Dispatch,
+        event: &mut EventInfo,
+    ) -> Result<GuestResponse, CallError> {
+        let Call { callee, chain, request } = self;
+        let timeout = dispatch.context.config.call_timeout;
+        let waiting = Instant::now();
+        let answered =
+            tokio::time::timeout(timeout, dispatch.fetch_target(&callee, request, false, chain)).await;
+        event.waited += waiting.elapsed();
+        match answered {
             Ok(Ok((answer, _))) => {
                 let response = answer.response;
                 Ok(GuestResponse { status: response.status, headers: response.headers, body: response.body })
@@ -95,11 +139,11 @@ impl Host {
                     callee.id, callee.namespace.name
                 ),
             )),
-        })
+        }
     }
 }
 
-fn call_error(code: CallErrorCode, message: impl Into<String>) -> CallError {
+pub(super) fn call_error(code: CallErrorCode, message: impl Into<String>) -> CallError {
     CallError { code, message: message.into() }
 }
 

@@ -3,7 +3,7 @@
 
 use opendo_storage::ObjectId;
 
-use super::store::Host;
+use super::store::{Host, HostLimits};
 use crate::bindings::opendo::durable_object::objects;
 use crate::bindings::{GuestRequest, GuestResponse};
 use crate::error::{HostError, Refusal};
@@ -20,28 +20,40 @@ impl objects::Host for Host {
     }
 
     fn id_from_name(&mut self, namespace: String, name: String) -> Result<String, HostError> {
-        self.check_served(&namespace)?;
-        validate_object_name(&name).map_err(|err| Refusal::InvalidArgument(err.to_string()))?;
-        Ok(ObjectId::from_name(&namespace, &name).to_hex())
+        id_from_name(&self.limits, &namespace, &name)
     }
 
     fn new_unique_id(&mut self, namespace: String) -> Result<String, HostError> {
-        self.check_served(&namespace)?;
-        Ok(ObjectId::unique(&namespace).to_hex())
+        new_unique_id(&self.limits, &namespace)
     }
 
     fn id_from_string(&mut self, namespace: String, id: String) -> Result<String, HostError> {
-        self.check_served(&namespace)?;
-        let id = ObjectId::parse(&namespace, &id).map_err(|err| Refusal::InvalidArgument(err.to_string()))?;
-        Ok(id.to_hex())
+        id_from_string(&self.limits, &namespace, &id)
     }
 }
 
-impl Host {
-    fn check_served(&self, namespace: &str) -> Result<(), Refusal> {
-        match self.limits.serves(namespace) {
-            true => Ok(()),
-            false => Err(Refusal::InvalidArgument(format!("this server runs no namespace `{namespace}`"))),
-        }
+// The `objects` ids, for objects and fronts alike.
+
+pub(super) fn id_from_name(limits: &HostLimits, namespace: &str, name: &str) -> Result<String, HostError> {
+    check_served(limits, namespace)?;
+    validate_object_name(name).map_err(|err| Refusal::InvalidArgument(err.to_string()))?;
+    Ok(ObjectId::from_name(namespace, name).to_hex())
+}
+
+pub(super) fn new_unique_id(limits: &HostLimits, namespace: &str) -> Result<String, HostError> {
+    check_served(limits, namespace)?;
+    Ok(ObjectId::unique(namespace).to_hex())
+}
+
+pub(super) fn id_from_string(limits: &HostLimits, namespace: &str, id: &str) -> Result<String, HostError> {
+    check_served(limits, namespace)?;
+    let id = ObjectId::parse(namespace, id).map_err(|err| Refusal::InvalidArgument(err.to_string()))?;
+    Ok(id.to_hex())
+}
+
+fn check_served(limits: &HostLimits, namespace: &str) -> Result<(), Refusal> {
+    match limits.serves(namespace) {
+        true => Ok(()),
+        false => Err(Refusal::InvalidArgument(format!("this server runs no namespace `{namespace}`"))),
     }
 }

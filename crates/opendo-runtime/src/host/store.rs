@@ -7,11 +7,14 @@ use std::time::{Duration, Instant};
 
 use opendo_storage::{Alarm, ObjectDb};
 use wasmtime::component::ResourceTable;
+use wasmtime::{Store, UpdateDeadline};
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
+use super::errors::DeadlineExceeded;
 use super::log::GuestLog;
 use crate::actor::{BatchState, ObjectCtx};
 use crate::config::Config;
+use crate::engine::deadline_ticks;
 use crate::identity::Identity;
 use crate::mailbox::CallChain;
 use crate::sockets::{EventSockets, Sockets};
@@ -71,6 +74,18 @@ impl EventInfo {
     }
 }
 
+/// Makes the guest of `store` trap once the running event's time, without its waits for calls
+/// (`event` finds it in the store's data), passes `cpu_limit`: at each epoch deadline the time
+/// left is worked out again.
+pub(crate) fn limit_cpu<T: 'static>(store: &mut Store<T>, cpu_limit: Duration, event: fn(&T) -> &EventInfo) {
+    store.epoch_deadline_callback(move |store| {
+        match cpu_limit.checked_sub(event(store.data()).busy_time()) {
+            Some(left) if !left.is_zero() => Ok(UpdateDeadline::Continue(deadline_ticks(left))),
+            _ => Err(wasmtime::Error::new(DeadlineExceeded)),
+        }
+    });
+}
+
 /// The data of one object's wasmtime `Store`.
 pub(crate) struct Host {
     /// The object's database. `None` only while the store is being replaced (see
@@ -104,7 +119,7 @@ impl Host {
             batch,
             event: EventInfo::new(CallChain::default()),
             identity,
-            limiter: MemoryLimiter { limit: object.namespace.limits.memory_limit, hit: false },
+            limiter: MemoryLimiter::new(object.namespace.limits.memory_limit),
             sockets: object.sockets.clone(),
             event_sockets: EventSockets::default(),
             limits: object.context.host_limits.clone(),
@@ -130,6 +145,12 @@ impl WasiView for Host {
 pub(crate) struct MemoryLimiter {
     limit: usize,
     pub(crate) hit: bool,
+}
+
+impl MemoryLimiter {
+    pub(crate) fn new(limit: usize) -> Self {
+        MemoryLimiter { limit, hit: false }
+    }
 }
 
 impl wasmtime::ResourceLimiter for MemoryLimiter {

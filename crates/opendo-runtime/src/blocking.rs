@@ -1,8 +1,8 @@
-//! Running a batch's future on tokio's blocking pool, one poll at a time.
+//! Running guest code's future on tokio's blocking pool, one poll at a time.
 //!
-//! A batch calls into the guest and SQLite synchronously, so it must not run on an async worker.
-//! But a guest may wait for another object (`objects.fetch`): its fiber then suspends, and the
-//! batch's future is pending. Polling the future on a blocking thread, and giving the thread back
+//! An object's batch (or a front's request) calls into the guest and SQLite synchronously, so it
+//! must not run on an async worker. But a guest may wait for another object (`objects.fetch`):
+//! its fiber then suspends, and the future is pending. Polling the future on a blocking thread, and giving the thread back
 //! while the future is pending, means a waiting object holds no thread: a thousand objects
 //! waiting on one slow object leave the pool free for every other object.
 
@@ -28,7 +28,7 @@ impl Wake for Signal {
 }
 
 /// Drives `future` to completion, each poll on a blocking thread. Fails if a poll panicked.
-pub(super) async fn on_blocking_pool<F>(future: F) -> Result<F::Output, JoinError>
+pub(crate) async fn on_blocking_pool<F>(future: F) -> Result<F::Output, JoinError>
 where
     F: Future + Send + 'static,
     F::Output: Send + 'static,

@@ -1,0 +1,144 @@
+//! The front: a project's stateless component that receives every HTTP request (when the
+//! project has one) and reaches objects through `objects`. Each request runs on an instance of
+//! its own, taken from a pool of idle ones or made for it, on the blocking pool like an object's
+//! batch; a trap throws its instance away.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex, PoisonError, Weak};
+
+use wasmtime::Store;
+use wasmtime::component::Linker;
+
+use crate::bindings::GuestRequest;
+use crate::bindings::front::{Front as FrontInstance, FrontPre};
+use crate::blocking::on_blocking_pool;
+use crate::component;
+use crate::config::ObjectLimits;
+use crate::context::Context;
+use crate::dispatch::Dispatch;
+use crate::engine::deadline_ticks;
+use crate::error::{Error, EventError, TrapCause};
+use crate::host::{EventInfo, FrontHost, LogBudget, limit_cpu, trap_cause};
+use crate::http::{Request, Response};
+use crate::mailbox::CallChain;
+
+/// Idle instances kept for the next requests; more are dropped when they finish.
+const MAX_IDLE: usize = 64;
+
+/// A loaded front.
+pub(crate) struct Front {
+    pre: FrontPre<FrontHost>,
+    /// Memory, run time and response size of one request (the storage cap means nothing here).
+    limits: ObjectLimits,
+    idle: Mutex<Vec<Instance>>,
+    dispatch: Weak<Dispatch>,
+    context: Arc<Context>,
+    /// Shared by every instance: the front's writes per second that reach the log.
+    log_budget: Arc<Mutex<LogBudget>>,
+}
+
+struct Instance {
+    store: Store<FrontHost>,
+    front: FrontInstance,
+}
+
+impl Front {
+    /// Loads `module`, which must be a component of the `front` world, for `dispatch`'s runtime.
+    pub(crate) fn load(
+        module: &Path,
+        linker: &Linker<FrontHost>,
+        limits: ObjectLimits,
+        dispatch: &Arc<Dispatch>,
+    ) -> Result<Self, Error> {
+        let context = dispatch.context.clone();
+        let cache_dir = context.config.data_dir.join(".cache").join("components");
+        let component = component::load(linker.engine(), module, &cache_dir)?;
+        let pre = component::fit_front_world(linker, &component, module)?;
+        Ok(Front {
+            pre,
+            limits,
+            idle: Mutex::default(),
+            dispatch: Arc::downgrade(dispatch),
+            log_budget: Arc::new(Mutex::new(LogBudget::new(context.config.log_writes_per_second))),
+            context,
+        })
+    }
+
+    /// Runs `request` through the front and returns its response.
+    pub(crate) async fn fetch(self: &Arc<Self>, request: Request) -> Result<Response, EventError> {
+        let front = self.clone();
+        match on_blocking_pool(async move { front.serve(request).await }).await {
+            Ok(outcome) => outcome,
+            Err(err) => {
+                tracing::error!(namespace = crate::host::FRONT_LOG_NAMESPACE, "front request failed: {err}");
+                Err(EventError::Internal("the front failed; the server log has the cause".into()))
+            }
+        }
+    }
+
+    async fn serve(&self, request: Request) -> Result<Response, EventError> {
+        let pooled = self.idle.lock().unwrap_or_else(PoisonError::into_inner).pop();
+        let mut instance = match pooled {
+            Some(instance) => instance,
+            None => self.instantiate().await?,
+        };
+        let Request { method, path, headers, body } = request;
+        let request = GuestRequest { method, path, headers, body };
+        instance.store.data_mut().event = EventInfo::new(CallChain::default());
+        instance.store.data_mut().limiter.hit = false;
+        instance.store.set_epoch_deadline(deadline_ticks(self.limits.cpu_limit));
+        let handler = instance.front.opendo_durable_object_front_handler();
+        let response = match handler.call_fetch(&mut instance.store, &request).await {
+            Ok(response) => response,
+            Err(err) => return Err(EventError::Trapped(self.trapped(&instance, &err))),
+        };
+        if response.body.len() > self.limits.max_response_bytes {
+            tracing::warn!(
+                namespace = crate::host::FRONT_LOG_NAMESPACE,
+                cause = %TrapCause::ResponseTooLarge,
+                "front response body of {} bytes is over the limit of {} bytes",
+                response.body.len(),
+                self.limits.max_response_bytes
+            );
+            return Err(EventError::Trapped(TrapCause::ResponseTooLarge));
+        }
+        let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
+        if idle.len() < MAX_IDLE {
+            idle.push(instance);
+        }
+        Ok(Response { status: response.status, headers: response.headers, body: response.body })
+    }
+
+    async fn instantiate(&self) -> Result<Instance, EventError> {
+        let host = FrontHost::new(
+            self.dispatch.clone(),
+            self.context.host_limits.clone(),
+            self.limits.memory_limit,
+            self.log_budget.clone(),
+        );
+        let mut store = Store::new(self.pre.engine(), host);
+        store.limiter(|host| &mut host.limiter);
+        limit_cpu(&mut store, self.limits.cpu_limit, |host| &host.event);
+        store.set_epoch_deadline(deadline_ticks(self.limits.cpu_limit));
+        match self.pre.instantiate_async(&mut store).await {
+            Ok(front) => Ok(Instance { store, front }),
+            Err(err) => {
+                let cause = trap_cause(&err, store.data().limiter.hit);
+                tracing::warn!(namespace = crate::host::FRONT_LOG_NAMESPACE, cause = %cause, "front instance failed to start: {err:?}");
+                self.context.stats.traps.inc();
+                Err(EventError::Trapped(cause))
+            }
+        }
+    }
+
+    fn trapped(&self, instance: &Instance, err: &wasmtime::Error) -> TrapCause {
+        let cause = trap_cause(err, instance.store.data().limiter.hit);
+        tracing::warn!(
+            namespace = crate::host::FRONT_LOG_NAMESPACE,
+            cause = %cause,
+            "front request trapped, instance thrown away: {err:?}"
+        );
+        self.context.stats.traps.inc();
+        cause
+    }
+}

@@ -1,0 +1,105 @@
+//! The data of a front instance's `Store`: what a front gets from the host. `types` and
+//! `objects` as objects get them (ids, and calls that wait on no chain), WASI's clocks, random and
+//! output (into the log as namespace `_front`), and no storage.
+
+use std::sync::{Arc, Mutex, Weak};
+
+use opendo_storage::ObjectId;
+use wasmtime::component::ResourceTable;
+use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+
+use super::calls::{Call, call_error};
+use super::errors::convert_error;
+use super::log::{GuestLog, LogBudget};
+use super::objects::{id_from_name, id_from_string, new_unique_id};
+use super::store::{EventInfo, HostLimits, MemoryLimiter};
+use crate::bindings::opendo::durable_object::{objects, types};
+use crate::bindings::{GuestError, GuestRequest, GuestResponse};
+use crate::dispatch::Dispatch;
+use crate::error::HostError;
+use crate::identity::Identity;
+use crate::mailbox::CallChain;
+
+/// What a front's log lines are tagged with: a namespace no object can have.
+pub(crate) const FRONT_LOG_NAMESPACE: &str = "_front";
+
+/// The data of one front instance's `Store`.
+pub(crate) struct FrontHost {
+    /// The request being served (its CPU time, its waits for calls).
+    pub(crate) event: EventInfo,
+    pub(crate) limiter: MemoryLimiter,
+    limits: Arc<HostLimits>,
+    dispatch: Weak<Dispatch>,
+    wasi: WasiCtx,
+    table: ResourceTable,
+}
+
+impl FrontHost {
+    pub(crate) fn new(
+        dispatch: Weak<Dispatch>,
+        limits: Arc<HostLimits>,
+        memory_limit: usize,
+        log_budget: Arc<Mutex<LogBudget>>,
+    ) -> Self {
+        let identity = Arc::new(Identity::new(
+            FRONT_LOG_NAMESPACE.into(),
+            ObjectId::from_name(FRONT_LOG_NAMESPACE, "front"),
+            None,
+        ));
+        let wasi = WasiCtxBuilder::new()
+            .stdout(GuestLog::new(identity.clone(), log_budget.clone(), "stdout"))
+            .stderr(GuestLog::new(identity, log_budget, "stderr"))
+            .build();
+        FrontHost {
+            event: EventInfo::new(CallChain::default()),
+            limiter: MemoryLimiter::new(memory_limit),
+            limits,
+            dispatch,
+            wasi,
+            table: ResourceTable::new(),
+        }
+    }
+}
+
+impl types::Host for FrontHost {
+    fn convert_error(&mut self, err: HostError) -> wasmtime::Result<GuestError> {
+        convert_error(err)
+    }
+}
+
+impl objects::Host for FrontHost {
+    async fn fetch(
+        &mut self,
+        namespace: String,
+        target: objects::Target,
+        request: GuestRequest,
+    ) -> wasmtime::Result<Result<GuestResponse, objects::CallError>> {
+        let Some(dispatch) = self.dispatch.upgrade() else {
+            return Ok(Err(call_error(objects::CallErrorCode::Unavailable, "the server is shutting down")));
+        };
+        // A front holds no object's turn: its calls start a chain.
+        let call = match Call::prepare(&dispatch, &CallChain::default(), None, &namespace, target, request) {
+            Ok(call) => call,
+            Err(err) => return Ok(Err(err)),
+        };
+        Ok(call.send(&dispatch, &mut self.event).await)
+    }
+
+    fn id_from_name(&mut self, namespace: String, name: String) -> Result<String, HostError> {
+        id_from_name(&self.limits, &namespace, &name)
+    }
+
+    fn new_unique_id(&mut self, namespace: String) -> Result<String, HostError> {
+        new_unique_id(&self.limits, &namespace)
+    }
+
+    fn id_from_string(&mut self, namespace: String, id: String) -> Result<String, HostError> {
+        id_from_string(&self.limits, &namespace, &id)
+    }
+}
+
+impl WasiView for FrontHost {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+    }
+}
