@@ -18,7 +18,7 @@ use opendo_server::{AdminAccess, ServerConfig};
 use tokio_util::sync::CancellationToken;
 
 use crate::args::{Cli, Command, LogFormat, RunArgs};
-use crate::project::NamespaceSpec;
+use crate::project::{FrontSpec, NamespaceSpec};
 
 fn main() -> ExitCode {
     let matches = Cli::command().get_matches();
@@ -30,17 +30,17 @@ fn main() -> ExitCode {
         Command::Run(mut args) => {
             let project = match matches.subcommand_matches("run") {
                 Some(run) => read_project(&mut args, run),
-                None => Ok(Vec::new()),
+                None => Ok((Vec::new(), None)),
             };
-            let namespaces = match project {
-                Ok(namespaces) => namespaces,
+            let (namespaces, front) = match project {
+                Ok(project) => project,
                 Err(err) => {
                     eprintln!("error: {err:#}");
                     return ExitCode::FAILURE;
                 }
             };
             init_logging(args.log_format);
-            match run(args, namespaces) {
+            match run(args, namespaces, front) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(err) => {
                     eprintln!("error: {err:#}");
@@ -62,11 +62,14 @@ fn main() -> ExitCode {
 const PROJECT_FILE: &str = "opendo.toml";
 
 /// Reads the project file (`--config`, or `./opendo.toml` without a MODULE) into `args`, whose
-/// command line `matches` holds; returns its namespaces (none when a MODULE is served).
-fn read_project(args: &mut RunArgs, matches: &clap::ArgMatches) -> anyhow::Result<Vec<NamespaceSpec>> {
+/// command line `matches` holds; returns its namespaces (none when a MODULE is served) and front.
+fn read_project(
+    args: &mut RunArgs,
+    matches: &clap::ArgMatches,
+) -> anyhow::Result<(Vec<NamespaceSpec>, Option<FrontSpec>)> {
     let file = match (&args.config, &args.module) {
         (Some(file), _) => file.clone(),
-        (None, Some(_)) => return Ok(Vec::new()),
+        (None, Some(_)) => return Ok((Vec::new(), None)),
         (None, None) => {
             let file = PathBuf::from(PROJECT_FILE);
             if !file.is_file() {
@@ -94,7 +97,10 @@ fn read_project(args: &mut RunArgs, matches: &clap::ArgMatches) -> anyhow::Resul
     if !project.namespaces.is_empty() && args.namespace.is_some() {
         bail!("--namespace names a MODULE's namespace; {shown} names its own in [[namespace]] tables");
     }
-    Ok(project.namespaces)
+    if project.front.is_some() && args.module.is_some() {
+        bail!("{shown} has a [front] and a MODULE was given: a front needs the file's [[namespace]] tables");
+    }
+    Ok((project.namespaces, project.front))
 }
 
 /// The namespaces to serve: the project file's, or the MODULE's, each with where it was named
@@ -159,8 +165,9 @@ fn raise_open_file_limit() {
     }
 }
 
-fn run(args: RunArgs, from_file: Vec<NamespaceSpec>) -> anyhow::Result<()> {
+fn run(args: RunArgs, from_file: Vec<NamespaceSpec>, front: Option<FrontSpec>) -> anyhow::Result<()> {
     let namespaces = namespaces_to_serve(&args, from_file)?;
+    let file = args.config.clone().unwrap_or_else(|| PathBuf::from(PROJECT_FILE));
     // Every component is built (if it is a crate) before any is loaded: a build error stops the
     // start before anything listens.
     let mut modules = Vec::new();
@@ -170,6 +177,17 @@ fn run(args: RunArgs, from_file: Vec<NamespaceSpec>) -> anyhow::Result<()> {
         }
         modules.push(guest_build::resolve_module(&spec.module).with_context(|| origin.clone())?);
     }
+    let front_origin = format!("{}: [front]", file.display());
+    let front = match front {
+        Some(spec) => {
+            if spec.module.is_dir() {
+                tracing::info!(crate_dir = %spec.module.display(), "building the front");
+            }
+            let module = guest_build::resolve_module(&spec.module).with_context(|| front_origin.clone())?;
+            Some((spec, module))
+        }
+        None => None,
+    };
     let access = match &args.admin_token_file {
         Some(file) => {
             let token = std::fs::read_to_string(file).with_context(|| {
@@ -215,6 +233,11 @@ fn run(args: RunArgs, from_file: Vec<NamespaceSpec>) -> anyhow::Result<()> {
             runtime.load_namespace_with_limits(&spec.name, module, limits).with_context(|| origin.clone())?;
             tracing::info!(namespace = %spec.name, module = %module.display(), "loaded in {} ms", started.elapsed().as_millis());
         }
+        if let Some((spec, module)) = &front {
+            let started = std::time::Instant::now();
+            runtime.load_front(module, spec.limits(defaults)).with_context(|| front_origin.clone())?;
+            tracing::info!(module = %module.display(), "front loaded in {} ms", started.elapsed().as_millis());
+        }
         let names: Vec<&str> = namespaces.iter().map(|(spec, _)| spec.name.as_str()).collect();
         let listener = tokio::net::TcpListener::bind(args.listen)
             .await
@@ -231,9 +254,12 @@ fn run(args: RunArgs, from_file: Vec<NamespaceSpec>) -> anyhow::Result<()> {
             many => format!("{{{}}}", many.join(",")),
         };
         // Tests and scripts read this line to find the port (with `--listen 127.0.0.1:0`).
-        println!(
-            "Listening on http://{address}  (objects at http://{address}/{namespace}/{{object-name}}/...)"
-        );
+        match front {
+            Some(_) => println!("Listening on http://{address}  (every request goes to the front)"),
+            None => println!(
+                "Listening on http://{address}  (objects at http://{address}/{namespace}/{{object-name}}/...)"
+            ),
+        }
         let shutdown = CancellationToken::new();
         let admin = match args.admin_listen {
             Some(admin) => {

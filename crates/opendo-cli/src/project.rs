@@ -91,12 +91,39 @@ impl NamespaceSpec {
     }
 }
 
+/// The `[front]` table: the component that receives every request, and its own limits.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct FrontSpec {
+    /// A `.wasm` component or a guest crate folder (once read, relative to where `opendo` runs).
+    pub module: PathBuf,
+    #[serde(default)]
+    pub memory_limit: Option<Size>,
+    #[serde(default, with = "humantime_serde")]
+    pub cpu_limit: Option<Duration>,
+    #[serde(default)]
+    pub max_response_size: Option<Size>,
+}
+
+impl FrontSpec {
+    /// The limits of one request to the front: its own where it sets them, else `server`'s.
+    pub fn limits(&self, server: ObjectLimits) -> ObjectLimits {
+        ObjectLimits {
+            memory_limit: self.memory_limit.map_or(server.memory_limit, |size| size.0),
+            cpu_limit: self.cpu_limit.unwrap_or(server.cpu_limit),
+            max_response_bytes: self.max_response_size.map_or(server.max_response_bytes, |size| size.0),
+            ..server
+        }
+    }
+}
+
 /// What a project file holds.
 #[derive(Debug, Default)]
 pub struct Project {
     pub settings: FileSettings,
     /// In the order of the file.
     pub namespaces: Vec<NamespaceSpec>,
+    pub front: Option<FrontSpec>,
 }
 
 /// Flags a project file may not set: the file itself, and what only makes sense per invocation.
@@ -119,11 +146,10 @@ pub fn read(file: &Path) -> anyhow::Result<Project> {
         anyhow!("{shown} is not valid TOML{at}: {}", err.message().trim())
     })?;
     let mut table = dashes(table);
-    if table.contains_key("front") {
-        return Err(anyhow!(
-            "{shown}: `[front]` is not supported yet: requests go to /{{namespace}}/{{object-name}}/..."
-        ));
-    }
+    let front = match table.remove("front") {
+        Some(front) => Some(front_spec(file, front)?),
+        None => None,
+    };
     let namespaces = match table.remove("namespace") {
         // `namespace = "name"` is the flag: the name of the MODULE's namespace.
         Some(toml::Value::String(name)) => {
@@ -141,7 +167,31 @@ pub fn read(file: &Path) -> anyhow::Result<Project> {
     }
     let settings = serde_path_to_error::deserialize(toml::Value::Table(table))
         .map_err(|err| anyhow!("{shown}: `{}`: {}", err.path(), err.inner().message().trim()))?;
-    Ok(Project { settings, namespaces })
+    Ok(Project { settings, namespaces, front })
+}
+
+/// The `[front]` table of `file`, checked: known keys, a module that exists (relative to the
+/// file's folder).
+fn front_spec(file: &Path, front: toml::Value) -> anyhow::Result<FrontSpec> {
+    let shown = file.display();
+    let toml::Value::Table(table) = front else {
+        return Err(anyhow!("{shown}: `front`: write it as a `[front]` table with a `module`"));
+    };
+    let mut spec: FrontSpec =
+        serde_path_to_error::deserialize(toml::Value::Table(dashes(table))).map_err(|err| {
+            match err.path().to_string().as_str() {
+                "." => anyhow!("{shown}: [front]: {}", err.inner().message().trim()),
+                key => anyhow!("{shown}: [front]: `{key}`: {}", err.inner().message().trim()),
+            }
+        })?;
+    spec.module = file.parent().unwrap_or(Path::new("")).join(&spec.module);
+    if !spec.module.exists() {
+        return Err(anyhow!(
+            "{shown}: [front]: `module`: {} does not exist (paths are relative to the project file)",
+            spec.module.display()
+        ));
+    }
+    Ok(spec)
 }
 
 /// Keys as the flags are spelled (`max-active`); `max_active` is taken as well.

@@ -2,7 +2,7 @@
 //! namespaces, delivering requests, shutting down.
 
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use wasmtime::component::{HasSelf, Linker};
@@ -10,14 +10,16 @@ use wasmtime::component::{HasSelf, Linker};
 use crate::admin::Admin;
 use crate::admin::model::ObjectRef;
 use crate::bindings::DurableObject;
+use crate::bindings::front::Front as FrontWorld;
 use crate::config::{Config, Durability, ObjectLimits};
 use crate::connection::AcceptedWebSocket;
 use crate::context::Context;
 use crate::dispatch::Dispatch;
 use crate::engine::{EpochTicker, new_engine};
 use crate::error::{Error, EventError};
+use crate::front::Front;
 use crate::group_sync::GroupSync;
-use crate::host::{Host, HostLimits};
+use crate::host::{FrontHost, Host, HostLimits};
 use crate::http::{Request, Response};
 use crate::mailbox::CallChain;
 use crate::metrics::Stats;
@@ -32,6 +34,9 @@ pub struct Runtime {
     dispatch: Arc<Dispatch>,
     admin: Admin,
     linker: Arc<Linker<Host>>,
+    front_linker: Arc<Linker<FrontHost>>,
+    /// The project's front, once loaded.
+    front: Arc<OnceLock<Arc<Front>>>,
     scheduler: Arc<std::sync::Once>,
     _ticker: Arc<EpochTicker>,
 }
@@ -63,6 +68,11 @@ impl Runtime {
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(|e| Error::Engine(format!("{e:#}")))?;
         DurableObject::add_to_linker::<Host, HasSelf<Host>>(&mut linker, |host| host)
             .map_err(|e| Error::Engine(format!("{e:#}")))?;
+        let mut front_linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_sync(&mut front_linker)
+            .map_err(|e| Error::Engine(format!("{e:#}")))?;
+        FrontWorld::add_to_linker::<FrontHost, HasSelf<FrontHost>>(&mut front_linker, |host| host)
+            .map_err(|e| Error::Engine(format!("{e:#}")))?;
         let ticker = EpochTicker::start(engine.clone())?;
         let group_sync = match config.durability {
             Durability::Full if cfg!(target_os = "linux") => {
@@ -86,6 +96,8 @@ impl Runtime {
             admin: Admin::live(dispatch.clone()),
             dispatch,
             linker: Arc::new(linker),
+            front_linker: Arc::new(front_linker),
+            front: Arc::default(),
             scheduler: Arc::new(std::sync::Once::new()),
             _ticker: Arc::new(ticker),
         })
@@ -130,6 +142,29 @@ impl Runtime {
         });
         context.alarm_wakeup.notify_one();
         Ok(())
+    }
+
+    /// Loads the component at `module` as the front: from now on [`Runtime::fetch_front`] serves
+    /// requests with it, each on an instance of its own under `limits` (their storage cap means
+    /// nothing to a front). Fails if it is not a component of the `front` world, or a front is
+    /// loaded already.
+    pub fn load_front(&self, module: &Path, limits: ObjectLimits) -> Result<(), Error> {
+        let front = Front::load(module, &self.front_linker, limits, &self.dispatch)?;
+        self.front.set(Arc::new(front)).map_err(|_| Error::InvalidConfig("a front is loaded already".into()))
+    }
+
+    /// Whether a front is loaded.
+    pub fn has_front(&self) -> bool {
+        self.front.get().is_some()
+    }
+
+    /// Runs `request` (its whole path and query) through the front and returns its response.
+    /// Fails with [`EventError::Internal`] if no front is loaded.
+    pub async fn fetch_front(&self, request: Request) -> Result<Response, EventError> {
+        match self.front.get() {
+            Some(front) => front.fetch(request).await,
+            None => Err(EventError::Internal("no front is loaded".into())),
+        }
     }
 
     /// Delivers an HTTP request to the object called `object_name` in `namespace` and waits for

@@ -1,4 +1,5 @@
-//! The data plane: one request routed to its object, and the object's answer as HTTP.
+//! The data plane: one request routed to its object (or, when the project has a front, given to
+//! the front), and the answer as HTTP.
 
 use http::header::CONTENT_LENGTH;
 use http::{Request, StatusCode};
@@ -15,6 +16,9 @@ pub(crate) async fn handle(
     mut request: Request<Incoming>,
     max_body: usize,
 ) -> HttpResponse {
+    if runtime.has_front() {
+        return through_front(runtime, request, max_body).await;
+    }
     let route = match route(request.uri().path(), request.uri().query()) {
         Ok(route) => route,
         Err(err) => {
@@ -30,27 +34,9 @@ pub(crate) async fn handle(
         Some(Ok(handshake)) => Some((handshake, hyper::upgrade::on(&mut request))),
         Some(Err(problem)) => return plain(StatusCode::BAD_REQUEST, &problem),
     };
-    let declared = request.headers().get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
-    if declared.is_some_and(|len| len > max_body as u64) {
-        return too_large(max_body);
-    }
-    let (parts, body) = request.into_parts();
-    let body = match Limited::new(body, max_body).collect().await {
-        Ok(collected) => collected.to_bytes(),
-        Err(err) if err.is::<http_body_util::LengthLimitError>() => return too_large(max_body),
-        Err(err) => {
-            return plain(StatusCode::BAD_REQUEST, &format!("could not read the request body: {err}"));
-        }
-    };
-    let object_request = opendo_runtime::Request {
-        method: parts.method.as_str().to_string(),
-        path: route.path,
-        headers: parts
-            .headers
-            .iter()
-            .map(|(name, value)| (name.as_str().to_string(), value.as_bytes().to_vec()))
-            .collect(),
-        body: body.to_vec(),
+    let object_request = match read(request, route.path, max_body).await {
+        Ok(request) => request,
+        Err(refused) => return refused,
     };
     let Some((handshake, on_upgrade)) = upgrade else {
         return match runtime.fetch_object(&route.namespace, &route.object, object_request).await {
@@ -63,4 +49,50 @@ pub(crate) async fn handle(
         Ok((response, None)) => from_object(response),
         Err(err) => event_error(&err),
     }
+}
+
+/// With a front, every request goes to it with its whole path and query.
+async fn through_front(runtime: &Runtime, request: Request<Incoming>, max_body: usize) -> HttpResponse {
+    if websocket::asks_websocket(&request) {
+        return plain(StatusCode::NOT_IMPLEMENTED, "WebSockets through a front are not supported yet");
+    }
+    let path = request.uri().path_and_query().map_or("/", |p| p.as_str()).to_string();
+    let front_request = match read(request, path, max_body).await {
+        Ok(request) => request,
+        Err(refused) => return refused,
+    };
+    match runtime.fetch_front(front_request).await {
+        Ok(response) => from_object(response),
+        Err(err) => event_error(&err),
+    }
+}
+
+/// Reads `request`'s body (at most `max_body` bytes) into the request a guest gets, with `path`.
+async fn read(
+    request: Request<Incoming>,
+    path: String,
+    max_body: usize,
+) -> Result<opendo_runtime::Request, HttpResponse> {
+    let declared = request.headers().get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    if declared.is_some_and(|len| len > max_body as u64) {
+        return Err(too_large(max_body));
+    }
+    let (parts, body) = request.into_parts();
+    let body = match Limited::new(body, max_body).collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(err) if err.is::<http_body_util::LengthLimitError>() => return Err(too_large(max_body)),
+        Err(err) => {
+            return Err(plain(StatusCode::BAD_REQUEST, &format!("could not read the request body: {err}")));
+        }
+    };
+    Ok(opendo_runtime::Request {
+        method: parts.method.as_str().to_string(),
+        path,
+        headers: parts
+            .headers
+            .iter()
+            .map(|(name, value)| (name.as_str().to_string(), value.as_bytes().to_vec()))
+            .collect(),
+        body: body.to_vec(),
+    })
 }

@@ -1,0 +1,105 @@
+//! A project with a front (`[front]` in `opendo.toml`): every request goes to the front, which
+//! authenticates it and reaches the probe objects through stubs with its own URL layout.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use opendo_e2e::{Server, run_project_expecting_refusal};
+use opendo_test_support::{FRONT, PROBE};
+
+/// A project folder with the probe as namespace `probe`, the test front, and `front_table`
+/// at the top of its `opendo.toml`.
+fn project(front_table: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(PROBE, dir.path().join("probe.wasm")).unwrap();
+    std::fs::copy(FRONT, dir.path().join("front.wasm")).unwrap();
+    let toml = format!("{front_table}\n\n[[namespace]]\nname = \"probe\"\nmodule = \"probe.wasm\"\n");
+    std::fs::write(dir.path().join("opendo.toml"), toml).unwrap();
+    dir
+}
+
+/// `method path` with the front's token (and a body), as (status, body).
+fn authorized(server: &Server, method: &str, path: &str, body: &[u8]) -> (u16, String) {
+    let head = format!(
+        "{method} {path} HTTP/1.1\r\nAuthorization: Bearer let-me-in\r\nContent-Length: {}",
+        body.len()
+    );
+    server.raw(&head, body).expect("an answer")
+}
+
+#[test]
+fn the_front_authenticates_and_routes_every_request_through_stubs() {
+    let dir = project("[front]\nmodule = \"front.wasm\"");
+    let server = Server::start_project(dir.path(), &[]);
+    assert_eq!(server.get("/public").body, "hello");
+    let refused = server.get("/notes/alice");
+    assert_eq!((refused.status, refused.body.as_str()), (401, "who are you?"));
+    // The objects' own URLs go to the front too, which does not know them.
+    assert_eq!(authorized(&server, "GET", "/probe/alice/kv/note", b"").0, 404);
+
+    assert_eq!(authorized(&server, "PUT", "/notes/alice", b"hi").0, 204);
+    assert_eq!(authorized(&server, "GET", "/notes/alice", b""), (200, "hi".to_string()));
+    assert_eq!(authorized(&server, "GET", "/notes/bob", b"").0, 404, "the probe's 404 passes through");
+    assert_eq!(authorized(&server, "GET", "/echo?x=1&y", b"").1, "/echo?x=1&y", "the whole path and query");
+
+    let (_, whoami) = authorized(&server, "GET", "/to/alice/whoami", b"");
+    let whoami: serde_json::Value = serde_json::from_str(&whoami).unwrap();
+    let id = whoami["id"].as_str().unwrap();
+    let (status, by_id) = authorized(&server, "GET", &format!("/by-id/{id}/whoami"), b"");
+    assert_eq!(status, 200);
+    assert_eq!(serde_json::from_str::<serde_json::Value>(&by_id).unwrap()["name"], "alice");
+    assert_eq!(authorized(&server, "GET", "/by-id/not-an-id/whoami", b"").0, 400);
+
+    // A trap answers 500 and the next request gets a fresh instance.
+    let (status, body) = authorized(&server, "GET", "/panic", b"");
+    assert_eq!(status, 500);
+    assert!(body.contains("panic"), "{body}");
+    assert_eq!(authorized(&server, "GET", "/notes/alice", b""), (200, "hi".to_string()));
+    assert!(server.log().contains("front loaded in"), "{}", server.log());
+    let upgrade = server.raw("GET /chat HTTP/1.1\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13", b"");
+    let (status, body) = upgrade.expect("an answer");
+    assert_eq!(status, 501, "{body}");
+    assert!(body.contains("WebSockets through a front are not supported yet"), "{body}");
+}
+
+#[test]
+fn requests_through_the_front_run_at_once_and_a_callee_trap_is_an_error_it_sees() {
+    let dir = project("[front]\nmodule = \"front.wasm\"");
+    let server = Server::start_project(dir.path(), &[]);
+    let done = AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        let waiting = scope.spawn(|| {
+            let answer = authorized(&server, "POST", "/to/sleeper/sleep?ms=3000", b"");
+            done.store(true, Ordering::SeqCst);
+            answer
+        });
+        // While one request waits in the front on a slow object, another goes through.
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !server.log().contains("probe sleeps 3000 ms") {
+            assert!(Instant::now() < deadline, "the slow call never started:\n{}", server.log());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert_eq!(authorized(&server, "PUT", "/notes/alice", b"meanwhile").0, 204);
+        assert!(!done.load(Ordering::SeqCst), "the second request waited for the first");
+        assert_eq!(waiting.join().unwrap(), (200, "1".to_string()));
+    });
+    let (status, body) = authorized(&server, "POST", "/to/b/write-then-panic/doomed", b"");
+    assert_eq!(status, 502, "{body}");
+    assert!(body.contains("call error CalleeFailed"), "{body}");
+}
+
+#[test]
+fn a_front_table_with_a_mistake_stops_the_start_with_one_line() {
+    for (table, expected) in [
+        ("[front]\nmodule = \"missing.wasm\"", "[front]: `module`"),
+        ("[front]\nmodule = \"front.wasm\"\nstorage-cap = \"1MiB\"", "unknown field `storage-cap`"),
+        ("[front]\nmodule = \"probe.wasm\"", "does not fit the `front` world"),
+        ("front = \"front.wasm\"", "write it as a `[front]` table"),
+    ] {
+        let dir = project(table);
+        let (status, stderr) = run_project_expecting_refusal(dir.path());
+        assert!(!status.success(), "{table}: started");
+        assert!(stderr.contains(expected), "{table}: {stderr}");
+        assert!(stderr.contains("opendo.toml"), "{table}: the message names the file: {stderr}");
+    }
+}
