@@ -42,8 +42,10 @@ pub struct RunArgs {
     /// The project file (TOML): settings, whose keys are the flag names without `--` (e.g.
     /// `listen = "0.0.0.0:8787"`, `idle-timeout = "30s"`), and `[[namespace]]` tables (`name`,
     /// `module`, and `memory-limit`, `cpu-limit`, `storage-cap`, `max-response-size` for that
-    /// namespace's objects). Flags given on the command line, and the environment variables named
-    /// here, override its settings [default: ./opendo.toml when no MODULE is given].
+    /// namespace's objects), and an optional `[front]` (`module`, and `memory-limit`, `cpu-limit`,
+    /// `max-response-size`): a component that then receives every request. Flags given on the
+    /// command line, and the environment variables named here, override its settings [default:
+    /// ./opendo.toml when no MODULE is given].
     #[arg(long, env = "OPENDO_CONFIG")]
     pub config: Option<PathBuf>,
 

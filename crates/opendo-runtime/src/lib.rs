@@ -10,6 +10,11 @@
 //! pool grows to 512 threads by default). Within an object events never overlap: the actor
 //! starts the next batch only after the previous one has committed.
 //!
+//! A guest that calls another object (`objects.fetch`) runs its handlers on a fiber, and the
+//! batch is a future polled on the blocking pool (`blocking`): while the guest waits for the
+//! callee, its fiber is suspended and the thread goes back to the pool. Before the call leaves,
+//! the caller's writes so far are committed and made durable (`actor/commit.rs`).
+//!
 //! # Events and the output gate
 //! A batch is one SQLite transaction; each event inside it is a savepoint (an event alone in its
 //! batch needs none: the transaction bounds it). After the last event, the batch commits (durably
@@ -49,13 +54,14 @@
 //! | `metrics` | [`Stats`], and their OpenMetrics text |
 //! | `names` | which object names are acceptable |
 //! | `identity` | who an object is (namespace, id, name) |
-//! | `bindings` | the one `bindgen!` of the `durable-object` world |
+//! | `bindings` | the `bindgen!`s of the `durable-object` world (handlers called directly, or on a fiber) and of the `front` world |
+//! | `blocking` | polling guest code's future on the blocking pool, giving the thread back while it waits |
 //! | `engine` | the wasmtime engine and the epoch thread behind the CPU limit |
 //! | `group_sync` | shared `syncfs` rounds that make new objects' first commits durable |
 //! | `trim` | giving memory freed by hibernated objects back to the system |
 //! | `sockets` | an object's WebSockets as the object sees them; outputs held for the gate |
 //! | `admin/model`, `admin/ops` | what admin calls answer; what one does to an object's database |
-//! | `host/` | the guest's imports: one file per WIT interface, the store's data and limits, and `host/errors.rs`, the one place that decides trap or guest-visible error |
+//! | `host/` | the guest's imports: one file per WIT interface, calls to objects (`host/calls.rs`), the store's data and limits (objects' and the front's), and `host/errors.rs`, the one place that decides trap or guest-visible error |
 //! | `component` | loading a component: header checks, compiled cache, fitting the world |
 //! | `namespace` | a loaded namespace: its component and its alarm index |
 //! | `mailbox` | the events sent to an actor, with where their outcomes go |
@@ -63,6 +69,7 @@
 //! | `directory` | which objects have an actor, the `max_active` slots, eviction |
 //! | `actor/` | one object's actor: its instance, its events, batch commit, output gate, loop |
 //! | `dispatch` | getting an event to its object's actor, starting one if needed |
+//! | `front` | the project's front: a pool of stateless instances that serve requests |
 //! | `connection` | one task per WebSocket connection, and [`AcceptedWebSocket`] |
 //! | `scheduler` | the alarm scheduler |
 //! | `admin` | [`Admin`]: the admin calls, on a live runtime or offline |

@@ -4,6 +4,7 @@
 //!
 //! - `store.rs`: the data of an object's wasmtime `Store` ([`Host`]), the limits it enforces;
 //! - `front.rs`: the data of a front instance's `Store` ([`FrontHost`]): ids and calls, no storage;
+//! - `cpu.rs`: the CPU limit, which does not count waits for calls;
 //! - `errors.rs`: traps versus guest-visible errors, decided for every import in one place;
 //! - `log.rs`: guest stdout and stderr into the runtime's log, rate-limited;
 //! - `kv.rs`, `sql.rs`, `transaction.rs`, `alarms.rs`, `state.rs`, `objects.rs`, `websockets.rs`: one file
@@ -13,6 +14,7 @@
 
 mod alarms;
 mod calls;
+mod cpu;
 mod errors;
 mod front;
 mod kv;
@@ -24,7 +26,8 @@ mod store;
 mod transaction;
 mod websockets;
 
+pub(crate) use cpu::limit_cpu;
 pub(crate) use errors::{StorageFailure, trap_cause};
 pub(crate) use front::{FRONT_LOG_NAMESPACE, FrontHost};
 pub(crate) use log::LogBudget;
-pub(crate) use store::{EventInfo, Host, HostLimits, limit_cpu};
+pub(crate) use store::{EventInfo, Host, HostLimits};

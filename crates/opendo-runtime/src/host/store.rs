@@ -7,14 +7,11 @@ use std::time::{Duration, Instant};
 
 use opendo_storage::{Alarm, ObjectDb};
 use wasmtime::component::ResourceTable;
-use wasmtime::{Store, UpdateDeadline};
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
-use super::errors::DeadlineExceeded;
 use super::log::GuestLog;
 use crate::actor::{BatchState, ObjectCtx};
 use crate::config::Config;
-use crate::engine::deadline_ticks;
 use crate::identity::Identity;
 use crate::mailbox::CallChain;
 use crate::sockets::{EventSockets, Sockets};
@@ -72,18 +69,6 @@ impl EventInfo {
     pub(crate) fn busy_time(&self) -> Duration {
         self.started.elapsed().saturating_sub(self.waited)
     }
-}
-
-/// Makes the guest of `store` trap once the running event's time, without its waits for calls
-/// (`event` finds it in the store's data), passes `cpu_limit`: at each epoch deadline the time
-/// left is worked out again.
-pub(crate) fn limit_cpu<T: 'static>(store: &mut Store<T>, cpu_limit: Duration, event: fn(&T) -> &EventInfo) {
-    store.epoch_deadline_callback(move |store| {
-        match cpu_limit.checked_sub(event(store.data()).busy_time()) {
-            Some(left) if !left.is_zero() => Ok(UpdateDeadline::Continue(deadline_ticks(left))),
-            _ => Err(wasmtime::Error::new(DeadlineExceeded)),
-        }
-    });
 }
 
 /// The data of one object's wasmtime `Store`.
