@@ -4,7 +4,7 @@
 //! batch; a trap throws its instance away.
 
 use std::path::Path;
-use std::sync::{Arc, Mutex, PoisonError, Weak};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use wasmtime::Store;
 use wasmtime::component::Linker;
@@ -14,11 +14,12 @@ use crate::bindings::front::{Front as FrontInstance, FrontPre};
 use crate::blocking::on_blocking_pool;
 use crate::component;
 use crate::config::ObjectLimits;
+use crate::connection::AcceptedWebSocket;
 use crate::context::Context;
 use crate::dispatch::Dispatch;
 use crate::engine::deadline_ticks;
 use crate::error::{Error, EventError, TrapCause};
-use crate::host::{EventInfo, FrontHost, LogBudget, limit_cpu, trap_cause};
+use crate::host::{EventInfo, FrontHost, LogBudget, UpgradedSocket, limit_cpu, trap_cause};
 use crate::http::{Request, Response};
 use crate::mailbox::CallChain;
 
@@ -31,7 +32,7 @@ pub(crate) struct Front {
     /// Memory, run time and response size of one request (the storage cap means nothing here).
     limits: ObjectLimits,
     idle: Mutex<Vec<Instance>>,
-    dispatch: Weak<Dispatch>,
+    dispatch: Arc<Dispatch>,
     context: Arc<Context>,
     /// Shared by every instance: the front's writes per second that reach the log.
     log_budget: Arc<Mutex<LogBudget>>,
@@ -58,16 +59,21 @@ impl Front {
             pre,
             limits,
             idle: Mutex::default(),
-            dispatch: Arc::downgrade(dispatch),
+            dispatch: dispatch.clone(),
             log_budget: Arc::new(Mutex::new(LogBudget::new(context.config.log_writes_per_second))),
             context,
         })
     }
 
-    /// Runs `request` through the front and returns its response.
-    pub(crate) async fn fetch(self: &Arc<Self>, request: Request) -> Result<Response, EventError> {
+    /// Runs `request` through the front and returns its response. For an `upgrade` request,
+    /// with the socket an object accepted through the front, if the front answered 101.
+    pub(crate) async fn fetch(
+        self: &Arc<Self>,
+        request: Request,
+        upgrade: bool,
+    ) -> Result<(Response, Option<AcceptedWebSocket>), EventError> {
         let front = self.clone();
-        match on_blocking_pool(async move { front.serve(request).await }).await {
+        match on_blocking_pool(async move { front.serve(request, upgrade).await }).await {
             Ok(outcome) => outcome,
             Err(err) => {
                 tracing::error!(namespace = crate::host::FRONT_LOG_NAMESPACE, "front request failed: {err}");
@@ -76,7 +82,11 @@ impl Front {
         }
     }
 
-    async fn serve(&self, request: Request) -> Result<Response, EventError> {
+    async fn serve(
+        &self,
+        request: Request,
+        upgrade: bool,
+    ) -> Result<(Response, Option<AcceptedWebSocket>), EventError> {
         let pooled = self.idle.lock().unwrap_or_else(PoisonError::into_inner).pop();
         let mut instance = match pooled {
             Some(instance) => instance,
@@ -84,11 +94,16 @@ impl Front {
         };
         let Request { method, path, headers, body } = request;
         let request = GuestRequest { method, path, headers, body };
-        instance.store.data_mut().event = EventInfo::new(CallChain::default());
-        instance.store.data_mut().limiter.hit = false;
+        let host = instance.store.data_mut();
+        host.event = EventInfo::new(CallChain::default());
+        host.limiter.hit = false;
+        host.upgrade = upgrade;
         instance.store.set_epoch_deadline(deadline_ticks(self.limits.cpu_limit));
         let handler = instance.front.opendo_durable_object_front_handler();
-        let response = match handler.call_fetch(&mut instance.store, &request).await {
+        let answered = handler.call_fetch(&mut instance.store, &request).await;
+        // Dropped unless the front answers 101: the object then hears the socket closed.
+        let upgraded = instance.store.data_mut().upgraded.take().map(|socket| self.socket(socket));
+        let response = match answered {
             Ok(response) => response,
             Err(err) => return Err(EventError::Trapped(self.trapped(&instance, &err))),
         };
@@ -106,12 +121,18 @@ impl Front {
         if idle.len() < MAX_IDLE {
             idle.push(instance);
         }
-        Ok(Response { status: response.status, headers: response.headers, body: response.body })
+        let socket = if response.status == 101 { upgraded } else { None };
+        Ok((Response { status: response.status, headers: response.headers, body: response.body }, socket))
+    }
+
+    fn socket(&self, upgraded: UpgradedSocket) -> AcceptedWebSocket {
+        let UpgradedSocket { target, sockets, accepted } = upgraded;
+        AcceptedWebSocket::new(self.dispatch.clone(), target, sockets, accepted)
     }
 
     async fn instantiate(&self) -> Result<Instance, EventError> {
         let host = FrontHost::new(
-            self.dispatch.clone(),
+            Arc::downgrade(&self.dispatch),
             self.context.host_limits.clone(),
             self.limits.memory_limit,
             self.log_budget.clone(),

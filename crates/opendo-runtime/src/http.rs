@@ -24,3 +24,13 @@ pub struct Response {
     /// The whole body.
     pub body: Vec<u8>,
 }
+
+/// Whether `headers` ask for a WebSocket upgrade (`Upgrade: websocket`).
+pub(crate) fn asks_websocket(headers: &[(String, Vec<u8>)]) -> bool {
+    headers.iter().any(|(name, value)| {
+        name.eq_ignore_ascii_case("upgrade")
+            && std::str::from_utf8(value).is_ok_and(|value| {
+                value.split(',').any(|token| token.trim().eq_ignore_ascii_case("websocket"))
+            })
+    })
+}

@@ -161,8 +161,26 @@ impl Runtime {
     /// Runs `request` (its whole path and query) through the front and returns its response.
     /// Fails with [`EventError::Internal`] if no front is loaded.
     pub async fn fetch_front(&self, request: Request) -> Result<Response, EventError> {
+        Ok(self.front_answer(request, false).await?.0)
+    }
+
+    /// Like [`Runtime::fetch_front`], for a WebSocket upgrade request: the front passes it on to
+    /// an object with a stub, which may accept the socket. The socket comes back only if the
+    /// front answered 101 (with the object's answer, or its own).
+    pub async fn fetch_front_upgrade(
+        &self,
+        request: Request,
+    ) -> Result<(Response, Option<AcceptedWebSocket>), EventError> {
+        self.front_answer(request, true).await
+    }
+
+    async fn front_answer(
+        &self,
+        request: Request,
+        upgrade: bool,
+    ) -> Result<(Response, Option<AcceptedWebSocket>), EventError> {
         match self.front.get() {
-            Some(front) => front.fetch(request).await,
+            Some(front) => front.fetch(request, upgrade).await,
             None => Err(EventError::Internal("no front is loaded".into())),
         }
     }

@@ -83,6 +83,14 @@ impl Request {
         Ok(self.with_header("content-type", "application/json").with_body(serde_json::to_vec(value)?))
     }
 
+    /// The same request (method, headers, body) for another path: how a front passes on a
+    /// request it received, WebSocket upgrades included, to an object with
+    /// [`Stub::fetch_with_request`](crate::Stub::fetch_with_request).
+    pub fn with_path(mut self, url: &str) -> Request {
+        self.path_and_query = path_of(url);
+        self
+    }
+
     /// The same request with one more header.
     pub fn with_header(mut self, name: &str, value: &str) -> Request {
         self.headers.push((name.to_string(), value.as_bytes().to_vec()));

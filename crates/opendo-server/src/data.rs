@@ -52,17 +52,26 @@ pub(crate) async fn handle(
 }
 
 /// With a front, every request goes to it with its whole path and query.
-async fn through_front(runtime: &Runtime, request: Request<Incoming>, max_body: usize) -> HttpResponse {
-    if websocket::asks_websocket(&request) {
-        return plain(StatusCode::NOT_IMPLEMENTED, "WebSockets through a front are not supported yet");
-    }
+async fn through_front(runtime: &Runtime, mut request: Request<Incoming>, max_body: usize) -> HttpResponse {
+    let upgrade = match websocket::asks_websocket(&request).then(|| websocket::handshake(&request)) {
+        None => None,
+        Some(Ok(handshake)) => Some((handshake, hyper::upgrade::on(&mut request))),
+        Some(Err(problem)) => return plain(StatusCode::BAD_REQUEST, &problem),
+    };
     let path = request.uri().path_and_query().map_or("/", |p| p.as_str()).to_string();
     let front_request = match read(request, path, max_body).await {
         Ok(request) => request,
         Err(refused) => return refused,
     };
-    match runtime.fetch_front(front_request).await {
-        Ok(response) => from_object(response),
+    let Some((handshake, on_upgrade)) = upgrade else {
+        return match runtime.fetch_front(front_request).await {
+            Ok(response) => from_object(response),
+            Err(err) => event_error(&err),
+        };
+    };
+    match runtime.fetch_front_upgrade(front_request).await {
+        Ok((response, Some(socket))) => websocket::complete(handshake, response, on_upgrade, socket),
+        Ok((response, None)) => from_object(response),
         Err(err) => event_error(&err),
     }
 }

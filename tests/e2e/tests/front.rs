@@ -56,10 +56,28 @@ fn the_front_authenticates_and_routes_every_request_through_stubs() {
     assert!(body.contains("panic"), "{body}");
     assert_eq!(authorized(&server, "GET", "/notes/alice", b""), (200, "hi".to_string()));
     assert!(server.log().contains("front loaded in"), "{}", server.log());
-    let upgrade = server.raw("GET /chat HTTP/1.1\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13", b"");
-    let (status, body) = upgrade.expect("an answer");
-    assert_eq!(status, 501, "{body}");
-    assert!(body.contains("WebSockets through a front are not supported yet"), "{body}");
+}
+
+#[test]
+fn a_websocket_through_the_front_reaches_the_object_that_accepted_it() {
+    let dir = project("[front]\nmodule = \"front.wasm\"");
+    let server =
+        Server::start_project(dir.path(), &["--idle-timeout", "1s", "--admin-listen", "127.0.0.1:0"]);
+    let mut socket = server.websocket("/socket/room?token=let-me-in");
+    assert_eq!(socket.recv_text(), "welcome", "the probe accepted it");
+    socket.send_text("echo:through the front");
+    assert_eq!(socket.recv_text(), "through the front");
+    // The object hibernates with the socket open; a message wakes it.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while server.metric("opendo_hibernations_total") == 0 {
+        assert!(Instant::now() < deadline, "the object never hibernated");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    socket.send_text("echo:after a nap");
+    assert_eq!(socket.recv_text(), "after a nap");
+    // An upgrade the front refuses is an ordinary answer.
+    let refused = opendo_e2e::WsClient::try_connect(server.addr, "/socket/room");
+    assert!(refused.is_err_and(|err| err.contains("401")), "the front's 401 refuses the upgrade");
 }
 
 #[test]

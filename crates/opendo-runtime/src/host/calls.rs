@@ -8,18 +8,20 @@
 //! so does a chain deeper than [`MAX_CALL_DEPTH`]. Calls between chains that wait on each other
 //! end at the call timeout.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use super::store::{EventInfo, Host};
 use crate::admin::model::ObjectRef;
-use crate::bindings::opendo::durable_object::objects::{CallError, CallErrorCode, Target};
+use crate::bindings::opendo::durable_object::objects::{self, CallError, CallErrorCode};
 use crate::bindings::{GuestRequest, GuestResponse};
-use crate::dispatch::Dispatch;
+use crate::dispatch::{Dispatch, Target};
 use crate::error::EventError;
 use crate::host::StorageFailure;
 use crate::http::Request;
 use crate::identity::ObjectKey;
 use crate::mailbox::CallChain;
+use crate::sockets::{Accepted, Sockets};
 
 /// Most objects in one chain of calls, the first caller and the last callee included.
 pub(crate) const MAX_CALL_DEPTH: usize = 16;
@@ -28,7 +30,7 @@ impl Host {
     pub(super) async fn call_object(
         &mut self,
         namespace: String,
-        target: Target,
+        target: objects::Target,
         request: GuestRequest,
     ) -> wasmtime::Result<Result<GuestResponse, CallError>> {
         let object = self.object.clone();
@@ -57,7 +59,7 @@ impl Host {
             // The batch's commit failed: nothing the guest can handle.
             Err(err) => return Err(wasmtime::Error::new(StorageFailure(err.to_string()))),
         }
-        let answered = call.send(&dispatch, &mut self.event).await;
+        let answered = call.send(&dispatch, &mut self.event).await.map(|answered| answered.response);
         if let Some(db) = self.db.as_ref() {
             // The SQL deadline moves by the wait too.
             db.set_deadline(Some(self.event.started + self.event.waited + object.namespace.limits.cpu_limit));
@@ -68,10 +70,27 @@ impl Host {
 
 /// A call checked and ready to leave.
 pub(crate) struct Call {
-    callee: crate::dispatch::Target,
+    callee: Target,
     /// The chain the callee's event is waited on by.
     chain: CallChain,
     request: Request,
+    /// Sent as a WebSocket upgrade: the callee may accept a socket (a front passing on a
+    /// client's upgrade).
+    pub(crate) upgrade: bool,
+}
+
+/// What a call brought back.
+pub(crate) struct Answered {
+    pub(crate) response: GuestResponse,
+    /// The socket the callee accepted, for a call sent as an upgrade.
+    pub(crate) socket: Option<UpgradedSocket>,
+}
+
+/// A socket an object accepted through a call, until the client's connection is handed to it.
+pub(crate) struct UpgradedSocket {
+    pub(crate) target: Target,
+    pub(crate) sockets: Arc<Sockets>,
+    pub(crate) accepted: Accepted,
 }
 
 impl Call {
@@ -82,12 +101,12 @@ impl Call {
         chain: &CallChain,
         caller: Option<ObjectKey>,
         namespace: &str,
-        target: Target,
+        target: objects::Target,
         request: GuestRequest,
     ) -> Result<Call, CallError> {
         let target = match target {
-            Target::Name(name) => ObjectRef::Name(name),
-            Target::Id(id) => ObjectRef::Id(id),
+            objects::Target::Name(name) => ObjectRef::Name(name),
+            objects::Target::Id(id) => ObjectRef::Id(id),
         };
         let callee = dispatch
             .target(namespace, &target)
@@ -110,7 +129,12 @@ impl Call {
             return Err(call_error(CallErrorCode::TooDeep, message));
         }
         let GuestRequest { method, path, headers, body } = request;
-        Ok(Call { callee, chain: waiting.into(), request: Request { method, path, headers, body } })
+        Ok(Call {
+            callee,
+            chain: waiting.into(),
+            request: Request { method, path, headers, body },
+            upgrade: false,
+        })
     }
 
     /// Sends the call and waits for the answer (at most the call timeout), adding the wait to
@@ -119,17 +143,24 @@ impl Call {
         self,
         dispatch: &Dispatch,
         event: &mut EventInfo,
-    ) -> Result<GuestResponse, CallError> {
-        let Call { callee, chain, request } = self;
+    ) -> Result<Answered, CallError> {
+        let Call { callee, chain, request, upgrade } = self;
         let timeout = dispatch.context.config.call_timeout;
         let waiting = Instant::now();
         let answered =
-            tokio::time::timeout(timeout, dispatch.fetch_target(&callee, request, false, chain)).await;
+            tokio::time::timeout(timeout, dispatch.fetch_target(&callee, request, upgrade, chain)).await;
         event.waited += waiting.elapsed();
         match answered {
-            Ok(Ok((answer, _))) => {
+            Ok(Ok((answer, sockets))) => {
                 let response = answer.response;
-                Ok(GuestResponse { status: response.status, headers: response.headers, body: response.body })
+                let socket = answer.accepted.map(|accepted| UpgradedSocket {
+                    target: callee.clone(),
+                    sockets,
+                    accepted,
+                });
+                let response =
+                    GuestResponse { status: response.status, headers: response.headers, body: response.body };
+                Ok(Answered { response, socket })
             }
             Ok(Err(err)) => Err(callee_error(err)),
             Err(_) => Err(call_error(

@@ -8,7 +8,7 @@ use opendo_storage::ObjectId;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
-use super::calls::{Call, call_error};
+use super::calls::{Call, UpgradedSocket, call_error};
 use super::errors::convert_error;
 use super::log::{GuestLog, LogBudget};
 use super::objects::{id_from_name, id_from_string, new_unique_id};
@@ -17,6 +17,7 @@ use crate::bindings::opendo::durable_object::{objects, types};
 use crate::bindings::{GuestError, GuestRequest, GuestResponse};
 use crate::dispatch::Dispatch;
 use crate::error::HostError;
+use crate::http::asks_websocket;
 use crate::identity::Identity;
 use crate::mailbox::CallChain;
 
@@ -27,6 +28,10 @@ pub(crate) const FRONT_LOG_NAMESPACE: &str = "_front";
 pub(crate) struct FrontHost {
     /// The request being served (its CPU time, its waits for calls).
     pub(crate) event: EventInfo,
+    /// The request is a WebSocket upgrade: the first call that passes it on may bring back a
+    /// socket an object accepted.
+    pub(crate) upgrade: bool,
+    pub(crate) upgraded: Option<UpgradedSocket>,
     pub(crate) limiter: MemoryLimiter,
     limits: Arc<HostLimits>,
     dispatch: Weak<Dispatch>,
@@ -52,6 +57,8 @@ impl FrontHost {
             .build();
         FrontHost {
             event: EventInfo::new(CallChain::default()),
+            upgrade: false,
+            upgraded: None,
             limiter: MemoryLimiter::new(memory_limit),
             limits,
             dispatch,
@@ -77,12 +84,20 @@ impl objects::Host for FrontHost {
         let Some(dispatch) = self.dispatch.upgrade() else {
             return Ok(Err(call_error(objects::CallErrorCode::Unavailable, "the server is shutting down")));
         };
+        let passes_upgrade = self.upgrade && self.upgraded.is_none() && asks_websocket(&request.headers);
         // A front holds no object's turn: its calls start a chain.
-        let call = match Call::prepare(&dispatch, &CallChain::default(), None, &namespace, target, request) {
-            Ok(call) => call,
-            Err(err) => return Ok(Err(err)),
-        };
-        Ok(call.send(&dispatch, &mut self.event).await)
+        let mut call =
+            match Call::prepare(&dispatch, &CallChain::default(), None, &namespace, target, request) {
+                Ok(call) => call,
+                Err(err) => return Ok(Err(err)),
+            };
+        call.upgrade = passes_upgrade;
+        Ok(call.send(&dispatch, &mut self.event).await.map(|answered| {
+            if answered.socket.is_some() {
+                self.upgraded = answered.socket;
+            }
+            answered.response
+        }))
     }
 
     fn id_from_name(&mut self, namespace: String, name: String) -> Result<String, HostError> {

@@ -26,6 +26,7 @@ mod store;
 mod transaction;
 mod websockets;
 
+pub(crate) use calls::UpgradedSocket;
 pub(crate) use cpu::limit_cpu;
 pub(crate) use errors::{StorageFailure, trap_cause};
 pub(crate) use front::{FRONT_LOG_NAMESPACE, FrontHost};

@@ -6,6 +6,8 @@
 //! - `GET /by-id/{id}/whoami`: the probe object with that id says who it is (400 for a bad id).
 //! - `GET /echo` (any query): the path and query the front got.
 //! - `GET /panic`: panics.
+//! - `GET /socket/{name}` (a WebSocket upgrade; the token may be `?token=let-me-in`): passed on
+//!   to the probe object `{name}` as `/ws`, which accepts the socket.
 //! - `/to/{name}/{rest}`: forwards `/{rest}` (with the query and method) to the probe object
 //!   `{name}`, and answers its response as is.
 
@@ -27,8 +29,15 @@ impl Front for TestFront {
         if path == "/public" {
             return Response::ok("hello");
         }
-        if req.header("authorization") != Some("Bearer let-me-in") {
+        // Browsers cannot set headers on a WebSocket: the token may come in the query too.
+        let token =
+            req.query().and_then(|query| query.split('&').find_map(|pair| pair.strip_prefix("token=")));
+        if req.header("authorization") != Some("Bearer let-me-in") && token != Some("let-me-in") {
             return Response::error("who are you?", 401);
+        }
+        if let Some(room) = path.strip_prefix("/socket/") {
+            // The client's upgrade, passed on as it came: the probe accepts the socket.
+            return probe().get_by_name(room)?.fetch_with_request(req.with_path("/ws"));
         }
         let answered = if let Some(name) = path.strip_prefix("/notes/") {
             let stub = probe().get_by_name(name)?;
