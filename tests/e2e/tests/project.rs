@@ -87,7 +87,7 @@ fn each_mistake_in_a_project_file_is_one_line_naming_it() {
         ),
         ("listn = \"127.0.0.1:1\"", &["opendo.toml: unknown setting `listn`"]),
         ("idle-timeout = \"2s\"", &["opendo.toml has no [[namespace]] table"]),
-        ("[front]\nmodule = \"probe.wasm\"", &["`[front]` is not supported yet"]),
+        ("[front]\nmodule = \"probe.wasm\"", &["has no [[namespace]] table"]),
         (
             "[[namespace]]\nname = \"a\"\nmodule = \"opendo.toml\"",
             &["namespace `a`", "is not a WebAssembly file"],
