@@ -83,10 +83,8 @@ impl NamespaceSpec {
     /// The limits of this namespace's objects: its own where it sets them, else `server`'s.
     pub fn limits(&self, server: ObjectLimits) -> ObjectLimits {
         ObjectLimits {
-            memory_limit: self.memory_limit.map_or(server.memory_limit, |size| size.0),
-            cpu_limit: self.cpu_limit.unwrap_or(server.cpu_limit),
             storage_cap: self.storage_cap.map_or(server.storage_cap, |size| size.0 as u64),
-            max_response_bytes: self.max_response_size.map_or(server.max_response_bytes, |size| size.0),
+            ..own_limits(self.memory_limit, self.cpu_limit, self.max_response_size, server)
         }
     }
 }
@@ -108,12 +106,22 @@ pub struct FrontSpec {
 impl FrontSpec {
     /// The limits of one request to the front: its own where it sets them, else `server`'s.
     pub fn limits(&self, server: ObjectLimits) -> ObjectLimits {
-        ObjectLimits {
-            memory_limit: self.memory_limit.map_or(server.memory_limit, |size| size.0),
-            cpu_limit: self.cpu_limit.unwrap_or(server.cpu_limit),
-            max_response_bytes: self.max_response_size.map_or(server.max_response_bytes, |size| size.0),
-            ..server
-        }
+        own_limits(self.memory_limit, self.cpu_limit, self.max_response_size, server)
+    }
+}
+
+/// `server`'s limits with the memory, CPU and response limits a table sets.
+fn own_limits(
+    memory: Option<Size>,
+    cpu: Option<Duration>,
+    response: Option<Size>,
+    server: ObjectLimits,
+) -> ObjectLimits {
+    ObjectLimits {
+        memory_limit: memory.map_or(server.memory_limit, |size| size.0),
+        cpu_limit: cpu.unwrap_or(server.cpu_limit),
+        max_response_bytes: response.map_or(server.max_response_bytes, |size| size.0),
+        ..server
     }
 }
 
@@ -388,6 +396,7 @@ mod tests {
         let project = read(&file).unwrap();
         let [spec] = project.namespaces.as_slice() else { panic!("{:?}", project.namespaces) };
         assert_eq!(spec.module, folder.join("build/a.wasm"));
+        assert_eq!(project.front, None);
         let server = ObjectLimits {
             memory_limit: 64 << 20,
             cpu_limit: Duration::from_secs(30),
@@ -413,5 +422,22 @@ mod tests {
         let toml = err("a = 1\nlisten = ");
         assert!(toml.contains("not valid TOML (line 2)"), "{toml}");
         assert_eq!(toml.lines().count(), 1, "{toml}");
+    }
+
+    #[test]
+    fn a_front_has_its_own_limits_and_its_module_beside_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("front.wasm"), b"").unwrap();
+        let file = dir.path().join("opendo.toml");
+        std::fs::write(&file, "[front]\nmodule = \"front.wasm\"\nmax-response-size = \"1KiB\"").unwrap();
+        let front = read(&file).unwrap().front.expect("a front");
+        assert_eq!(front.module, dir.path().join("front.wasm"));
+        let server = ObjectLimits {
+            memory_limit: 64 << 20,
+            cpu_limit: Duration::from_secs(30),
+            storage_cap: 1 << 30,
+            max_response_bytes: 1 << 20,
+        };
+        assert_eq!(front.limits(server), ObjectLimits { max_response_bytes: 1024, ..server });
     }
 }

@@ -98,22 +98,39 @@ pub(crate) fn fit_world(
     component: &Component,
     path: &Path,
 ) -> Result<ObjectPre, Error> {
-    let mismatch = |what: String| {
-        Error::InvalidModule(format!("{} does not fit the `durable-object` world: {what}", path.display()))
-    };
-    let engine = component.engine();
-    let exports: Vec<String> =
-        component.component_type().exports(engine).map(|(name, _)| name.to_string()).collect();
-    if !exports.iter().any(|name| name == HANDLER_EXPORT) {
-        let found = if exports.is_empty() { "nothing".to_string() } else { exports.join(", ") };
-        return Err(mismatch(format!("it does not export `{HANDLER_EXPORT}` (it exports {found})")));
-    }
+    let mismatch = mismatch(path, "durable-object");
+    check_export(component, HANDLER_EXPORT, "", &mismatch)?;
     let pre = linker.instantiate_pre(component).map_err(|err| mismatch(format!("{err:#}")))?;
     let checked = match imports_fetch(component) {
         true => on_fiber::DurableObjectPre::new(pre).map(ObjectPre::OnFiber),
         false => DurableObjectPre::new(pre).map(ObjectPre::Direct),
     };
     checked.map_err(|err| mismatch(format!("{err:#}")))
+}
+
+/// The error for a component at `path` that does not fit `world`, saying what does not.
+fn mismatch(path: &Path, world: &'static str) -> impl Fn(String) -> Error {
+    let shown = path.display().to_string();
+    move |what| Error::InvalidModule(format!("{shown} does not fit the `{world}` world: {what}"))
+}
+
+/// Fails unless `component` exports `export`; the error lists what it exports, with
+/// `object_hint` if it exports an object's handler instead.
+fn check_export(
+    component: &Component,
+    export: &str,
+    object_hint: &str,
+    mismatch: &impl Fn(String) -> Error,
+) -> Result<(), Error> {
+    let engine = component.engine();
+    let exports: Vec<String> =
+        component.component_type().exports(engine).map(|(name, _)| name.to_string()).collect();
+    if exports.iter().any(|name| name == export) {
+        return Ok(());
+    }
+    let found = if exports.is_empty() { "nothing".to_string() } else { exports.join(", ") };
+    let hint = if exports.iter().any(|name| name == HANDLER_EXPORT) { object_hint } else { "" };
+    Err(mismatch(format!("it does not export `{export}` (it exports {found}){hint}")))
 }
 
 /// Whether `component` imports `objects.fetch`: its handlers may wait for another object.
@@ -133,21 +150,9 @@ pub(crate) fn fit_front_world(
     component: &Component,
     path: &Path,
 ) -> Result<FrontPre<FrontHost>, Error> {
-    let mismatch = |what: String| {
-        Error::InvalidModule(format!("{} does not fit the `front` world: {what}", path.display()))
-    };
-    let engine = component.engine();
-    let exports: Vec<String> =
-        component.component_type().exports(engine).map(|(name, _)| name.to_string()).collect();
-    if !exports.iter().any(|name| name == FRONT_EXPORT) {
-        let found = if exports.is_empty() { "nothing".to_string() } else { exports.join(", ") };
-        let hint = if exports.iter().any(|name| name == HANDLER_EXPORT) {
-            " (it is an object: a front is built with `export_front!`, not `export_durable_object!`)"
-        } else {
-            ""
-        };
-        return Err(mismatch(format!("it does not export `{FRONT_EXPORT}` (it exports {found}){hint}")));
-    }
+    let mismatch = mismatch(path, "front");
+    let hint = " (it is an object: a front is built with `export_front!`, not `export_durable_object!`)";
+    check_export(component, FRONT_EXPORT, hint, &mismatch)?;
     let pre = linker.instantiate_pre(component).map_err(|err| mismatch(format!("{err:#}")))?;
     FrontPre::new(pre).map_err(|err| mismatch(format!("{err:#}")))
 }

@@ -123,10 +123,7 @@ impl Request {
 
     /// The first header called `name` (case-insensitive), if it is valid UTF-8.
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .and_then(|(_, v)| std::str::from_utf8(v).ok())
+        header(&self.headers, name)
     }
 
     /// All headers, in the order received, values as raw bytes.
@@ -232,10 +229,7 @@ impl Response {
 
     /// The first header called `name` (case-insensitive), if it is valid UTF-8.
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .and_then(|(_, v)| std::str::from_utf8(v).ok())
+        header(&self.headers, name)
     }
 
     /// All headers, values as raw bytes.
@@ -266,6 +260,11 @@ impl Response {
     pub(crate) fn into_wit(self) -> wit::Response {
         wit::Response { status: self.status, headers: self.headers, body: self.body }
     }
+}
+
+/// The first of `headers` called `name` (case-insensitive), if it is valid UTF-8.
+fn header<'a>(headers: &'a [(String, Vec<u8>)], name: &str) -> Option<&'a str> {
+    headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).and_then(|(_, v)| std::str::from_utf8(v).ok())
 }
 
 /// The path and query of `url`: itself if it starts with `/`, else what follows its scheme and
