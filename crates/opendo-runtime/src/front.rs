@@ -6,6 +6,7 @@
 use std::path::Path;
 use std::sync::{Arc, Mutex, PoisonError};
 
+use tokio::sync::Semaphore;
 use wasmtime::Store;
 use wasmtime::component::Linker;
 
@@ -19,12 +20,17 @@ use crate::context::Context;
 use crate::dispatch::Dispatch;
 use crate::engine::deadline_ticks;
 use crate::error::{Error, EventError, TrapCause};
-use crate::host::{EventInfo, FrontHost, LogBudget, UpgradedSocket, limit_cpu, trap_cause};
+use crate::host::{
+    EventInfo, FRONT_LOG_NAMESPACE, FrontHost, LogBudget, UpgradedSocket, limit_cpu, trap_cause,
+};
 use crate::http::{Request, Response};
 use crate::mailbox::CallChain;
+use crate::metrics::NamespaceStats;
 
 /// Idle instances kept for the next requests; more are dropped when they finish.
 const MAX_IDLE: usize = 64;
+/// Requests the front runs at once (each on an instance of its own); more wait their turn.
+pub(crate) const MAX_RUNNING: usize = 1024;
 
 /// A loaded front.
 pub(crate) struct Front {
@@ -36,6 +42,9 @@ pub(crate) struct Front {
     context: Arc<Context>,
     /// Shared by every instance: the front's writes per second that reach the log.
     log_budget: Arc<Mutex<LogBudget>>,
+    stats: NamespaceStats,
+    /// Requests served at once; more wait for a turn.
+    running: Arc<Semaphore>,
 }
 
 struct Instance {
@@ -61,6 +70,8 @@ impl Front {
             idle: Mutex::default(),
             dispatch: dispatch.clone(),
             log_budget: Arc::new(Mutex::new(LogBudget::new(context.config.log_writes_per_second))),
+            stats: context.stats.for_namespace(FRONT_LOG_NAMESPACE),
+            running: Arc::new(Semaphore::new(MAX_RUNNING)),
             context,
         })
     }
@@ -72,11 +83,16 @@ impl Front {
         request: Request,
         upgrade: bool,
     ) -> Result<(Response, Option<AcceptedWebSocket>), EventError> {
+        // Each running request holds an instance (up to its memory limit): their number is bounded.
+        let Ok(_turn) = self.running.acquire().await else {
+            return Err(EventError::ShuttingDown);
+        };
+        self.context.stats.front_requests.inc();
         let front = self.clone();
         match on_blocking_pool(async move { front.serve(request, upgrade).await }).await {
             Ok(outcome) => outcome,
             Err(err) => {
-                tracing::error!(namespace = crate::host::FRONT_LOG_NAMESPACE, "front request failed: {err}");
+                tracing::error!(namespace = FRONT_LOG_NAMESPACE, "front request failed: {err}");
                 Err(EventError::Internal("the front failed; the server log has the cause".into()))
             }
         }
@@ -109,7 +125,7 @@ impl Front {
         };
         if response.body.len() > self.limits.max_response_bytes {
             tracing::warn!(
-                namespace = crate::host::FRONT_LOG_NAMESPACE,
+                namespace = FRONT_LOG_NAMESPACE,
                 cause = %TrapCause::ResponseTooLarge,
                 "front response body of {} bytes is over the limit of {} bytes",
                 response.body.len(),
@@ -136,6 +152,7 @@ impl Front {
             self.context.host_limits.clone(),
             self.limits.memory_limit,
             self.log_budget.clone(),
+            self.stats.clone(),
         );
         let mut store = Store::new(self.pre.engine(), host);
         store.limiter(|host| &mut host.limiter);
@@ -145,7 +162,7 @@ impl Front {
             Ok(front) => Ok(Instance { store, front }),
             Err(err) => {
                 let cause = trap_cause(&err, store.data().limiter.hit);
-                tracing::warn!(namespace = crate::host::FRONT_LOG_NAMESPACE, cause = %cause, "front instance failed to start: {err:?}");
+                tracing::warn!(namespace = FRONT_LOG_NAMESPACE, cause = %cause, "front instance failed to start: {err:?}");
                 self.context.stats.traps.inc();
                 Err(EventError::Trapped(cause))
             }
@@ -155,7 +172,7 @@ impl Front {
     fn trapped(&self, instance: &Instance, err: &wasmtime::Error) -> TrapCause {
         let cause = trap_cause(err, instance.store.data().limiter.hit);
         tracing::warn!(
-            namespace = crate::host::FRONT_LOG_NAMESPACE,
+            namespace = FRONT_LOG_NAMESPACE,
             cause = %cause,
             "front request trapped, instance thrown away: {err:?}"
         );

@@ -36,6 +36,9 @@ pub struct Stats {
     rows_read: Family<NamespaceLabel, Counter>,
     rows_written: Family<NamespaceLabel, Counter>,
     events: Family<NamespaceLabel, Histogram>,
+    calls: Family<NamespaceLabel, Counter>,
+    call_errors: Family<NamespaceLabel, Counter>,
+    pub(crate) front_requests: Counter,
     registry: Registry,
 }
 
@@ -50,6 +53,10 @@ pub(crate) struct NamespaceStats {
     pub(crate) rows_read: Counter,
     pub(crate) rows_written: Counter,
     pub(crate) events: Histogram,
+    /// Calls its objects (or the front) made to objects.
+    pub(crate) calls: Counter,
+    /// Of those, the ones that ended with an error the caller saw.
+    pub(crate) call_errors: Counter,
 }
 
 impl Default for Stats {
@@ -71,6 +78,9 @@ impl Default for Stats {
             rows_read: Family::default(),
             rows_written: Family::default(),
             events: Family::default(),
+            calls: Family::default(),
+            call_errors: Family::default(),
+            front_requests: Counter::default(),
             registry: Registry::default(),
         };
         let mut registry = Registry::with_prefix("opendo");
@@ -85,6 +95,7 @@ impl Default for Stats {
                 &stats.evictions,
             ),
             ("commits", "Event batches committed", &stats.commits),
+            ("front_requests", "Requests the front served (or trapped on)", &stats.front_requests),
             ("traps", "Events that trapped and were rolled back", &stats.traps),
             ("alarm_runs", "Alarm handler runs", &stats.alarm_runs),
             ("alarm_retries", "Failed alarm runs scheduled for a retry", &stats.alarm_retries),
@@ -131,6 +142,16 @@ impl Default for Stats {
             "Time an event ran in its object (its guest code and storage calls; not its wait in the queue nor the commit), by namespace",
             Unit::Seconds,
             stats.events.clone(),
+        );
+        registry.register(
+            "calls",
+            "Calls to objects made by the objects of a namespace (or by the front, namespace `_front`)",
+            stats.calls.clone(),
+        );
+        registry.register(
+            "call_errors",
+            "Calls to objects that ended with an error the caller saw (refused, callee failed, overloaded, timed out), by calling namespace",
+            stats.call_errors.clone(),
         );
         stats.registry = registry;
         stats
@@ -218,6 +239,8 @@ impl Stats {
             rows_read: self.rows_read.get_or_create(&label).clone(),
             rows_written: self.rows_written.get_or_create(&label).clone(),
             events: self.events.get_or_create(&label).clone(),
+            calls: self.calls.get_or_create(&label).clone(),
+            call_errors: self.call_errors.get_or_create(&label).clone(),
         }
     }
 

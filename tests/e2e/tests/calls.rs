@@ -56,7 +56,7 @@ fn a_chain_of_calls_reaches_each_object_by_name_and_by_id() {
 fn a_call_back_into_the_chain_fails_at_once_instead_of_waiting_forever() {
     let dir = tempfile::tempdir().unwrap();
     // A deadlock would hold the request until the call timeout, far past the client's.
-    let server = probe(&dir, &["--call-timeout", "10min"]);
+    let server = probe(&dir, &["--call-timeout", "10min", "--admin-listen", "127.0.0.1:0"]);
     let back = server.get("/probe/a/to/probe/b/to/probe/a/whoami");
     assert_eq!(back.status, 502, "{back:?}");
     assert!(back.body.contains("call error Cycle"), "{back:?}");
@@ -65,6 +65,9 @@ fn a_call_back_into_the_chain_fails_at_once_instead_of_waiting_forever() {
     // Both objects are free again.
     assert_eq!(server.get("/probe/a/whoami").status, 200);
     assert_eq!(server.get("/probe/b/whoami").status, 200);
+    // a called b and b called a; then a called itself: three calls, two refused.
+    assert_eq!(server.metric("opendo_calls_total{namespace=\"probe\"}"), 3);
+    assert_eq!(server.metric("opendo_call_errors_total{namespace=\"probe\"}"), 2);
 }
 
 #[test]

@@ -30,7 +30,7 @@ fn authorized(server: &Server, method: &str, path: &str, body: &[u8]) -> (u16, S
 #[test]
 fn the_front_authenticates_and_routes_every_request_through_stubs() {
     let dir = project("[front]\nmodule = \"front.wasm\"");
-    let server = Server::start_project(dir.path(), &[]);
+    let server = Server::start_project(dir.path(), &["--admin-listen", "127.0.0.1:0"]);
     assert_eq!(server.get("/public").body, "hello");
     let refused = server.get("/notes/alice");
     assert_eq!((refused.status, refused.body.as_str()), (401, "who are you?"));
@@ -56,6 +56,8 @@ fn the_front_authenticates_and_routes_every_request_through_stubs() {
     assert!(body.contains("panic"), "{body}");
     assert_eq!(authorized(&server, "GET", "/notes/alice", b""), (200, "hi".to_string()));
     assert!(server.log().contains("front loaded in"), "{}", server.log());
+    assert_eq!(server.metric("opendo_front_requests_total"), 12, "every request above");
+    assert_eq!(server.metric("opendo_calls_total{namespace=\"_front\"}"), 6, "the routes that call");
 }
 
 #[test]

@@ -37,29 +37,34 @@ impl Host {
         let Some(dispatch) = object.dispatch.upgrade() else {
             return Ok(Err(call_error(CallErrorCode::Unavailable, "the server is shutting down")));
         };
-        let call = match Call::prepare(
-            &dispatch,
-            &self.event.chain,
-            Some(object.key()),
-            &namespace,
-            target,
-            request,
-        ) {
+        let stats = &object.namespace.stats;
+        stats.calls.inc();
+        let prepared =
+            Call::prepare(&dispatch, &self.event.chain, Some(object.key()), &namespace, target, request);
+        let call = match prepared {
             Ok(call) => call,
-            Err(err) => return Ok(Err(err)),
+            Err(err) => {
+                stats.call_errors.inc();
+                return Ok(Err(err));
+            }
         };
         match crate::actor::commit_inside_event(&object, self) {
             Ok(()) => {}
             Err(err @ opendo_storage::Error::Transaction(_)) => {
+                stats.call_errors.inc();
                 return Ok(Err(call_error(CallErrorCode::InTransaction, err.to_string())));
             }
             Err(err @ opendo_storage::Error::Sql { .. }) => {
+                stats.call_errors.inc();
                 return Ok(Err(call_error(CallErrorCode::InvalidArgument, err.to_string())));
             }
             // The batch's commit failed: nothing the guest can handle.
             Err(err) => return Err(wasmtime::Error::new(StorageFailure(err.to_string()))),
         }
         let answered = call.send(&dispatch, &mut self.event).await.map(|answered| answered.response);
+        if answered.is_err() {
+            stats.call_errors.inc();
+        }
         if let Some(db) = self.db.as_ref() {
             // The SQL deadline moves by the wait too.
             db.set_deadline(Some(self.event.started + self.event.waited + object.namespace.limits.cpu_limit));

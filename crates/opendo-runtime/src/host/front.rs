@@ -20,6 +20,7 @@ use crate::error::HostError;
 use crate::http::asks_websocket;
 use crate::identity::Identity;
 use crate::mailbox::CallChain;
+use crate::metrics::NamespaceStats;
 
 /// What a front's log lines are tagged with: a namespace no object can have.
 pub(crate) const FRONT_LOG_NAMESPACE: &str = "_front";
@@ -35,6 +36,8 @@ pub(crate) struct FrontHost {
     pub(crate) limiter: MemoryLimiter,
     limits: Arc<HostLimits>,
     dispatch: Weak<Dispatch>,
+    /// The front's call counters (namespace `_front`).
+    stats: NamespaceStats,
     wasi: WasiCtx,
     table: ResourceTable,
 }
@@ -45,6 +48,7 @@ impl FrontHost {
         limits: Arc<HostLimits>,
         memory_limit: usize,
         log_budget: Arc<Mutex<LogBudget>>,
+        stats: NamespaceStats,
     ) -> Self {
         let identity = Arc::new(Identity::new(
             FRONT_LOG_NAMESPACE.into(),
@@ -62,6 +66,7 @@ impl FrontHost {
             limiter: MemoryLimiter::new(memory_limit),
             limits,
             dispatch,
+            stats,
             wasi,
             table: ResourceTable::new(),
         }
@@ -85,14 +90,22 @@ impl objects::Host for FrontHost {
             return Ok(Err(call_error(objects::CallErrorCode::Unavailable, "the server is shutting down")));
         };
         let passes_upgrade = self.upgrade && self.upgraded.is_none() && asks_websocket(&request.headers);
+        self.stats.calls.inc();
         // A front holds no object's turn: its calls start a chain.
-        let mut call =
-            match Call::prepare(&dispatch, &CallChain::default(), None, &namespace, target, request) {
-                Ok(call) => call,
-                Err(err) => return Ok(Err(err)),
-            };
+        let prepared = Call::prepare(&dispatch, &CallChain::default(), None, &namespace, target, request);
+        let mut call = match prepared {
+            Ok(call) => call,
+            Err(err) => {
+                self.stats.call_errors.inc();
+                return Ok(Err(err));
+            }
+        };
         call.upgrade = passes_upgrade;
-        Ok(call.send(&dispatch, &mut self.event).await.map(|answered| {
+        let answered = call.send(&dispatch, &mut self.event).await;
+        if answered.is_err() {
+            self.stats.call_errors.inc();
+        }
+        Ok(answered.map(|answered| {
             if answered.socket.is_some() {
                 self.upgraded = answered.socket;
             }
