@@ -12,7 +12,7 @@ use clap::parser::ValueSource;
 use clap::{ArgMatches, CommandFactory};
 use serde::Deserialize;
 
-use opendo_runtime::ObjectLimits;
+use opendo_runtime::{ObjectLimits, Outbound};
 
 use crate::args::{Cli, DurabilityArg, LogFormat, RunArgs, Size};
 
@@ -65,6 +65,9 @@ pub struct NamespaceSpec {
     pub storage_cap: Option<Size>,
     #[serde(default)]
     pub max_response_size: Option<Size>,
+    /// Hosts (`host` or `host:port`) its objects may send HTTP requests to; none by default.
+    #[serde(default)]
+    pub outbound: Vec<String>,
 }
 
 impl NamespaceSpec {
@@ -77,6 +80,7 @@ impl NamespaceSpec {
             cpu_limit: None,
             storage_cap: None,
             max_response_size: None,
+            outbound: Vec::new(),
         }
     }
 
@@ -101,6 +105,9 @@ pub struct FrontSpec {
     pub cpu_limit: Option<Duration>,
     #[serde(default)]
     pub max_response_size: Option<Size>,
+    /// Hosts (`host` or `host:port`) the front may send HTTP requests to; none by default.
+    #[serde(default)]
+    pub outbound: Vec<String>,
 }
 
 impl FrontSpec {
@@ -192,6 +199,7 @@ fn front_spec(file: &Path, front: toml::Value) -> anyhow::Result<FrontSpec> {
                 key => anyhow!("{shown}: [front]: `{key}`: {}", err.inner().message().trim()),
             }
         })?;
+    Outbound::allow(&spec.outbound).map_err(|err| anyhow!("{shown}: [front]: `outbound`: {err}"))?;
     spec.module = file.parent().unwrap_or(Path::new("")).join(&spec.module);
     if !spec.module.exists() {
         return Err(anyhow!(
@@ -226,6 +234,7 @@ fn namespaces(file: &Path, tables: Vec<toml::Value>) -> anyhow::Result<Vec<Names
                 "." => anyhow!("{shown}: {which}: {}", err.inner().message().trim()),
                 key => anyhow!("{shown}: {which}: `{key}`: {}", err.inner().message().trim()),
             })?;
+        Outbound::allow(&spec.outbound).map_err(|err| anyhow!("{shown}: {which}: `outbound`: {err}"))?;
         if specs.iter().any(|other| other.name == spec.name) {
             return Err(anyhow!("{shown}: {which} is defined twice"));
         }

@@ -136,6 +136,88 @@ pub fn default_max_active() -> usize {
     usize::try_from(limit.saturating_sub(256) / FILES_PER_ACTIVE_OBJECT).unwrap_or(usize::MAX).max(1)
 }
 
+/// The hosts the objects of a namespace (or the front) may send HTTP requests to; none unless
+/// given. Each entry is `host` (any port) or `host:port`; a host given by name may not resolve to
+/// a loopback, private or link-local address, an IP address allows itself.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Outbound {
+    entries: Vec<OutboundEntry>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct OutboundEntry {
+    /// Lower case; an IPv6 address without its brackets.
+    host: String,
+    port: Option<u16>,
+}
+
+impl OutboundEntry {
+    /// Whether the entry is an IP address: it may be reached even if loopback or private.
+    pub(crate) fn allows_local(&self) -> bool {
+        self.host.parse::<std::net::IpAddr>().is_ok()
+    }
+}
+
+impl Outbound {
+    /// The allowlist of `entries` (`host` or `host:port`, `[v6]:port`). Fails naming the first
+    /// entry that is neither.
+    pub fn allow(entries: &[String]) -> Result<Self, crate::Error> {
+        let parse = |entry: &str| -> Option<OutboundEntry> {
+            let (host, port) = match split_port(entry) {
+                Some((host, port)) => (host, Some(port.parse::<u16>().ok().filter(|port| *port > 0)?)),
+                None => (entry, None),
+            };
+            let host = host.trim_start_matches('[').trim_end_matches(']').to_ascii_lowercase();
+            let plausible = !host.is_empty()
+                && (host.parse::<std::net::IpAddr>().is_ok()
+                    || host.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.'));
+            plausible.then_some(OutboundEntry { host, port })
+        };
+        let entries = entries
+            .iter()
+            .map(|entry| {
+                parse(entry.trim()).ok_or_else(|| {
+                    crate::Error::InvalidConfig(format!(
+                        "`{entry}` is not a host or host:port (e.g. `api.example.com` or `127.0.0.1:9000`)"
+                    ))
+                })
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(Outbound { entries })
+    }
+
+    /// The entry allowing `host` and `port`, if any.
+    pub(crate) fn entry(&self, host: &str, port: u16) -> Option<&OutboundEntry> {
+        let host = host.to_ascii_lowercase();
+        self.entries.iter().find(|entry| entry.host == host && entry.port.is_none_or(|p| p == port))
+    }
+
+    /// Whether a request to `authority` (`host[:port]`, the port by its scheme if absent) is
+    /// allowed, before resolving it.
+    pub(crate) fn allows_authority(&self, authority: &str, https: bool) -> bool {
+        let (host, port) = match split_port(authority) {
+            Some((host, port)) => match port.parse() {
+                Ok(port) => (host, port),
+                Err(_) => return false,
+            },
+            None => (authority, if https { 443 } else { 80 }),
+        };
+        self.entry(host.trim_start_matches('[').trim_end_matches(']'), port).is_some()
+    }
+}
+
+/// `host:port` split at the port's colon (an IPv6 address has its own colons, in brackets).
+fn split_port(authority: &str) -> Option<(&str, &str)> {
+    if authority.starts_with('[') {
+        let end = authority.find(']')?;
+        return authority[end + 1..].strip_prefix(':').map(|port| (&authority[..=end], port));
+    }
+    match authority.matches(':').count() {
+        1 => authority.split_once(':'),
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -149,5 +231,26 @@ mod tests {
         assert_eq!(Durability::Full.for_index(), Storage::Full);
         assert_eq!(Durability::Relaxed.for_objects(true), Storage::Relaxed);
         assert_eq!(Durability::Relaxed.for_index(), Storage::Relaxed);
+    }
+
+    #[test]
+    fn outbound_entries_allow_their_host_and_port_only() {
+        let allowed =
+            Outbound::allow(&["API.example.com".into(), "127.0.0.1:9000".into(), "[::1]:8080".into()])
+                .unwrap();
+        assert!(allowed.allows_authority("api.example.com", true));
+        assert!(allowed.allows_authority("api.example.com:8443", true), "a host alone allows any port");
+        assert!(allowed.allows_authority("127.0.0.1:9000", false));
+        assert!(!allowed.allows_authority("127.0.0.1:9001", false));
+        assert!(!allowed.allows_authority("127.0.0.1", false), "port 80 is not 9000");
+        assert!(allowed.allows_authority("[::1]:8080", false));
+        assert!(!allowed.allows_authority("example.com", true));
+        assert!(!allowed.allows_authority("api.example.com.evil.test", true));
+        assert!(allowed.entry("127.0.0.1", 9000).unwrap().allows_local());
+        assert!(!allowed.entry("api.example.com", 443).unwrap().allows_local());
+        for bad in ["", "exa mple.com", "host:0", "host:http", "a:b:c", "https://example.com"] {
+            assert!(Outbound::allow(&[bad.to_string()]).is_err(), "{bad:?}");
+        }
+        assert!(!Outbound::default().allows_authority("example.com", true), "none by default");
     }
 }

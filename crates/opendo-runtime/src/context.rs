@@ -1,7 +1,8 @@
 //! What every actor of a runtime shares: settings, the engine, counters, and the flush that
 //! makes new objects durable.
 
-use std::sync::Arc;
+use std::net::SocketAddr;
+use std::sync::{Arc, OnceLock};
 
 use opendo_storage::layout::DataDirLock;
 use tokio::sync::Notify;
@@ -25,6 +26,8 @@ pub(crate) struct Context {
     /// flushes (see `group_sync.rs`).
     pub(crate) group_sync: Option<GroupSync>,
     pub(crate) trimmer: Arc<MemoryTrimmer>,
+    /// The admin listener's address, once it listens: outbound requests never reach it.
+    pub(crate) admin_address: Arc<OnceLock<SocketAddr>>,
     /// Keeps other processes out of the data directory while any actor runs.
     pub(crate) _data_dir_lock: DataDirLock,
 }

@@ -14,14 +14,15 @@ use crate::bindings::GuestRequest;
 use crate::bindings::front::{Front as FrontInstance, FrontPre};
 use crate::blocking::on_blocking_pool;
 use crate::component;
-use crate::config::ObjectLimits;
+use crate::config::{ObjectLimits, Outbound};
 use crate::connection::AcceptedWebSocket;
 use crate::context::Context;
 use crate::dispatch::Dispatch;
 use crate::engine::deadline_ticks;
 use crate::error::{Error, EventError, TrapCause};
 use crate::host::{
-    EventInfo, FRONT_LOG_NAMESPACE, FrontHost, LogBudget, UpgradedSocket, limit_cpu, trap_cause,
+    EventInfo, FRONT_LOG_NAMESPACE, FrontHost, LogBudget, OutboundHooks, UpgradedSocket, limit_cpu,
+    trap_cause,
 };
 use crate::http::{Request, Response};
 use crate::mailbox::CallChain;
@@ -43,6 +44,8 @@ pub(crate) struct Front {
     /// Shared by every instance: the front's writes per second that reach the log.
     log_budget: Arc<Mutex<LogBudget>>,
     stats: NamespaceStats,
+    /// The hosts it may send HTTP requests to.
+    outbound: Arc<Outbound>,
     /// Requests served at once; more wait for a turn.
     running: Arc<Semaphore>,
 }
@@ -58,6 +61,7 @@ impl Front {
         module: &Path,
         linker: &Linker<FrontHost>,
         limits: ObjectLimits,
+        outbound: Outbound,
         dispatch: &Arc<Dispatch>,
     ) -> Result<Self, Error> {
         let context = dispatch.context.clone();
@@ -72,6 +76,7 @@ impl Front {
             log_budget: Arc::new(Mutex::new(LogBudget::new(context.config.log_writes_per_second))),
             stats: context.stats.for_namespace(FRONT_LOG_NAMESPACE),
             running: Arc::new(Semaphore::new(MAX_RUNNING)),
+            outbound: Arc::new(outbound),
             context,
         })
     }
@@ -153,6 +158,11 @@ impl Front {
             self.limits.memory_limit,
             self.log_budget.clone(),
             self.stats.clone(),
+            OutboundHooks::new(
+                self.outbound.clone(),
+                self.limits.max_response_bytes,
+                self.context.admin_address.clone(),
+            ),
         );
         let mut store = Store::new(self.pre.engine(), host);
         store.limiter(|host| &mut host.limiter);

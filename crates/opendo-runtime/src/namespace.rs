@@ -8,11 +8,12 @@ use opendo_storage::AlarmIndex;
 use wasmtime::component::Linker;
 
 use crate::component::{self, ObjectPre};
-use crate::config::{Durability, ObjectLimits};
+use crate::config::{ObjectLimits, Outbound};
+use crate::context::Context;
 use crate::engine::deadline_ticks;
 use crate::error::Error;
 use crate::host::Host;
-use crate::metrics::{NamespaceStats, Stats};
+use crate::metrics::NamespaceStats;
 
 /// One loaded Durable Object class: its component, ready to instantiate, and its alarm index.
 pub(crate) struct Namespace {
@@ -21,6 +22,8 @@ pub(crate) struct Namespace {
     pub(crate) stats: NamespaceStats,
     /// What each of its objects may use.
     pub(crate) limits: ObjectLimits,
+    /// The hosts its objects may send HTTP requests to.
+    pub(crate) outbound: Arc<Outbound>,
     /// `limits.cpu_limit` in epoch ticks (see `engine.rs`).
     pub(crate) deadline_ticks: u64,
     alarms: Mutex<AlarmIndex>,
@@ -30,13 +33,14 @@ impl Namespace {
     /// Loads `module` with the engine of `linker`.
     pub(crate) fn load(
         linker: &Linker<Host>,
-        data_dir: &Path,
+        context: &Context,
         name: &str,
         module: &Path,
-        durability: Durability,
         limits: ObjectLimits,
-        stats: &Stats,
+        outbound: Outbound,
     ) -> Result<Self, Error> {
+        let (data_dir, durability, stats) =
+            (&context.config.data_dir, context.config.durability, &context.stats);
         opendo_storage::layout::validate_namespace(name).map_err(|e| Error::InvalidConfig(e.to_string()))?;
         let cache_dir = data_dir.join(".cache").join("components");
         let component = component::load(linker.engine(), module, &cache_dir)?;
@@ -52,6 +56,7 @@ impl Namespace {
             pre,
             stats: stats.for_namespace(name),
             limits,
+            outbound: Arc::new(outbound),
             deadline_ticks: deadline_ticks(limits.cpu_limit),
             alarms: Mutex::new(alarms),
         })

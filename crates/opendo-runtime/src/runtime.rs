@@ -5,13 +5,14 @@ use std::path::Path;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use wasmtime::component::{HasSelf, Linker};
+use wasmtime::StoreContextMut;
+use wasmtime::component::{HasSelf, Linker, Resource};
 
 use crate::admin::Admin;
 use crate::admin::model::ObjectRef;
 use crate::bindings::DurableObject;
 use crate::bindings::front::Front as FrontWorld;
-use crate::config::{Config, Durability, ObjectLimits};
+use crate::config::{Config, Durability, ObjectLimits, Outbound};
 use crate::connection::AcceptedWebSocket;
 use crate::context::Context;
 use crate::dispatch::Dispatch;
@@ -19,7 +20,7 @@ use crate::engine::{EpochTicker, new_engine};
 use crate::error::{Error, EventError};
 use crate::front::Front;
 use crate::group_sync::GroupSync;
-use crate::host::{FrontHost, Host, HostLimits};
+use crate::host::{FrontHost, Host, HostLimits, SendsHttp};
 use crate::http::{Request, Response};
 use crate::mailbox::CallChain;
 use crate::metrics::Stats;
@@ -68,11 +69,13 @@ impl Runtime {
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(|e| Error::Engine(format!("{e:#}")))?;
         DurableObject::add_to_linker::<Host, HasSelf<Host>>(&mut linker, |host| host)
             .map_err(|e| Error::Engine(format!("{e:#}")))?;
+        add_outbound_http(&mut linker)?;
         let mut front_linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut front_linker)
             .map_err(|e| Error::Engine(format!("{e:#}")))?;
         FrontWorld::add_to_linker::<FrontHost, HasSelf<FrontHost>>(&mut front_linker, |host| host)
             .map_err(|e| Error::Engine(format!("{e:#}")))?;
+        add_outbound_http(&mut front_linker)?;
         let ticker = EpochTicker::start(engine.clone())?;
         let group_sync = match config.durability {
             Durability::Full if cfg!(target_os = "linux") => {
@@ -88,6 +91,7 @@ impl Runtime {
             alarm_wakeup: tokio::sync::Notify::new(),
             group_sync,
             trimmer: MemoryTrimmer::new(),
+            admin_address: Arc::default(),
             _data_dir_lock: data_dir_lock,
         };
         let context = Arc::new(context);
@@ -119,20 +123,23 @@ impl Runtime {
         module: &Path,
         limits: ObjectLimits,
     ) -> Result<(), Error> {
+        self.load_namespace_with(name, module, limits, Outbound::default())
+    }
+
+    /// [`Runtime::load_namespace_with_limits`], with the hosts its objects may send HTTP
+    /// requests to (`wasi:http/outgoing-handler`; none by default).
+    pub fn load_namespace_with(
+        &self,
+        name: &str,
+        module: &Path,
+        limits: ObjectLimits,
+        outbound: Outbound,
+    ) -> Result<(), Error> {
         let handle = tokio::runtime::Handle::try_current().map_err(|_| {
             Error::InvalidConfig("load_namespace must be called inside a tokio runtime".into())
         })?;
         let context = &self.dispatch.context;
-        let config = &context.config;
-        let namespace = Namespace::load(
-            &self.linker,
-            &config.data_dir,
-            name,
-            module,
-            config.durability,
-            limits,
-            &context.stats,
-        )?;
+        let namespace = Namespace::load(&self.linker, context, name, module, limits, outbound)?;
         self.dispatch.add_namespace(namespace)?;
         self.scheduler.call_once(|| {
             // Tracked, so that `shutdown` returns only once it let go of the runtime (and with
@@ -146,11 +153,17 @@ impl Runtime {
 
     /// Loads the component at `module` as the front: from now on [`Runtime::fetch_front`] serves
     /// requests with it, each on an instance of its own under `limits` (their storage cap means
-    /// nothing to a front). Fails if it is not a component of the `front` world, or a front is
+    /// nothing to a front), sending HTTP requests only to `outbound`'s hosts. Fails if it is not a component of the `front` world, or a front is
     /// loaded already.
-    pub fn load_front(&self, module: &Path, limits: ObjectLimits) -> Result<(), Error> {
-        let front = Front::load(module, &self.front_linker, limits, &self.dispatch)?;
+    pub fn load_front(&self, module: &Path, limits: ObjectLimits, outbound: Outbound) -> Result<(), Error> {
+        let front = Front::load(module, &self.front_linker, limits, outbound, &self.dispatch)?;
         self.front.set(Arc::new(front)).map_err(|_| Error::InvalidConfig("a front is loaded already".into()))
+    }
+
+    /// Tells the runtime where its admin listener listens: outbound requests of guests never
+    /// reach it, whatever their allowlist says.
+    pub fn set_admin_address(&self, address: std::net::SocketAddr) {
+        let _ = self.dispatch.context.admin_address.set(address);
     }
 
     /// Whether a front is loaded.
@@ -252,6 +265,32 @@ impl Runtime {
         tokio::time::timeout(grace, dispatch.tracker.wait()).await.is_ok()
     }
 }
+
+/// `wasi:http` for guests: its types from `wasmtime-wasi-http`, and `outgoing-handler.handle`
+/// with the checks of `host/outbound.rs` first (the allowlist and, for objects, the output gate).
+fn add_outbound_http<T: SendsHttp>(linker: &mut Linker<T>) -> Result<(), Error> {
+    use wasmtime_wasi_http::p2::bindings::{LinkOptions, http};
+    use wasmtime_wasi_http::p2::types::HostOutgoingRequest;
+    let engine = |e: wasmtime::Error| Error::Engine(format!("{e:#}"));
+    http::types::add_to_linker::<T, wasmtime_wasi_http::WasiHttp>(
+        linker,
+        &LinkOptions::default().into(),
+        T::http,
+    )
+    .map_err(engine)?;
+    type Args = (Resource<HostOutgoingRequest>, Option<Resource<wasmtime_wasi_http::RequestOptions>>);
+    linker
+        .instance(OUTGOING_HANDLER)
+        .and_then(|mut instance| {
+            instance.func_wrap("handle", |mut store: StoreContextMut<'_, T>, (request, options): Args| {
+                crate::host::outbound_handle(store.data_mut(), request, options).map(|handled| (handled,))
+            })
+        })
+        .map_err(engine)
+}
+
+/// The `wasi:http` version `wasmtime-wasi-http` provides (guests of any 0.2 version link to it).
+const OUTGOING_HANDLER: &str = "wasi:http/outgoing-handler@0.2.12";
 
 #[cfg(test)]
 mod tests {

@@ -33,6 +33,10 @@ pub enum Error {
     },
     /// A call to another object gave no response ([`Stub`](crate::Stub)); this event goes on.
     Call { code: CallErrorCode, message: String },
+    /// An outbound HTTP request ([`Fetch`](crate::Fetch)) failed: refused (its host is not in
+    /// the namespace's `outbound` list, or resolves to a private address), or the connection,
+    /// the response or its size limit failed. This event goes on.
+    Fetch(String),
     /// A query expected exactly one row and got another number.
     RowCount(usize),
     /// A value could not be encoded to or decoded from JSON.
@@ -48,6 +52,7 @@ impl fmt::Display for Error {
         match self {
             Error::Storage { code, message, .. } => write!(f, "storage error ({code:?}): {message}"),
             Error::Call { code, message } => write!(f, "call failed ({code:?}): {message}"),
+            Error::Fetch(message) => write!(f, "fetch failed: {message}"),
             Error::RowCount(rows) => write!(f, "expected exactly one row, got {rows}"),
             Error::Json(err) => write!(f, "JSON: {err}"),
             Error::NotUtf8 => f.write_str("body is not valid UTF-8"),

@@ -51,6 +51,8 @@ impl Method {
 #[derive(Debug, Clone)]
 pub struct Request {
     method: Method,
+    /// `scheme://authority` of a URL given to [`Request::new`], for [`Fetch`](crate::Fetch).
+    origin: Option<(String, String)>,
     path_and_query: String,
     headers: Vec<(String, Vec<u8>)>,
     body: Vec<u8>,
@@ -60,6 +62,7 @@ impl Request {
     pub(crate) fn from_wit(request: wit::Request) -> Self {
         Request {
             method: Method::parse(request.method),
+            origin: None,
             path_and_query: request.path,
             headers: request.headers,
             body: request.body,
@@ -69,7 +72,21 @@ impl Request {
     /// A request to send to another object ([`Stub::fetch_with_request`](crate::Stub)):
     /// `url` is a path such as `/items/7?full=1`, or a URL whose scheme and host are ignored.
     pub fn new(url: &str, method: Method) -> Request {
-        Request { method, path_and_query: path_of(url), headers: Vec::new(), body: Vec::new() }
+        let origin = url.split_once("://").map(|(scheme, rest)| {
+            let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+            (scheme.to_ascii_lowercase(), authority.to_string())
+        });
+        Request { method, origin, path_and_query: path_of(url), headers: Vec::new(), body: Vec::new() }
+    }
+
+    /// The scheme and authority of the URL the request was made with, if it had them.
+    pub(crate) fn origin(&self) -> Option<(&str, &str)> {
+        self.origin.as_ref().map(|(scheme, authority)| (scheme.as_str(), authority.as_str()))
+    }
+
+    /// The path and query (`/a?b=1`).
+    pub(crate) fn path_and_query(&self) -> &str {
+        &self.path_and_query
     }
 
     /// The same request with `body`.
@@ -235,6 +252,11 @@ impl Response {
     /// All headers, values as raw bytes.
     pub fn headers(&self) -> &[(String, Vec<u8>)] {
         &self.headers
+    }
+
+    /// A response with these parts (what [`Fetch`](crate::Fetch) received).
+    pub(crate) fn from_parts(status: u16, headers: Vec<(String, Vec<u8>)>, body: Vec<u8>) -> Response {
+        Response { status, headers, body }
     }
 
     pub(crate) fn from_wit(response: wit::Response) -> Response {

@@ -23,6 +23,7 @@ extern crate self as opendo_sdk;
 
 mod alarm;
 mod error;
+mod fetch;
 mod front;
 mod http;
 mod objects;
@@ -34,6 +35,7 @@ mod websocket;
 
 pub use alarm::{AlarmInfo, ScheduledTime};
 pub use error::{Error, Result, StorageErrorCode};
+pub use fetch::Fetch;
 pub use front::Front;
 pub use http::{Method, Request, Response};
 pub use objects::{CallErrorCode, ObjectId, ObjectNamespace, Stub};

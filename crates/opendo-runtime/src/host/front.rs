@@ -5,13 +5,18 @@
 use std::sync::{Arc, Mutex, Weak};
 
 use opendo_storage::ObjectId;
+use wasmtime::component::Resource;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+use wasmtime_wasi_http::p2::HttpResult;
+use wasmtime_wasi_http::p2::types::HostOutgoingRequest;
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use super::calls::{Call, UpgradedSocket, call_error};
 use super::errors::convert_error;
 use super::log::{GuestLog, LogBudget};
 use super::objects::{id_from_name, id_from_string, new_unique_id};
+use super::outbound::{OutboundHooks, SendsHttp, allowed};
 use super::store::{EventInfo, HostLimits, MemoryLimiter};
 use crate::bindings::opendo::durable_object::{objects, types};
 use crate::bindings::{GuestError, GuestRequest, GuestResponse};
@@ -39,7 +44,11 @@ pub(crate) struct FrontHost {
     /// The front's call counters (namespace `_front`).
     stats: NamespaceStats,
     wasi: WasiCtx,
-    table: ResourceTable,
+    pub(super) table: ResourceTable,
+    pub(super) http: WasiHttpCtx,
+    pub(super) outbound: OutboundHooks,
+    /// Who its log lines (and refused requests) are tagged with.
+    pub(super) identity: Arc<Identity>,
 }
 
 impl FrontHost {
@@ -49,6 +58,7 @@ impl FrontHost {
         memory_limit: usize,
         log_budget: Arc<Mutex<LogBudget>>,
         stats: NamespaceStats,
+        outbound: OutboundHooks,
     ) -> Self {
         let identity = Arc::new(Identity::new(
             FRONT_LOG_NAMESPACE.into(),
@@ -57,7 +67,7 @@ impl FrontHost {
         ));
         let wasi = WasiCtxBuilder::new()
             .stdout(GuestLog::new(identity.clone(), log_budget.clone(), "stdout"))
-            .stderr(GuestLog::new(identity, log_budget, "stderr"))
+            .stderr(GuestLog::new(identity.clone(), log_budget, "stderr"))
             .build();
         FrontHost {
             event: EventInfo::new(CallChain::default()),
@@ -69,6 +79,9 @@ impl FrontHost {
             stats,
             wasi,
             table: ResourceTable::new(),
+            http: WasiHttpCtx::new(),
+            outbound,
+            identity,
         }
     }
 }
@@ -129,5 +142,17 @@ impl objects::Host for FrontHost {
 impl WasiView for FrontHost {
     fn ctx(&mut self) -> WasiCtxView<'_> {
         WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+    }
+}
+
+impl WasiHttpView for FrontHost {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView { hooks: &mut self.outbound, table: &mut self.table, ctx: &mut self.http }
+    }
+}
+
+impl SendsHttp for FrontHost {
+    fn before_request(&mut self, request: &Resource<HostOutgoingRequest>) -> HttpResult<()> {
+        allowed(&self.outbound, &self.table, request, &self.identity)
     }
 }

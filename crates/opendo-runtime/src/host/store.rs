@@ -6,10 +6,16 @@ use std::sync::{Arc, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
 use opendo_storage::{Alarm, ObjectDb};
+use wasmtime::component::Resource;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+use wasmtime_wasi_http::p2::bindings::http::types::ErrorCode;
+use wasmtime_wasi_http::p2::types::HostOutgoingRequest;
+use wasmtime_wasi_http::p2::{HttpError, HttpResult};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use super::log::GuestLog;
+use super::outbound::{OutboundHooks, SendsHttp, allowed};
 use crate::actor::{BatchState, ObjectCtx};
 use crate::config::Config;
 use crate::identity::Identity;
@@ -89,7 +95,9 @@ pub(crate) struct Host {
     pub(crate) event_sockets: EventSockets,
     pub(crate) limits: Arc<HostLimits>,
     wasi: WasiCtx,
-    table: ResourceTable,
+    pub(super) table: ResourceTable,
+    pub(super) http: WasiHttpCtx,
+    pub(super) outbound: OutboundHooks,
 }
 
 impl Host {
@@ -108,6 +116,12 @@ impl Host {
             sockets: object.sockets.clone(),
             event_sockets: EventSockets::default(),
             limits: object.context.host_limits.clone(),
+            http: WasiHttpCtx::new(),
+            outbound: OutboundHooks::new(
+                object.namespace.outbound.clone(),
+                object.namespace.limits.max_response_bytes,
+                object.context.admin_address.clone(),
+            ),
             object,
             wasi,
             table: ResourceTable::new(),
@@ -163,5 +177,27 @@ impl wasmtime::ResourceLimiter for MemoryLimiter {
     ) -> wasmtime::Result<bool> {
         // Tables hold function references; a million entries is far beyond any real object.
         Ok(desired <= 1_000_000)
+    }
+}
+
+impl WasiHttpView for Host {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView { hooks: &mut self.outbound, table: &mut self.table, ctx: &mut self.http }
+    }
+}
+
+impl SendsHttp for Host {
+    fn before_request(&mut self, request: &Resource<HostOutgoingRequest>) -> HttpResult<()> {
+        allowed(&self.outbound, &self.table, request, &self.identity)?;
+        // The output gate: this event's writes so far are durable before the request leaves.
+        match crate::actor::commit_inside_event(&self.object.clone(), self) {
+            Ok(()) => Ok(()),
+            Err(err @ (opendo_storage::Error::Transaction(_) | opendo_storage::Error::Sql { .. })) => {
+                Err(ErrorCode::InternalError(Some(err.to_string())).into())
+            }
+            Err(err) => {
+                Err(HttpError::trap(wasmtime::Error::new(crate::host::StorageFailure(err.to_string()))))
+            }
+        }
     }
 }

@@ -23,6 +23,8 @@
 //! - `POST /write-call?callee=NAME[&sleep=MS][&then=panic]`: writes `before-call`, calls NAME
 //!   (`PUT /kv/seen`, or `POST /sleep?ms=MS`), writes `after-call`, then panics if asked.
 //! - `POST /call-in-transaction`: calls another object inside an open transaction.
+//! - `POST /fetch[?write=1][&then=panic]` with a URL as body: outbound `GET`, answered as
+//!   `{status} {body}` (502 `fetch error: ...` when it fails).
 
 mod ws;
 
@@ -30,7 +32,7 @@ use std::cell::Cell;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use opendo_sdk::{
-    AlarmInfo, DurableObject, Error, ListOptions, Method, ObjectNamespace, Request, Response, Result,
+    AlarmInfo, DurableObject, Error, Fetch, ListOptions, Method, ObjectNamespace, Request, Response, Result,
     ScheduledTime, SqlStorageValue, State, WebSocket, WebSocketIncomingMessage, export_durable_object,
 };
 use serde::Deserialize;
@@ -470,6 +472,22 @@ impl DurableObject for Probe {
                     panic!("the probe panics on purpose after its call");
                 }
                 Response::ok(answer.status_code().to_string())
+            }
+            (Method::Post, "/fetch") => {
+                // Outbound HTTP: a GET of the body's URL; `?write=1` first writes `before-fetch`,
+                // `&then=panic` panics after the answer.
+                if query_number(&req, "write") == 1 {
+                    storage.put("before-fetch", &true)?;
+                }
+                let answered = Fetch::Url(req.text()?.to_string()).send();
+                if query_text(&req, "then") == "panic" {
+                    panic!("the probe panics on purpose after its fetch");
+                }
+                match answered {
+                    Ok(response) => Response::ok(format!("{} {}", response.status_code(), response.text()?)),
+                    Err(Error::Fetch(message)) => Response::error(format!("fetch error: {message}"), 502),
+                    Err(err) => Err(err),
+                }
             }
             (Method::Post, "/call-in-transaction") => {
                 let _txn = storage.begin_transaction()?;
