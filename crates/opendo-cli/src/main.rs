@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::{CommandFactory, FromArgMatches};
-use opendo_runtime::{Config, Outbound, Runtime};
+use opendo_runtime::{Config, Runtime};
 use opendo_server::{AdminAccess, ServerConfig};
 use tokio_util::sync::CancellationToken;
 
@@ -230,14 +230,14 @@ fn run(args: RunArgs, from_file: Vec<NamespaceSpec>, front: Option<FrontSpec>) -
         for ((spec, origin), module) in namespaces.iter().zip(&modules) {
             let started = std::time::Instant::now();
             let limits = spec.limits(defaults);
-            let outbound = Outbound::allow(&spec.outbound).with_context(|| origin.clone())?;
-            runtime.load_namespace_with(&spec.name, module, limits, outbound).with_context(|| origin.clone())?;
+            let guests = spec.guests().with_context(|| origin.clone())?;
+            runtime.load_namespace_with(&spec.name, module, limits, guests).with_context(|| origin.clone())?;
             tracing::info!(namespace = %spec.name, module = %module.display(), "loaded in {} ms", started.elapsed().as_millis());
         }
         if let Some((spec, module)) = &front {
             let started = std::time::Instant::now();
-            let outbound = Outbound::allow(&spec.outbound).with_context(|| front_origin.clone())?;
-            runtime.load_front(module, spec.limits(defaults), outbound).with_context(|| front_origin.clone())?;
+            let guests = spec.guests().with_context(|| front_origin.clone())?;
+            runtime.load_front(module, spec.limits(defaults), guests).with_context(|| front_origin.clone())?;
             tracing::info!(module = %module.display(), "front loaded in {} ms", started.elapsed().as_millis());
         }
         let names: Vec<&str> = namespaces.iter().map(|(spec, _)| spec.name.as_str()).collect();

@@ -3,6 +3,7 @@
 //! the command line (or by its environment variable) wins over the file, and the file over the
 //! default.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -12,7 +13,7 @@ use clap::parser::ValueSource;
 use clap::{ArgMatches, CommandFactory};
 use serde::Deserialize;
 
-use opendo_runtime::{ObjectLimits, Outbound};
+use opendo_runtime::{GuestSettings, ObjectLimits, Outbound};
 
 use crate::args::{Cli, DurabilityArg, LogFormat, RunArgs, Size};
 
@@ -68,6 +69,9 @@ pub struct NamespaceSpec {
     /// Hosts (`host` or `host:port`) its objects may send HTTP requests to; none by default.
     #[serde(default)]
     pub outbound: Vec<String>,
+    /// Environment variables its objects see.
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
 }
 
 impl NamespaceSpec {
@@ -81,7 +85,13 @@ impl NamespaceSpec {
             storage_cap: None,
             max_response_size: None,
             outbound: Vec::new(),
+            env: BTreeMap::new(),
         }
+    }
+
+    /// Its hosts and environment variables, checked.
+    pub fn guests(&self) -> Result<GuestSettings, opendo_runtime::Error> {
+        guest_settings(&self.outbound, &self.env)
     }
 
     /// The limits of this namespace's objects: its own where it sets them, else `server`'s.
@@ -108,13 +118,34 @@ pub struct FrontSpec {
     /// Hosts (`host` or `host:port`) the front may send HTTP requests to; none by default.
     #[serde(default)]
     pub outbound: Vec<String>,
+    /// Environment variables the front sees.
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
 }
 
 impl FrontSpec {
+    /// Its hosts and environment variables, checked.
+    pub fn guests(&self) -> Result<GuestSettings, opendo_runtime::Error> {
+        guest_settings(&self.outbound, &self.env)
+    }
+
     /// The limits of one request to the front: its own where it sets them, else `server`'s.
     pub fn limits(&self, server: ObjectLimits) -> ObjectLimits {
         own_limits(self.memory_limit, self.cpu_limit, self.max_response_size, server)
     }
+}
+
+/// What a table's `outbound` and `env` give its guests.
+fn guest_settings(
+    outbound: &[String],
+    env: &BTreeMap<String, String>,
+) -> Result<GuestSettings, opendo_runtime::Error> {
+    let guests = GuestSettings {
+        outbound: Outbound::allow(outbound)?,
+        env: env.iter().map(|(name, value)| (name.clone(), value.clone())).collect(),
+    };
+    guests.check()?;
+    Ok(guests)
 }
 
 /// `server`'s limits with the memory, CPU and response limits a table sets.
@@ -199,7 +230,7 @@ fn front_spec(file: &Path, front: toml::Value) -> anyhow::Result<FrontSpec> {
                 key => anyhow!("{shown}: [front]: `{key}`: {}", err.inner().message().trim()),
             }
         })?;
-    Outbound::allow(&spec.outbound).map_err(|err| anyhow!("{shown}: [front]: `outbound`: {err}"))?;
+    spec.guests().map_err(|err| anyhow!("{shown}: [front]: {err}"))?;
     spec.module = file.parent().unwrap_or(Path::new("")).join(&spec.module);
     if !spec.module.exists() {
         return Err(anyhow!(
@@ -234,7 +265,7 @@ fn namespaces(file: &Path, tables: Vec<toml::Value>) -> anyhow::Result<Vec<Names
                 "." => anyhow!("{shown}: {which}: {}", err.inner().message().trim()),
                 key => anyhow!("{shown}: {which}: `{key}`: {}", err.inner().message().trim()),
             })?;
-        Outbound::allow(&spec.outbound).map_err(|err| anyhow!("{shown}: {which}: `outbound`: {err}"))?;
+        spec.guests().map_err(|err| anyhow!("{shown}: {which}: {err}"))?;
         if specs.iter().any(|other| other.name == spec.name) {
             return Err(anyhow!("{shown}: {which} is defined twice"));
         }

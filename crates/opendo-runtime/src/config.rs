@@ -136,6 +136,32 @@ pub fn default_max_active() -> usize {
     usize::try_from(limit.saturating_sub(256) / FILES_PER_ACTIVE_OBJECT).unwrap_or(usize::MAX).max(1)
 }
 
+/// What the guests of a namespace (or the front) get besides their limits.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GuestSettings {
+    /// The hosts they may send HTTP requests to.
+    pub outbound: Outbound,
+    /// Environment variables they see (`std::env::var` in Rust): settings such as a webhook
+    /// URL, given in the project file. Names may not be empty or hold `=` or NUL.
+    pub env: Vec<(String, String)>,
+}
+
+impl GuestSettings {
+    /// Fails naming the first environment variable that cannot be one.
+    pub fn check(&self) -> Result<(), crate::Error> {
+        match self
+            .env
+            .iter()
+            .find(|(name, value)| name.is_empty() || name.contains(['=', '\0']) || value.contains('\0'))
+        {
+            Some((name, _)) => Err(crate::Error::InvalidConfig(format!(
+                "`env`: `{name}` cannot be an environment variable (empty, or with `=` or NUL)"
+            ))),
+            None => Ok(()),
+        }
+    }
+}
+
 /// The hosts the objects of a namespace (or the front) may send HTTP requests to; none unless
 /// given. Each entry is `host` (any port) or `host:port`; a host given by name may not resolve to
 /// a loopback, private or link-local address, an IP address allows itself.
@@ -178,7 +204,7 @@ impl Outbound {
             .map(|entry| {
                 parse(entry.trim()).ok_or_else(|| {
                     crate::Error::InvalidConfig(format!(
-                        "`{entry}` is not a host or host:port (e.g. `api.example.com` or `127.0.0.1:9000`)"
+                        "`outbound`: `{entry}` is not a host or host:port (e.g. `api.example.com` or `127.0.0.1:9000`)"
                     ))
                 })
             })

@@ -14,7 +14,7 @@ use crate::bindings::GuestRequest;
 use crate::bindings::front::{Front as FrontInstance, FrontPre};
 use crate::blocking::on_blocking_pool;
 use crate::component;
-use crate::config::{ObjectLimits, Outbound};
+use crate::config::{GuestSettings, ObjectLimits, Outbound};
 use crate::connection::AcceptedWebSocket;
 use crate::context::Context;
 use crate::dispatch::Dispatch;
@@ -44,8 +44,9 @@ pub(crate) struct Front {
     /// Shared by every instance: the front's writes per second that reach the log.
     log_budget: Arc<Mutex<LogBudget>>,
     stats: NamespaceStats,
-    /// The hosts it may send HTTP requests to.
+    /// The hosts it may send HTTP requests to, and its environment variables.
     outbound: Arc<Outbound>,
+    env: Arc<[(String, String)]>,
     /// Requests served at once; more wait for a turn.
     running: Arc<Semaphore>,
 }
@@ -61,7 +62,7 @@ impl Front {
         module: &Path,
         linker: &Linker<FrontHost>,
         limits: ObjectLimits,
-        outbound: Outbound,
+        guests: GuestSettings,
         dispatch: &Arc<Dispatch>,
     ) -> Result<Self, Error> {
         let context = dispatch.context.clone();
@@ -76,7 +77,8 @@ impl Front {
             log_budget: Arc::new(Mutex::new(LogBudget::new(context.config.log_writes_per_second))),
             stats: context.stats.for_namespace(FRONT_LOG_NAMESPACE),
             running: Arc::new(Semaphore::new(MAX_RUNNING)),
-            outbound: Arc::new(outbound),
+            outbound: Arc::new(guests.outbound),
+            env: guests.env.into(),
             context,
         })
     }
@@ -163,6 +165,7 @@ impl Front {
                 self.limits.max_response_bytes,
                 self.context.admin_address.clone(),
             ),
+            &self.env,
         );
         let mut store = Store::new(self.pre.engine(), host);
         store.limiter(|host| &mut host.limiter);

@@ -109,7 +109,9 @@ pub use admin::model::{
 pub use admin::ops::{KvQuery, MAX_KV_PAGE};
 pub use admin::{Admin, MAX_OBJECTS_PAGE, ObjectsQuery};
 pub use clock::Clock;
-pub use config::{Config, Durability, FILES_PER_ACTIVE_OBJECT, ObjectLimits, Outbound, default_max_active};
+pub use config::{
+    Config, Durability, FILES_PER_ACTIVE_OBJECT, GuestSettings, ObjectLimits, Outbound, default_max_active,
+};
 pub use connection::AcceptedWebSocket;
 pub use error::{AdminError, Error, EventError, TrapCause};
 pub use http::{Request, Response};

@@ -8,7 +8,7 @@ use opendo_storage::AlarmIndex;
 use wasmtime::component::Linker;
 
 use crate::component::{self, ObjectPre};
-use crate::config::{ObjectLimits, Outbound};
+use crate::config::{GuestSettings, ObjectLimits, Outbound};
 use crate::context::Context;
 use crate::engine::deadline_ticks;
 use crate::error::Error;
@@ -24,6 +24,8 @@ pub(crate) struct Namespace {
     pub(crate) limits: ObjectLimits,
     /// The hosts its objects may send HTTP requests to.
     pub(crate) outbound: Arc<Outbound>,
+    /// The environment variables its objects see.
+    pub(crate) env: Arc<[(String, String)]>,
     /// `limits.cpu_limit` in epoch ticks (see `engine.rs`).
     pub(crate) deadline_ticks: u64,
     alarms: Mutex<AlarmIndex>,
@@ -37,7 +39,7 @@ impl Namespace {
         name: &str,
         module: &Path,
         limits: ObjectLimits,
-        outbound: Outbound,
+        guests: GuestSettings,
     ) -> Result<Self, Error> {
         let (data_dir, durability, stats) =
             (&context.config.data_dir, context.config.durability, &context.stats);
@@ -56,7 +58,8 @@ impl Namespace {
             pre,
             stats: stats.for_namespace(name),
             limits,
-            outbound: Arc::new(outbound),
+            outbound: Arc::new(guests.outbound),
+            env: guests.env.into(),
             deadline_ticks: deadline_ticks(limits.cpu_limit),
             alarms: Mutex::new(alarms),
         })

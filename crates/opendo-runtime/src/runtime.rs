@@ -12,7 +12,7 @@ use crate::admin::Admin;
 use crate::admin::model::ObjectRef;
 use crate::bindings::DurableObject;
 use crate::bindings::front::Front as FrontWorld;
-use crate::config::{Config, Durability, ObjectLimits, Outbound};
+use crate::config::{Config, Durability, GuestSettings, ObjectLimits};
 use crate::connection::AcceptedWebSocket;
 use crate::context::Context;
 use crate::dispatch::Dispatch;
@@ -123,23 +123,25 @@ impl Runtime {
         module: &Path,
         limits: ObjectLimits,
     ) -> Result<(), Error> {
-        self.load_namespace_with(name, module, limits, Outbound::default())
+        self.load_namespace_with(name, module, limits, GuestSettings::default())
     }
 
-    /// [`Runtime::load_namespace_with_limits`], with the hosts its objects may send HTTP
-    /// requests to (`wasi:http/outgoing-handler`; none by default).
+    /// [`Runtime::load_namespace_with_limits`], with what its objects get besides: the hosts
+    /// they may send HTTP requests to (`wasi:http/outgoing-handler`; none by default) and their
+    /// environment variables.
     pub fn load_namespace_with(
         &self,
         name: &str,
         module: &Path,
         limits: ObjectLimits,
-        outbound: Outbound,
+        guests: GuestSettings,
     ) -> Result<(), Error> {
+        guests.check()?;
         let handle = tokio::runtime::Handle::try_current().map_err(|_| {
             Error::InvalidConfig("load_namespace must be called inside a tokio runtime".into())
         })?;
         let context = &self.dispatch.context;
-        let namespace = Namespace::load(&self.linker, context, name, module, limits, outbound)?;
+        let namespace = Namespace::load(&self.linker, context, name, module, limits, guests)?;
         self.dispatch.add_namespace(namespace)?;
         self.scheduler.call_once(|| {
             // Tracked, so that `shutdown` returns only once it let go of the runtime (and with
@@ -153,10 +155,16 @@ impl Runtime {
 
     /// Loads the component at `module` as the front: from now on [`Runtime::fetch_front`] serves
     /// requests with it, each on an instance of its own under `limits` (their storage cap means
-    /// nothing to a front), sending HTTP requests only to `outbound`'s hosts. Fails if it is not a component of the `front` world, or a front is
+    /// nothing to a front), with `guests`' hosts and environment variables. Fails if it is not a component of the `front` world, or a front is
     /// loaded already.
-    pub fn load_front(&self, module: &Path, limits: ObjectLimits, outbound: Outbound) -> Result<(), Error> {
-        let front = Front::load(module, &self.front_linker, limits, outbound, &self.dispatch)?;
+    pub fn load_front(
+        &self,
+        module: &Path,
+        limits: ObjectLimits,
+        guests: GuestSettings,
+    ) -> Result<(), Error> {
+        guests.check()?;
+        let front = Front::load(module, &self.front_linker, limits, guests, &self.dispatch)?;
         self.front.set(Arc::new(front)).map_err(|_| Error::InvalidConfig("a front is loaded already".into()))
     }
 

@@ -88,12 +88,16 @@ fn send_once(request: &Request) -> Result<Response> {
         "https" => Scheme::Https,
         other => return Err(Error::Fetch(format!("unsupported scheme `{other}`"))),
     };
-    let headers: Vec<(String, Vec<u8>)> = request
+    let mut headers: Vec<(String, Vec<u8>)> = request
         .headers()
         .iter()
         .filter(|(name, _)| !HOST_HEADERS.contains(&name.to_ascii_lowercase().as_str()))
         .cloned()
         .collect();
+    // The whole body is known: say its length rather than send it chunked.
+    if !request.bytes().is_empty() && request.header("content-length").is_none() {
+        headers.push(("content-length".into(), request.bytes().len().to_string().into_bytes()));
+    }
     let fields = Fields::from_list(&headers).map_err(|err| Error::Fetch(format!("bad header: {err:?}")))?;
     let outgoing = OutgoingRequest::new(fields);
     let method = match request.method() {

@@ -115,6 +115,8 @@ fn a_front_table_with_a_mistake_stops_the_start_with_one_line() {
         ("[front]\nmodule = \"front.wasm\"\nstorage-cap = \"1MiB\"", "unknown field `storage-cap`"),
         ("[front]\nmodule = \"probe.wasm\"", "does not fit the `front` world"),
         ("front = \"front.wasm\"", "write it as a `[front]` table"),
+        ("[front]\nmodule = \"front.wasm\"\nenv = { \"A=B\" = \"x\" }", "cannot be an environment variable"),
+        ("[front]\nmodule = \"front.wasm\"\noutbound = [\"a b\"]", "`outbound`: `a b` is not a host"),
     ] {
         let dir = project(table);
         let (status, stderr) = run_project_expecting_refusal(dir.path());

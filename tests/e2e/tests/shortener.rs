@@ -6,9 +6,14 @@ use opendo_test_support::{EXAMPLE_SHORTENER_FRONT, EXAMPLE_SHORTENER_LIMITER, EX
 
 /// The example's project file, pointing at the built components.
 fn shortener() -> (tempfile::TempDir, Server) {
+    shortener_with("")
+}
+
+/// [`shortener`], with `front_extra` added to the `[front]` table.
+fn shortener_with(front_extra: &str) -> (tempfile::TempDir, Server) {
     let dir = tempfile::tempdir().unwrap();
     let toml = format!(
-        "[front]\nmodule = {EXAMPLE_SHORTENER_FRONT:?}\n\n\
+        "[front]\nmodule = {EXAMPLE_SHORTENER_FRONT:?}\n{front_extra}\n\n\
          [[namespace]]\nname = \"limiter\"\nmodule = {EXAMPLE_SHORTENER_LIMITER:?}\n\n\
          [[namespace]]\nname = \"link\"\nmodule = {EXAMPLE_SHORTENER_LINK:?}\n"
     );
@@ -94,4 +99,45 @@ fn a_token_makes_at_most_ten_links_a_minute() {
         201,
         "other tokens are free"
     );
+}
+
+#[test]
+fn each_new_link_is_posted_to_the_webhook() {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let hook = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = hook.local_addr().unwrap().port();
+    let (received, events) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for mut stream in hook.incoming().flatten() {
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let (mut line, mut length) = (String::new(), 0);
+            let _ = reader.read_line(&mut line);
+            loop {
+                let mut header = String::new();
+                if reader.read_line(&mut header).is_err() || header.trim().is_empty() {
+                    break;
+                }
+                if let Some(value) = header.to_ascii_lowercase().strip_prefix("content-length:") {
+                    length = value.trim().parse().unwrap_or(0);
+                }
+            }
+            let mut body = vec![0; length];
+            let _ = reader.read_exact(&mut body);
+            let _ = stream.write_all(b"HTTP/1.1 204 No Content\r\nconnection: close\r\n\r\n");
+            let _ = received.send((line, String::from_utf8_lossy(&body).into_owned()));
+        }
+    });
+    let extra =
+        format!("outbound = [\"127.0.0.1:{port}\"]\nenv = {{ WEBHOOK = \"http://127.0.0.1:{port}/links\" }}");
+    let (_dir, server) = shortener_with(&extra);
+    let (status, _, body) = send(&server, "POST", "/links", "hooked", "https://example.com/hooked");
+    assert_eq!(status, 201, "{body}");
+    let created: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let (line, event) =
+        events.recv_timeout(std::time::Duration::from_secs(30)).expect("the webhook was called");
+    assert!(line.starts_with("POST /links "), "{line}");
+    let event: serde_json::Value = serde_json::from_str(&event).unwrap();
+    assert_eq!(event["id"], created["id"]);
+    assert_eq!(event["short"], created["short"]);
+    assert_eq!(event["url"], "https://example.com/hooked");
 }

@@ -59,6 +59,7 @@ impl FrontHost {
         log_budget: Arc<Mutex<LogBudget>>,
         stats: NamespaceStats,
         outbound: OutboundHooks,
+        env: &[(String, String)],
     ) -> Self {
         let identity = Arc::new(Identity::new(
             FRONT_LOG_NAMESPACE.into(),
@@ -68,6 +69,7 @@ impl FrontHost {
         let wasi = WasiCtxBuilder::new()
             .stdout(GuestLog::new(identity.clone(), log_budget.clone(), "stdout"))
             .stderr(GuestLog::new(identity.clone(), log_budget, "stderr"))
+            .envs(env)
             .build();
         FrontHost {
             event: EventInfo::new(CallChain::default()),

@@ -106,6 +106,7 @@ impl Host {
         let wasi = WasiCtxBuilder::new()
             .stdout(GuestLog::new(identity.clone(), object.log_budget.clone(), "stdout"))
             .stderr(GuestLog::new(identity.clone(), object.log_budget.clone(), "stderr"))
+            .envs(&object.namespace.env)
             .build();
         Host {
             db,

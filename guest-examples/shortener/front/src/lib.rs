@@ -6,8 +6,13 @@
 //! - `GET /l/{id}`: 302 to the link's URL, counting the visit; 400 for a malformed id, 404 for a
 //!   link never created.
 //! - `GET /l/{id}/stats`: `{"url": ..., "visits": N}`.
+//!
+//! With the environment variable `WEBHOOK` set (`env` in the project file's `[front]`, its host
+//! in `outbound`), each new link is POSTed to it as JSON `{"id", "short", "url"}`.
 
-use opendo_sdk::{Error, Front, Method, ObjectId, ObjectNamespace, Request, Response, Result, export_front};
+use opendo_sdk::{
+    Error, Fetch, Front, Method, ObjectId, ObjectNamespace, Request, Response, Result, export_front,
+};
 
 struct Shortener;
 
@@ -64,12 +69,29 @@ fn create(req: &Request) -> Result<Response> {
         return Ok(allowed);
     }
     let id = ObjectNamespace::new("link").unique_id()?;
-    let stored = id.get_stub()?.fetch_with_request(Request::new("/", Method::Put).with_body(url))?;
+    let stored = id.get_stub()?.fetch_with_request(Request::new("/", Method::Put).with_body(url.clone()))?;
     if stored.status_code() != 201 {
         return Ok(stored);
     }
     let created = serde_json::json!({ "id": id.to_string(), "short": format!("/l/{id}") });
+    if let Ok(webhook) = std::env::var("WEBHOOK") {
+        notify(&webhook, &created, &url);
+    }
     Ok(Response::from_json(&created)?.with_status(201))
+}
+
+/// Tells the webhook about a new link. A webhook that fails loses the link nothing: it is
+/// created already; the failure goes to the log.
+fn notify(webhook: &str, created: &serde_json::Value, url: &str) {
+    let mut event = created.clone();
+    event["url"] = url.into();
+    let sent =
+        Request::new(webhook, Method::Post).with_json(&event).and_then(|hook| Fetch::Request(hook).send());
+    match sent {
+        Ok(answer) if answer.status_code() < 300 => {}
+        Ok(answer) => eprintln!("webhook {webhook} answered {}", answer.status_code()),
+        Err(err) => eprintln!("webhook {webhook}: {err}"),
+    }
 }
 
 /// `http://` or `https://`, a host, and no whitespace.
