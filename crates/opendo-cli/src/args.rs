@@ -41,9 +41,10 @@ pub struct RunArgs {
 
     /// The project file (TOML): settings, whose keys are the flag names without `--` (e.g.
     /// `listen = "0.0.0.0:8787"`, `idle-timeout = "30s"`), and `[[namespace]]` tables (`name`,
-    /// `module`, and `memory-limit`, `cpu-limit`, `storage-cap`, `max-response-size` for that
-    /// namespace's objects), and an optional `[front]` (`module`, and `memory-limit`, `cpu-limit`,
-    /// `max-response-size`): a component that then receives every request. Flags given on the
+    /// `module`, and `memory-limit`, `cpu-limit`, `storage-cap`, `max-response-size`, `outbound`
+    /// hosts and `env` variables for that namespace's objects), and an optional `[front]`
+    /// (`module`, and `memory-limit`, `cpu-limit`, `max-response-size`, `outbound`, `env`): a
+    /// component that then receives every request. Flags given on the
     /// command line, and the environment variables named here, override its settings [default:
     /// ./opendo.toml when no MODULE is given].
     #[arg(long, env = "OPENDO_CONFIG")]
@@ -91,6 +92,11 @@ pub struct RunArgs {
     /// fails with an error the caller sees (the callee may still run it).
     #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
     pub call_timeout: Duration,
+
+    /// Longest wait for the response of an outbound HTTP request from an object or the front to
+    /// begin, and between two pieces of its body; past it the request fails.
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    pub outbound_timeout: Duration,
 
     /// Largest database of one object (KV and SQL together); writes past it fail with an error
     /// the object sees (e.g. 10GiB, 500MiB).

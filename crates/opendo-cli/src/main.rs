@@ -208,6 +208,7 @@ fn run(args: RunArgs, from_file: Vec<NamespaceSpec>, front: Option<FrontSpec>) -
         memory_limit: args.memory_limit.0,
         cpu_limit: args.cpu_limit,
         call_timeout: args.call_timeout,
+        outbound_timeout: args.outbound_timeout,
         max_queued_events: args.max_queued_events,
         storage_cap: args.storage_cap.0 as u64,
         max_response_bytes: args.max_response_size.0,

@@ -33,6 +33,8 @@ pub struct FileSettings {
     cpu_limit: Option<Duration>,
     #[serde(default, with = "humantime_serde")]
     call_timeout: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
+    outbound_timeout: Option<Duration>,
     storage_cap: Option<Size>,
     max_body_size: Option<Size>,
     max_response_size: Option<Size>,
@@ -302,6 +304,7 @@ impl RunArgs {
         take(unset("memory_limit"), &mut self.memory_limit, file.memory_limit);
         take(unset("cpu_limit"), &mut self.cpu_limit, file.cpu_limit);
         take(unset("call_timeout"), &mut self.call_timeout, file.call_timeout);
+        take(unset("outbound_timeout"), &mut self.outbound_timeout, file.outbound_timeout);
         take(unset("storage_cap"), &mut self.storage_cap, file.storage_cap);
         take(unset("max_body_size"), &mut self.max_body_size, file.max_body_size);
         take(unset("max_response_size"), &mut self.max_response_size, file.max_response_size);
@@ -379,6 +382,7 @@ mod tests {
         ("memory-limit", "\"3MiB\""),
         ("cpu-limit", "\"9s\""),
         ("call-timeout", "\"8s\""),
+        ("outbound-timeout", "\"7s\""),
         ("storage-cap", "\"5MiB\""),
         ("max-body-size", "\"6KiB\""),
         ("max-response-size", "\"7KiB\""),

@@ -51,6 +51,9 @@ pub struct Config {
     /// Longest time an object waits for the answer of a call to another object; the call then
     /// fails with a timeout the caller sees.
     pub call_timeout: Duration,
+    /// Longest wait for an outbound HTTP response to begin, and between two pieces of its body
+    /// (connecting takes at most 10 s, or this if shorter).
+    pub outbound_timeout: Duration,
     /// Most events waiting for one object; more are refused as overload.
     pub max_queued_events: usize,
     /// Largest size of one object's database; writes past it fail with a guest-visible error.
@@ -85,6 +88,7 @@ impl Default for Config {
             memory_limit: 128 * 1024 * 1024,
             cpu_limit: Duration::from_secs(30),
             call_timeout: Duration::from_secs(30),
+            outbound_timeout: Duration::from_secs(30),
             max_queued_events: 1024,
             storage_cap: opendo_storage::DEFAULT_STORAGE_CAP,
             max_response_bytes: 32 * 1024 * 1024,

@@ -160,11 +160,7 @@ impl Front {
             self.limits.memory_limit,
             self.log_budget.clone(),
             self.stats.clone(),
-            OutboundHooks::new(
-                self.outbound.clone(),
-                self.limits.max_response_bytes,
-                self.context.admin_address.clone(),
-            ),
+            OutboundHooks::new(self.outbound.clone(), self.limits.max_response_bytes, &self.context),
             &self.env,
         );
         let mut store = Store::new(self.pre.engine(), host);

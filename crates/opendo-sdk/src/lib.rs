@@ -11,7 +11,8 @@
 //! [`ObjectNamespace`] (ids by name, new unique ids, ids checked from strings) and [`Stub`] (calls).
 //!
 //! A [`Front`], exported with [`export_front!`], is the stateless component that receives every
-//! HTTP request when a project has one, and reaches objects the same way.
+//! HTTP request when a project has one, and reaches objects the same way. Both may send HTTP
+//! requests to the hosts the project file allows them ([`Fetch`]).
 //!
 //! # Encoding of typed values
 //! [`Storage::get`] and [`Storage::put`] store values as JSON text (UTF-8, via `serde_json`), so

@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use opendo_e2e::{Server, run_project_expecting_refusal};
-use opendo_test_support::{FRONT, PROBE};
+use opendo_test_support::{EXAMPLE_CHAT_ROOM, FRONT, PROBE};
 
 /// A project folder with the probe as namespace `probe`, the test front, and `front_table`
 /// at the top of its `opendo.toml`.
@@ -80,6 +80,26 @@ fn a_websocket_through_the_front_reaches_the_object_that_accepted_it() {
     // An upgrade the front refuses is an ordinary answer.
     let refused = opendo_e2e::WsClient::try_connect(server.addr, "/socket/room");
     assert!(refused.is_err_and(|err| err.contains("401")), "the front's 401 refuses the upgrade");
+}
+
+#[test]
+fn the_chat_room_works_behind_the_front() {
+    let dir = project("[front]\nmodule = \"front.wasm\"");
+    std::fs::copy(EXAMPLE_CHAT_ROOM, dir.path().join("chat.wasm")).unwrap();
+    let toml = std::fs::read_to_string(dir.path().join("opendo.toml")).unwrap();
+    let toml = format!("{toml}\n[[namespace]]\nname = \"chat-room\"\nmodule = \"chat.wasm\"\n");
+    std::fs::write(dir.path().join("opendo.toml"), toml).unwrap();
+    let server = Server::start_project(dir.path(), &[]);
+    let json = |text: String| serde_json::from_str::<serde_json::Value>(&text).unwrap();
+    let mut ann = server.websocket("/chat/lobby?token=let-me-in&name=ann");
+    assert_eq!(json(ann.recv_text()), serde_json::json!({"joined": "ann"}));
+    let mut bo = server.websocket("/chat/lobby?token=let-me-in&name=bo");
+    assert_eq!(json(bo.recv_text()), serde_json::json!({"joined": "bo"}));
+    assert_eq!(json(ann.recv_text()), serde_json::json!({"joined": "bo"}));
+    ann.send_text("hi through the front");
+    let said = serde_json::json!({"from": "ann", "text": "hi through the front"});
+    assert_eq!(json(ann.recv_text()), said);
+    assert_eq!(json(bo.recv_text()), said);
 }
 
 #[test]

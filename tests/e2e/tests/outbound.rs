@@ -8,7 +8,7 @@ use opendo_e2e::Server;
 use opendo_test_support::PROBE;
 
 /// A server on 127.0.0.1 answering `GET /ok` with `hello from outside`, `/big` with 2 MiB,
-/// `/redirect?to=URL` with a 302 to URL, anything else 404. Returns its port.
+/// `/redirect?to=URL` with a 302 to URL, `/hang` never, anything else 404. Returns its port.
 fn outside() -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
@@ -42,6 +42,10 @@ fn answer(mut stream: TcpStream) {
     let (status, extra, body) = match target.split_once('?').map_or((target.as_str(), ""), |(p, q)| (p, q)) {
         ("/ok", _) => ("200 OK", String::new(), b"hello from outside".to_vec()),
         ("/big", _) => ("200 OK", String::new(), vec![b'x'; 2 << 20]),
+        ("/hang", _) => {
+            std::thread::sleep(std::time::Duration::from_secs(60));
+            return;
+        }
         ("/redirect", query) => {
             ("302 Found", format!("location: {}\r\n", query.strip_prefix("to=").unwrap_or("")), Vec::new())
         }
@@ -126,6 +130,17 @@ fn a_host_given_by_name_may_not_resolve_to_a_loopback_address_nor_reach_the_admi
     assert_eq!(status, 502, "the admin listener, even when listed: {body}");
     assert!(body.contains("DestinationIpProhibited"), "{body}");
     assert_eq!(server.admin_send("GET", "/healthz").body, "ok\n", "the admin listener itself is up");
+}
+
+#[test]
+fn a_response_that_does_not_come_times_out() {
+    let port = outside();
+    let (_dir, server) = project(&[format!("127.0.0.1:{port}")], &["--outbound-timeout", "1s"]);
+    let (status, body) = fetch(&server, "open/a", &format!("http://127.0.0.1:{port}/hang"));
+    assert_eq!(status, 502, "{body}");
+    assert!(body.contains("Timeout"), "{body}");
+    // The object goes on.
+    assert_eq!(fetch(&server, "open/a", &format!("http://127.0.0.1:{port}/ok")).0, 200);
 }
 
 #[test]

@@ -11,6 +11,14 @@ fn shortener() -> (tempfile::TempDir, Server) {
 
 /// [`shortener`], with `front_extra` added to the `[front]` table.
 fn shortener_with(front_extra: &str) -> (tempfile::TempDir, Server) {
+    let dir = project(front_extra);
+    let server = Server::start_project(dir.path(), &[]);
+    (dir, server)
+}
+
+/// A folder with the example's project file (pointing at the built components), `front_extra`
+/// added to its `[front]` table.
+fn project(front_extra: &str) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     let toml = format!(
         "[front]\nmodule = {EXAMPLE_SHORTENER_FRONT:?}\n{front_extra}\n\n\
@@ -18,8 +26,7 @@ fn shortener_with(front_extra: &str) -> (tempfile::TempDir, Server) {
          [[namespace]]\nname = \"link\"\nmodule = {EXAMPLE_SHORTENER_LINK:?}\n"
     );
     std::fs::write(dir.path().join("opendo.toml"), toml).unwrap();
-    let server = Server::start_project(dir.path(), &[]);
-    (dir, server)
+    dir
 }
 
 /// `method path` with `Authorization: Bearer {token}` (none if empty) and `body`: the status,
@@ -64,6 +71,27 @@ fn links_are_created_followed_and_counted() {
     let (_, _, other) = send(&server, "POST", "/links", "alice-token", "http://example.org");
     let other: serde_json::Value = serde_json::from_str(&other).unwrap();
     assert_ne!(other["id"], created["id"]);
+}
+
+#[test]
+fn links_survive_a_restart() {
+    let dir = project("");
+    let server = Server::start_project(dir.path(), &[]);
+    let (_, _, body) = send(&server, "POST", "/links", "keeper", "https://example.com/kept");
+    let id = serde_json::from_str::<serde_json::Value>(&body).unwrap()["id"].as_str().unwrap().to_string();
+    assert_eq!(send(&server, "GET", &format!("/l/{id}"), "", "").0, 302);
+    server.kill();
+
+    let server = Server::start_project(dir.path(), &[]);
+    let (status, head, _) = send(&server, "GET", &format!("/l/{id}"), "", "");
+    assert_eq!(status, 302);
+    assert!(head.contains("location: https://example.com/kept"), "{head}");
+    let (_, _, stats) = send(&server, "GET", &format!("/l/{id}/stats"), "", "");
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&stats).unwrap()["visits"],
+        2,
+        "both visits counted"
+    );
 }
 
 #[test]

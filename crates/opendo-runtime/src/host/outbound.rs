@@ -21,14 +21,12 @@ use wasmtime_wasi_http::p2::{HttpError, HttpResult};
 use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpHooks, WasiHttpView};
 
 use crate::config::Outbound;
+use crate::context::Context;
 use crate::identity::Identity;
 
-/// Longest wait for a connection, and for the first byte of a response (a guest may ask for
-/// less).
+/// Longest wait for a connection (a guest may ask for less; `Config::outbound_timeout` caps it
+/// too).
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-const FIRST_BYTE_TIMEOUT: Duration = Duration::from_secs(30);
-/// Longest wait between two pieces of a response body.
-const BETWEEN_BYTES_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The hooks of one store's `wasi:http`: the checks above, with what they need.
 pub(crate) struct OutboundHooks {
@@ -37,15 +35,18 @@ pub(crate) struct OutboundHooks {
     max_response_bytes: usize,
     /// The admin listener's address, once it listens.
     admin: Arc<OnceLock<SocketAddr>>,
+    /// Longest wait for a response to begin, and between two pieces of its body.
+    timeout: Duration,
 }
 
 impl OutboundHooks {
-    pub(crate) fn new(
-        allowed: Arc<Outbound>,
-        max_response_bytes: usize,
-        admin: Arc<OnceLock<SocketAddr>>,
-    ) -> Self {
-        OutboundHooks { allowed, max_response_bytes, admin }
+    pub(crate) fn new(allowed: Arc<Outbound>, max_response_bytes: usize, context: &Context) -> Self {
+        OutboundHooks {
+            allowed,
+            max_response_bytes,
+            admin: context.admin_address.clone(),
+            timeout: context.config.outbound_timeout,
+        }
     }
 }
 
@@ -66,9 +67,10 @@ impl WasiHttpHooks for OutboundHooks {
         let allowed = self.allowed.clone();
         let admin = self.admin.get().copied();
         let limit = self.max_response_bytes;
+        let timeout = self.timeout;
         Box::new(async move {
             vet(&allowed, admin, request.uri()).await?;
-            let options = Some(capped(options));
+            let options = Some(capped(options, timeout));
             let (response, io) = wasmtime_wasi_http::default_send_request(request, options).await?;
             let response = response.map(|body| {
                 Limited::new(body, limit)
@@ -80,14 +82,14 @@ impl WasiHttpHooks for OutboundHooks {
     }
 }
 
-/// The guest's timeouts, none longer than ours.
-fn capped(options: Option<RequestOptions>) -> RequestOptions {
+/// The guest's timeouts, none longer than ours (`timeout` for the response).
+fn capped(options: Option<RequestOptions>, timeout: Duration) -> RequestOptions {
     let asked = options.unwrap_or_default();
     let cap = |asked: Option<Duration>, most: Duration| Some(asked.map_or(most, |asked| asked.min(most)));
     RequestOptions {
-        connect_timeout: cap(asked.connect_timeout, CONNECT_TIMEOUT),
-        first_byte_timeout: cap(asked.first_byte_timeout, FIRST_BYTE_TIMEOUT),
-        between_bytes_timeout: cap(asked.between_bytes_timeout, BETWEEN_BYTES_TIMEOUT),
+        connect_timeout: cap(asked.connect_timeout, CONNECT_TIMEOUT.min(timeout)),
+        first_byte_timeout: cap(asked.first_byte_timeout, timeout),
+        between_bytes_timeout: cap(asked.between_bytes_timeout, timeout),
     }
 }
 
@@ -219,9 +221,15 @@ mod tests {
             first_byte_timeout: Some(Duration::from_secs(3600)),
             between_bytes_timeout: None,
         };
-        let capped = capped(Some(asked));
+        let capped = capped(Some(asked), Duration::from_secs(30));
         assert_eq!(capped.connect_timeout, Some(Duration::from_secs(1)));
-        assert_eq!(capped.first_byte_timeout, Some(FIRST_BYTE_TIMEOUT));
-        assert_eq!(capped.between_bytes_timeout, Some(BETWEEN_BYTES_TIMEOUT));
+        assert_eq!(capped.first_byte_timeout, Some(Duration::from_secs(30)));
+        assert_eq!(capped.between_bytes_timeout, Some(Duration::from_secs(30)));
+        let short = capped(None, Duration::from_secs(2));
+        assert_eq!(
+            short.connect_timeout,
+            Some(Duration::from_secs(2)),
+            "the server's timeout caps connecting too"
+        );
     }
 }

@@ -121,7 +121,7 @@ impl Host {
             outbound: OutboundHooks::new(
                 object.namespace.outbound.clone(),
                 object.namespace.limits.max_response_bytes,
-                object.context.admin_address.clone(),
+                &object.context,
             ),
             object,
             wasi,

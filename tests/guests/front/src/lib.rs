@@ -6,6 +6,8 @@
 //! - `GET /by-id/{id}/whoami`: the probe object with that id says who it is (400 for a bad id).
 //! - `GET /echo` (any query): the path and query the front got.
 //! - `GET /panic`: panics.
+//! - `GET /chat/{room}?name=NAME` (a WebSocket upgrade): passed on to the chat-room example's
+//!   object `{room}` as `/ws?name=NAME` (a project with that namespace).
 //! - `GET /socket/{name}` (a WebSocket upgrade; the token may be `?token=let-me-in`): passed on
 //!   to the probe object `{name}` as `/ws`, which accepts the socket.
 //! - `/to/{name}/{rest}`: forwards `/{rest}` (with the query and method) to the probe object
@@ -34,6 +36,15 @@ impl Front for TestFront {
             req.query().and_then(|query| query.split('&').find_map(|pair| pair.strip_prefix("token=")));
         if req.header("authorization") != Some("Bearer let-me-in") && token != Some("let-me-in") {
             return Response::error("who are you?", 401);
+        }
+        if let Some(room) = path.strip_prefix("/chat/") {
+            // The chat-room example behind the front: its `/ws?name=...` upgrade, passed on.
+            let name = req
+                .query()
+                .and_then(|q| q.split('&').find_map(|pair| pair.strip_prefix("name=")))
+                .unwrap_or("");
+            let to_room = req.clone().with_path(&format!("/ws?name={name}"));
+            return ObjectNamespace::new("chat-room").get_by_name(room)?.fetch_with_request(to_room);
         }
         if let Some(room) = path.strip_prefix("/socket/") {
             // The client's upgrade, passed on as it came: the probe accepts the socket.
