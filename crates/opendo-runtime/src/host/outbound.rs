@@ -221,10 +221,10 @@ mod tests {
             first_byte_timeout: Some(Duration::from_secs(3600)),
             between_bytes_timeout: None,
         };
-        let capped = capped(Some(asked), Duration::from_secs(30));
-        assert_eq!(capped.connect_timeout, Some(Duration::from_secs(1)));
-        assert_eq!(capped.first_byte_timeout, Some(Duration::from_secs(30)));
-        assert_eq!(capped.between_bytes_timeout, Some(Duration::from_secs(30)));
+        let kept = capped(Some(asked), Duration::from_secs(30));
+        assert_eq!(kept.connect_timeout, Some(Duration::from_secs(1)));
+        assert_eq!(kept.first_byte_timeout, Some(Duration::from_secs(30)));
+        assert_eq!(kept.between_bytes_timeout, Some(Duration::from_secs(30)));
         let short = capped(None, Duration::from_secs(2));
         assert_eq!(
             short.connect_timeout,
