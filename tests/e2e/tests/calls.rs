@@ -110,6 +110,25 @@ fn a_call_past_the_timeout_fails_and_the_caller_goes_on() {
 }
 
 #[test]
+fn a_call_to_an_overloaded_object_is_an_error_the_caller_handles() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = probe(&dir, &["--max-queued-events", "1"]);
+    std::thread::scope(|scope| {
+        // `busy` sleeps on one request while a second waits in its one-place queue.
+        let sleeping = scope.spawn(|| server.post("/probe/busy/sleep?ms=5000"));
+        wait_for_log(&server, "probe sleeps 5000 ms");
+        let queued = scope.spawn(|| server.post("/probe/busy/sleep?ms=0"));
+        // Time for the second request to reach the queue (the first sleeps 5 s).
+        std::thread::sleep(Duration::from_secs(1));
+        let refused = server.post("/probe/a/to/probe/busy/sleep?ms=0");
+        assert_eq!(refused.status, 502, "{refused:?}");
+        assert!(refused.body.contains("call error Overloaded"), "{refused:?}");
+        assert_eq!(sleeping.join().unwrap().body, "1");
+        assert_eq!(queued.join().unwrap().body, "2", "the queued request ran, the refused call did not");
+    });
+}
+
+#[test]
 fn a_call_inside_a_transaction_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let server = probe(&dir, &[]);
