@@ -373,3 +373,27 @@ pub fn run_expecting_refusal(module: &Path, data_dir: &Path, extra: &[&str]) -> 
     };
     (status, std::fs::read_to_string(&stderr_path).unwrap_or_default())
 }
+
+/// Reads one HTTP/1.1 request from `stream` (for small servers a test runs, such as the targets
+/// of outbound requests): its request line (`POST /links HTTP/1.1`) and its body, by its
+/// `Content-Length`. `None` if the client sent nothing.
+pub fn read_request(stream: &TcpStream) -> Option<(String, Vec<u8>)> {
+    let mut reader = BufReader::new(stream.try_clone().ok()?);
+    let mut line = String::new();
+    if reader.read_line(&mut line).ok()? == 0 {
+        return None;
+    }
+    let mut length = 0;
+    loop {
+        let mut header = String::new();
+        if reader.read_line(&mut header).is_err() || header.trim().is_empty() {
+            break;
+        }
+        if let Some(value) = header.to_ascii_lowercase().strip_prefix("content-length:") {
+            length = value.trim().parse().unwrap_or(0);
+        }
+    }
+    let mut body = vec![0; length];
+    reader.read_exact(&mut body).ok()?;
+    Some((line.trim_end().to_string(), body))
+}

@@ -1,7 +1,7 @@
 //! Outbound HTTP from objects (`Fetch`, `wasi:http/outgoing-handler`), over the real binary,
 //! against a small HTTP server on 127.0.0.1 run by the test.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::Write;
 use std::net::{TcpListener, TcpStream};
 
 use opendo_e2e::Server;
@@ -21,23 +21,7 @@ fn outside() -> u16 {
 }
 
 fn answer(mut stream: TcpStream) {
-    let mut reader = BufReader::new(stream.try_clone().unwrap());
-    let mut line = String::new();
-    if reader.read_line(&mut line).is_err() {
-        return;
-    }
-    let mut length = 0;
-    loop {
-        let mut header = String::new();
-        if reader.read_line(&mut header).is_err() || header.trim().is_empty() {
-            break;
-        }
-        if let Some(value) = header.to_ascii_lowercase().strip_prefix("content-length:") {
-            length = value.trim().parse().unwrap_or(0);
-        }
-    }
-    let mut body = vec![0; length];
-    let _ = reader.read_exact(&mut body);
+    let Some((line, _)) = opendo_e2e::read_request(&stream) else { return };
     let target = line.split_whitespace().nth(1).unwrap_or("/").to_string();
     let (status, extra, body) = match target.split_once('?').map_or((target.as_str(), ""), |(p, q)| (p, q)) {
         ("/ok", _) => ("200 OK", String::new(), b"hello from outside".to_vec()),

@@ -131,26 +131,13 @@ fn a_token_makes_at_most_ten_links_a_minute() {
 
 #[test]
 fn each_new_link_is_posted_to_the_webhook() {
-    use std::io::{BufRead, BufReader, Read, Write};
+    use std::io::Write;
     let hook = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = hook.local_addr().unwrap().port();
     let (received, events) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         for mut stream in hook.incoming().flatten() {
-            let mut reader = BufReader::new(stream.try_clone().unwrap());
-            let (mut line, mut length) = (String::new(), 0);
-            let _ = reader.read_line(&mut line);
-            loop {
-                let mut header = String::new();
-                if reader.read_line(&mut header).is_err() || header.trim().is_empty() {
-                    break;
-                }
-                if let Some(value) = header.to_ascii_lowercase().strip_prefix("content-length:") {
-                    length = value.trim().parse().unwrap_or(0);
-                }
-            }
-            let mut body = vec![0; length];
-            let _ = reader.read_exact(&mut body);
+            let Some((line, body)) = opendo_e2e::read_request(&stream) else { continue };
             let _ = stream.write_all(b"HTTP/1.1 204 No Content\r\nconnection: close\r\n\r\n");
             let _ = received.send((line, String::from_utf8_lossy(&body).into_owned()));
         }
