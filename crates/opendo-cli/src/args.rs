@@ -23,7 +23,8 @@ pub enum Command {
     ///
     /// Requests to /{namespace}/{object-name}/{rest} go to the object {object-name}, which sees
     /// the path /{rest}. Each object keeps its storage in {data-dir}/{namespace}/{id}.sqlite.
-    /// Without MODULE, the namespaces of the project file are served (--config, or ./opendo.toml).
+    /// Without MODULE, the namespaces of the project file are served (--config, or ./opendo.toml);
+    /// with a `[front]` there, every request goes to the front instead.
     Run(RunArgs),
     /// See and manage stored objects: list, show, browse KV, query, export, import, delete.
     ///
