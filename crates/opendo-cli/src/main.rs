@@ -227,6 +227,18 @@ fn run(args: RunArgs, from_file: Vec<NamespaceSpec>, front: Option<FrontSpec>) -
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting tokio")?;
     rt.block_on(async move {
         let runtime = Runtime::new(config.clone())?;
+        // Bound before any namespace loads (its alarms may send requests at once): outbound
+        // requests never reach the admin listener.
+        let admin_listener = match args.admin_listen {
+            Some(admin) => {
+                let listener = tokio::net::TcpListener::bind(admin)
+                    .await
+                    .with_context(|| format!("cannot listen on {admin} (--admin-listen)"))?;
+                runtime.set_admin_address(listener.local_addr().context("reading the admin address")?);
+                Some(listener)
+            }
+            None => None,
+        };
         let defaults = config.object_limits();
         for ((spec, origin), module) in namespaces.iter().zip(&modules) {
             let started = std::time::Instant::now();
@@ -264,13 +276,9 @@ fn run(args: RunArgs, from_file: Vec<NamespaceSpec>, front: Option<FrontSpec>) -
             ),
         }
         let shutdown = CancellationToken::new();
-        let admin = match args.admin_listen {
-            Some(admin) => {
-                let listener = tokio::net::TcpListener::bind(admin)
-                    .await
-                    .with_context(|| format!("cannot listen on {admin} (--admin-listen)"))?;
+        let admin = match admin_listener {
+            Some(listener) => {
                 let address = listener.local_addr().context("reading the admin address")?;
-                runtime.set_admin_address(address);
                 println!("Admin on http://{address}  (inspector at /, API at /v1/..., /healthz, /metrics)");
                 let serving = opendo_server::serve_admin(
                     listener,
