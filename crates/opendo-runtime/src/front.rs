@@ -31,7 +31,7 @@ use crate::metrics::NamespaceStats;
 /// Idle instances kept for the next requests; more are dropped when they finish.
 const MAX_IDLE: usize = 64;
 /// Requests the front runs at once (each on an instance of its own); more wait their turn.
-pub(crate) const MAX_RUNNING: usize = 1024;
+const MAX_RUNNING: usize = 1024;
 
 /// A loaded front.
 pub(crate) struct Front {

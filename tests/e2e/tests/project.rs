@@ -31,6 +31,7 @@ fn a_project_serves_each_namespace_under_its_own_limits() {
         [[namespace]]
         name = "big"
         module = "probe.wasm"
+        env = { GREETING = "hello big" }
 
         [[namespace]]
         name = "counter"
@@ -51,6 +52,8 @@ fn a_project_serves_each_namespace_under_its_own_limits() {
     assert_eq!(server.send("PUT", "/big/b/kv/k", &long).status, 204);
     assert_eq!(server.get("/big/b/kv/k").body.len(), 2048);
     assert_eq!(server.post("/counter/c/increment").body, "1");
+    assert_eq!(server.get("/big/a/env?name=GREETING").body, "hello big", "a namespace's env");
+    assert_eq!(server.get("/small/a/env?name=GREETING").status, 404, "only its own");
     assert_eq!(server.get("/nowhere/a/").status, 404);
     let log = server.log();
     for name in ["small", "big", "counter"] {

@@ -8,6 +8,7 @@
 //! - `POST /grow?mb=N`: allocates and fills N MiB.
 //! - `GET /whoami`: id, name and namespace as JSON.
 //! - `GET /error`: returns an `Err` from `fetch`.
+//! - `GET /env?name=NAME`: the environment variable NAME (404 if not set).
 //! - `POST /print`: writes a line to stdout and stderr.
 //! - `POST /sql` with JSON `{"query": ..., "params": [...]}`: runs SQL, answers the result as JSON
 //!   (400 with `{"code", "message", "sqlite_code"}` when refused). Arrays of numbers bind as blobs.
@@ -417,6 +418,10 @@ impl DurableObject for Probe {
                 "name": self.state.name(),
                 "namespace": self.state.namespace(),
             })),
+            (Method::Get, "/env") => match std::env::var(query_text(&req, "name")) {
+                Ok(value) => Response::ok(value),
+                Err(_) => Response::error("not set", 404),
+            },
             (Method::Get, "/error") => Err(Error::Message("the probe was asked to fail".into())),
             (Method::Get, "/ids/name" | "/ids/unique" | "/ids/check") => ids(&req, &path),
             (Method::Post, "/print") => {
