@@ -35,9 +35,12 @@ pub enum Command {
 
 #[derive(Debug, clap::Args)]
 pub struct RunArgs {
-    /// A component (.wasm, built for wasm32-wasip2 against the `durable-object` world), or the
+    /// A component (.wasm, built for wasm32-wasip2 against the `durable-object` world); the
     /// folder of a Rust guest crate, which is built first (installing the wasm32-wasip2 target
-    /// if missing). Without it, the project file's namespaces are served.
+    /// if missing); or a JavaScript or TypeScript object (a .js/.ts file, or a folder with a
+    /// package.json), which is bundled and componentized first (with Node.js and npm; the
+    /// toolchain is installed into --cache-dir on first use). Without it, the project file's
+    /// namespaces are served.
     pub module: Option<PathBuf>,
 
     /// The project file (TOML): settings, whose keys are the flag names without `--` (e.g.
@@ -59,6 +62,11 @@ pub struct RunArgs {
     /// use it (it holds {data-dir}/opendo.lock while running).
     #[arg(long, default_value = ".opendo", env = "OPENDO_DATA_DIR")]
     pub data_dir: PathBuf,
+
+    /// Where built JavaScript objects and their toolchain are kept, shared by every project
+    /// [default: $XDG_CACHE_HOME/opendo, or ~/.cache/opendo].
+    #[arg(long, env = "OPENDO_CACHE_DIR")]
+    pub cache_dir: Option<PathBuf>,
 
     /// The MODULE's namespace name, the first path segment of object URLs [default: the crate
     /// folder's name, or the module's file stem].

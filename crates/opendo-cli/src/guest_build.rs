@@ -1,4 +1,5 @@
-//! `opendo run <crate dir>`: building a Rust guest crate into a component first.
+//! `opendo run <crate dir>`: building a Rust guest crate into a component first (and choosing
+//! the JavaScript build for JavaScript objects).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -8,19 +9,22 @@ use cargo_metadata::Message;
 
 const TARGET: &str = "wasm32-wasip2";
 
-/// The component to serve: `path` itself if it is a file, or the component built from the Rust
-/// crate in folder `path`.
-pub fn resolve_module(path: &Path) -> anyhow::Result<PathBuf> {
+/// The component to serve: `path` itself if it is a component, or the component built from the
+/// Rust crate in folder `path`, or from the JavaScript object at `path` (cached in `cache`).
+pub fn resolve_module(path: &Path, cache: &Path) -> anyhow::Result<PathBuf> {
+    if path.exists() && crate::js_build::is_js(path) {
+        return crate::js_build::build(path, cache);
+    }
     if path.is_file() {
         return Ok(path.to_path_buf());
     }
     if !path.exists() {
-        bail!("{} does not exist: pass a .wasm component or a guest crate folder", path.display());
+        bail!("{} does not exist: pass a .wasm component, a guest crate folder or a .js/.ts file", path.display());
     }
     let manifest = path.join("Cargo.toml");
     if !manifest.is_file() {
         bail!(
-            "{} is a folder without a Cargo.toml: pass a .wasm component or a guest crate folder",
+            "{} is a folder without a Cargo.toml or package.json: pass a .wasm component, a guest crate folder or a JavaScript object",
             path.display()
         );
     }

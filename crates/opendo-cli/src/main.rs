@@ -3,6 +3,7 @@
 
 mod args;
 mod guest_build;
+mod js_build;
 mod objects;
 mod project;
 
@@ -170,12 +171,13 @@ fn run(args: RunArgs, from_file: Vec<NamespaceSpec>, front: Option<FrontSpec>) -
     let file = args.config.clone().unwrap_or_else(|| PathBuf::from(PROJECT_FILE));
     // Every component is built (if it is a crate) before any is loaded: a build error stops the
     // start before anything listens.
+    let cache = args.cache_dir.clone().unwrap_or_else(js_build::default_cache_dir);
     let mut modules = Vec::new();
     for (spec, origin) in &namespaces {
         if spec.module.is_dir() {
             tracing::info!(namespace = %spec.name, crate_dir = %spec.module.display(), "building");
         }
-        modules.push(guest_build::resolve_module(&spec.module).with_context(|| origin.clone())?);
+        modules.push(guest_build::resolve_module(&spec.module, &cache).with_context(|| origin.clone())?);
     }
     let front_origin = format!("{}: [front]", file.display());
     let front = match front {
@@ -183,7 +185,7 @@ fn run(args: RunArgs, from_file: Vec<NamespaceSpec>, front: Option<FrontSpec>) -
             if spec.module.is_dir() {
                 tracing::info!(crate_dir = %spec.module.display(), "building the front");
             }
-            let module = guest_build::resolve_module(&spec.module).with_context(|| front_origin.clone())?;
+            let module = guest_build::resolve_module(&spec.module, &cache).with_context(|| front_origin.clone())?;
             Some((spec, module))
         }
         None => None,
