@@ -59,6 +59,7 @@ try {
     process.exit(2);
   }
 } catch (error) {
-  console.error(String(error?.message ?? error));
+  // esbuild has already shown its errors, with their source lines.
+  if (!Array.isArray(error?.errors)) console.error(String(error?.message ?? error));
   process.exit(1);
 }

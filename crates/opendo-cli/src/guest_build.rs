@@ -19,7 +19,10 @@ pub fn resolve_module(path: &Path, cache: &Path) -> anyhow::Result<PathBuf> {
         return Ok(path.to_path_buf());
     }
     if !path.exists() {
-        bail!("{} does not exist: pass a .wasm component, a guest crate folder or a .js/.ts file", path.display());
+        bail!(
+            "{} does not exist: pass a .wasm component, a guest crate folder or a .js/.ts file",
+            path.display()
+        );
     }
     let manifest = path.join("Cargo.toml");
     if !manifest.is_file() {

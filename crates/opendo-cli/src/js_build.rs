@@ -69,7 +69,8 @@ fn entry_of(path: &Path) -> anyhow::Result<PathBuf> {
         return Ok(path.to_path_buf());
     }
     let manifest = path.join("package.json");
-    let text = std::fs::read_to_string(&manifest).with_context(|| format!("reading {}", manifest.display()))?;
+    let text =
+        std::fs::read_to_string(&manifest).with_context(|| format!("reading {}", manifest.display()))?;
     let manifest_json: serde_json::Value =
         serde_json::from_str(&text).with_context(|| format!("{} is not valid JSON", manifest.display()))?;
     let has_dependencies = ["dependencies", "devDependencies"]
@@ -89,16 +90,26 @@ fn entry_of(path: &Path) -> anyhow::Result<PathBuf> {
         .iter()
         .flat_map(|stem| SOURCE_EXTENSIONS.iter().map(move |ext| path.join(format!("{stem}.{ext}"))));
     candidates.into_iter().find(|file| file.is_file()).with_context(|| {
-        format!("{} has no `main` in package.json and no index.js or src/index.ts: say which file is the object", path.display())
+        format!(
+            "{} has no `main` in package.json and no index.js or src/index.ts: say which file is the object",
+            path.display()
+        )
     })
 }
 
 fn check_node() -> anyhow::Result<()> {
     let found = |program: &str| {
-        Command::new(program).arg("--version").stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok_and(|s| s.success())
+        Command::new(program)
+            .arg("--version")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
     };
     if !found("node") || !found("npm") {
-        bail!("building a JavaScript object needs Node.js (18 or later) and npm: install them (https://nodejs.org, or your system's `nodejs` and `npm` packages) and retry");
+        bail!(
+            "building a JavaScript object needs Node.js (18 or later) and npm: install them (https://nodejs.org, or your system's `nodejs` and `npm` packages) and retry"
+        );
     }
     Ok(())
 }
@@ -156,7 +167,10 @@ impl Kit {
             .status()
             .context("cannot run npm")?;
         if !status.success() {
-            bail!("`npm ci` in {} failed (npm's errors are above): check the network to the npm registry and retry", toolchain.display());
+            bail!(
+                "`npm ci` in {} failed (npm's errors are above): check the network to the npm registry and retry",
+                toolchain.display()
+            );
         }
         std::fs::write(&installed, "").with_context(|| format!("writing {}", installed.display()))?;
         Ok(())

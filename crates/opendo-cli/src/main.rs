@@ -185,7 +185,8 @@ fn run(args: RunArgs, from_file: Vec<NamespaceSpec>, front: Option<FrontSpec>) -
             if spec.module.is_dir() {
                 tracing::info!(crate_dir = %spec.module.display(), "building the front");
             }
-            let module = guest_build::resolve_module(&spec.module, &cache).with_context(|| front_origin.clone())?;
+            let module =
+                guest_build::resolve_module(&spec.module, &cache).with_context(|| front_origin.clone())?;
             Some((spec, module))
         }
         None => None,

@@ -33,7 +33,7 @@ function errorText(error) {
 }
 
 function messageData(message) {
-  return message.tag === "text" ? message.val : message.val.slice().buffer;
+  return message.tag === "text" ? message.val : new Uint8Array(message.val).buffer;
 }
 
 export function handlerFor(module) {

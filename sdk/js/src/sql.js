@@ -35,7 +35,7 @@ function fromSql(value) {
       return Number.isSafeInteger(n) ? n : value.val;
     }
     case "blob":
-      return value.val.slice().buffer;
+      return new Uint8Array(value.val).buffer;
     default:
       return value.val;
   }

@@ -32,6 +32,19 @@ pub fn opendo_bin() -> PathBuf {
     bin
 }
 
+/// The folder every test's `opendo` builds JavaScript objects in: the toolchain is installed and
+/// each object componentized once for the whole test run (`target/{profile}/opendo-cache`).
+pub fn js_cache_dir() -> PathBuf {
+    opendo_bin().parent().expect("target/{profile}").join("opendo-cache")
+}
+
+/// `opendo`, with the shared cache of JavaScript builds.
+fn opendo_command() -> Command {
+    let mut command = Command::new(opendo_bin());
+    command.env("OPENDO_CACHE_DIR", js_cache_dir());
+    command
+}
+
 /// A running `opendo run` process.
 pub struct Server {
     child: Child,
@@ -315,7 +328,7 @@ impl Drop for Server {
 fn opendo_run(module: &Path, data_dir: &Path) -> (Command, PathBuf) {
     let stderr_path = log_path(data_dir);
     let stderr = std::fs::File::create(&stderr_path).expect("create log file");
-    let mut command = Command::new(opendo_bin());
+    let mut command = opendo_command();
     command
         .arg("run")
         .arg(module)
@@ -331,7 +344,7 @@ fn opendo_run_project(dir: &Path) -> (Command, PathBuf) {
     let data_dir = dir.join("data");
     let stderr_path = log_path(&data_dir);
     let stderr = std::fs::File::create(&stderr_path).expect("create log file");
-    let mut command = Command::new(opendo_bin());
+    let mut command = opendo_command();
     command
         .current_dir(dir)
         .arg("run")

@@ -6,11 +6,11 @@ use std::sync::Arc;
 use opendo_e2e::{Server, run_expecting_refusal};
 use opendo_test_support::EXAMPLE_COUNTER;
 
-#[test]
-fn counter_persists_across_a_restart() {
+/// The counter's HTTP contract, which the Rust and the JavaScript counter both keep.
+fn counter_persists_across_a_restart(module: &Path) {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let server = Server::start(Path::new(EXAMPLE_COUNTER), &data, &[]);
+    let server = Server::start(module, &data, &["--namespace", "counter"]);
     assert_eq!(server.post("/counter/alice/increment").body, "1");
     assert_eq!(server.post("/counter/alice/increment").body, "2");
     assert_eq!(server.get("/counter/bob").body, "0");
@@ -19,12 +19,23 @@ fn counter_persists_across_a_restart() {
     let status = server.interrupt();
     assert!(status.success(), "SIGINT exits 0, got {status}");
 
-    let server = Server::start(Path::new(EXAMPLE_COUNTER), &data, &[]);
+    let server = Server::start(module, &data, &["--namespace", "counter"]);
     assert_eq!(server.post("/counter/alice/increment").body, "3");
     assert_eq!(server.send("DELETE", "/counter/alice", b"").body, "0");
     assert_eq!(server.get("/counter/alice").body, "0");
     let status = server.terminate();
     assert!(status.success(), "SIGTERM exits 0, got {status}");
+}
+
+#[test]
+fn the_rust_counter_persists_across_a_restart() {
+    counter_persists_across_a_restart(Path::new(EXAMPLE_COUNTER));
+}
+
+#[test]
+fn the_javascript_counter_persists_across_a_restart() {
+    let js = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../guest-examples/js/counter/counter.js");
+    counter_persists_across_a_restart(&js);
 }
 
 #[test]

@@ -1,0 +1,185 @@
+//! JavaScript and TypeScript objects over the real binary: `opendo run file.js` bundles and
+//! componentizes them (Node.js and npm), and the SDK gives them Cloudflare's API.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use opendo_e2e::{Server, run_expecting_refusal};
+use serde_json::{Value, json};
+
+fn guest(file: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../guests/js").join(file)
+}
+
+fn json_of(answer: &opendo_e2e::Answer) -> Value {
+    assert_eq!(answer.status, 200, "{answer:?}");
+    serde_json::from_str(&answer.body).unwrap_or_else(|err| panic!("{err}: {}", answer.body))
+}
+
+#[test]
+fn stored_values_come_back_as_they_went_in_across_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let server = Server::start(&guest("probe.js"), &data, &[]);
+    assert_eq!(json_of(&server.post("/probe/v/put-values")), json!({"stored": 15}));
+    let expected = json_of(&server.get("/probe/v/expected-values"));
+    assert_eq!(expected["map"], json!({"Map": [["k", 1], [2, "v"]]}), "the probe describes what it stores");
+    server.terminate();
+
+    // A new process, so the values are read from the database, not from memory.
+    let server = Server::start(&guest("probe.js"), &data, &[]);
+    let found = json_of(&server.get("/probe/v/get-values"));
+    for (key, value) in expected.as_object().unwrap() {
+        assert_eq!(&found[key], value, "the value under {key:?}");
+    }
+}
+
+#[test]
+fn kv_methods_follow_cloudflares_semantics() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&guest("probe.js"), &dir.path().join("data"), &[]);
+    let kv = json_of(&server.post("/probe/kv/kv"));
+    assert_eq!(kv["all"], json!(["a", "b", "c", "d", "d/x", "e"]));
+    assert_eq!(kv["start"], json!(["b", "c", "d", "d/x", "e"]), "start is inclusive");
+    assert_eq!(kv["startAfter"], json!(["c", "d", "d/x", "e"]), "startAfter is exclusive");
+    assert_eq!(kv["end"], json!(["b", "c"]), "end is exclusive");
+    assert_eq!(kv["prefix"], json!(["d", "d/x"]));
+    assert_eq!(kv["reverse"], json!(["e", "d/x"]), "reverse with a limit takes the last keys");
+    assert_eq!(kv["reverseBounded"], json!(["d/x", "d", "c", "b"]), "bounds keep their meaning in reverse");
+    assert_eq!(kv["values"], json!([4, 5]), "list's map holds the values");
+    assert_eq!(kv["getMissing"], "undefined");
+    assert_eq!(kv["getMany"], json!({"a": 1, "c": 3}), "get of an array leaves missing keys out");
+    assert_eq!(
+        (&kv["deleteOne"], &kv["deleteOneAgain"], &kv["deleteMany"]),
+        (&json!(true), &json!(false), &json!(2))
+    );
+    for what in ["tooManyGet", "tooManyDelete", "tooManyPut"] {
+        assert!(kv[what].as_str().unwrap().contains("at most 128 keys"), "{what}: {}", kv[what]);
+    }
+    assert_eq!(kv["left"], json!(["d", "d/x", "e"]));
+
+    let deleted = json_of(&server.post("/probe/gone/delete-all"));
+    assert_eq!(
+        deleted,
+        json!({"before": true, "after": null, "left": []}),
+        "deleteAll removes the alarm too"
+    );
+}
+
+#[test]
+fn a_throw_or_a_rejected_promise_rolls_the_event_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&guest("probe.js"), &dir.path().join("data"), &[]);
+    for route in ["throw", "reject"] {
+        let answer = server.post(&format!("/probe/r/{route}"));
+        assert_eq!(answer.status, 500, "{route}: {answer:?}");
+        assert_eq!(server.get("/probe/r/get?key=doomed").body, "null", "{route}: its put rolled back");
+    }
+    let log = server.log();
+    assert!(
+        log.contains("thrown on purpose") && log.contains("rejected on purpose"),
+        "the errors are logged: {log}"
+    );
+}
+
+#[test]
+fn transactions_and_sql_cursors_behave_as_at_cloudflare() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&guest("probe.js"), &dir.path().join("data"), &[]);
+    let txn = json_of(&server.post("/probe/t/transaction"));
+    assert_eq!(txn["caught"], "undo", "transactionSync rethrows");
+    assert_eq!(txn["kept"], "returned", "transactionSync returns the callback's value");
+    assert_eq!(txn["rejected"], "async undo");
+    assert_eq!(txn["rows"], json!([{"v": 2}]), "the throwing transaction's insert is undone, table and all");
+    assert_eq!(txn["keys"], json!(["committed"]), "rollback() and a rejection undo the async transaction");
+
+    let sql = json_of(&server.post("/probe/s/sql"));
+    assert_eq!(sql["written"], 2);
+    assert_eq!(sql["columns"], json!(["id", "name", "price"]));
+    assert!(
+        sql["read"].as_u64().unwrap() >= 2,
+        "rowsRead counts at least the rows returned: {}",
+        sql["read"]
+    );
+    assert_eq!(sql["first"], json!({"id": 1, "name": "pen", "price": 1.5}));
+    assert_eq!(sql["rest"], json!([{"id": 2, "name": "ink", "price": 3}]), "toArray takes the rows left");
+    assert_eq!(sql["raw"], json!([["pen"], ["ink"]]));
+    assert_eq!(sql["iterated"], json!(["pen", "ink"]));
+    assert_eq!(sql["blob"], json!([1, 2]), "a blob comes back as an ArrayBuffer");
+    assert!(sql["oneOfTwo"].as_str().unwrap().contains("got 2 results"), "{}", sql["oneOfTwo"]);
+    assert_eq!(sql["all"], json!([{"name": "ink"}]), "prepare().bind().all()");
+    assert_eq!(sql["first2"], "ink");
+    assert!(sql["error"].as_str().unwrap().starts_with("sql-error: no such column"), "{}", sql["error"]);
+    assert!(sql["sandbox"].as_str().unwrap().starts_with("not-authorized"), "{}", sql["sandbox"]);
+    assert_eq!(sql["size"], true);
+}
+
+#[test]
+fn an_alarm_runs_the_alarm_handler_and_env_reaches_other_objects() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&guest("probe.js"), &dir.path().join("data"), &[]);
+    assert_eq!(server.post("/probe/a/alarm?in=50").body, "set");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while server.get("/probe/a/get?key=alarm-runs").body != "1" {
+        assert!(Instant::now() < deadline, "the alarm did not run: {}", server.log());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(
+        json_of(&server.get("/probe/a/get?key=alarm-info")),
+        json!({"retryCount": 0, "isRetry": false})
+    );
+
+    let called = json_of(&server.post("/probe/a/call?name=other"));
+    let direct = json_of(&server.get("/probe/other/whoami"));
+    assert_eq!(called, direct, "env.PROBE.getByName(\"other\") reached the object called other");
+    assert_eq!(called["name"], "other");
+}
+
+#[test]
+fn a_rust_object_reads_the_json_a_javascript_object_wrote() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let server = Server::start(&guest("probe.js"), &data, &["--namespace", "shared"]);
+    assert_eq!(server.post("/shared/one/put-json").body, "ok");
+    server.terminate();
+    // The same namespace and object name, so the same database, now served by a Rust object.
+    let server = Server::start(Path::new(opendo_test_support::PROBE), &data, &["--namespace", "shared"]);
+    let read = json_of(&server.get("/shared/one/json?key=shared"));
+    assert_eq!(read, json!({"a": 1, "b": [true, "x"], "c": null, "d": "é"}));
+}
+
+#[test]
+fn a_typescript_object_builds_and_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&guest("notes.ts"), &dir.path().join("data"), &[]);
+    for text in ["first", "second"] {
+        assert_eq!(server.send("POST", "/notes/mine/", text.as_bytes()).status, 204);
+    }
+    assert_eq!(json_of(&server.get("/notes/mine/")), json!(["second", "first"]));
+}
+
+#[test]
+fn bad_javascript_and_a_missing_node_are_refused_with_one_clear_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let broken = dir.path().join("broken.js");
+    std::fs::write(&broken, "export const broken = ;\n").unwrap();
+    let (status, log) = run_expecting_refusal(&broken, &dir.path().join("data"), &[]);
+    assert!(!status.success());
+    assert!(log.contains("broken.js:1") && log.contains("bundling"), "esbuild's error names the line: {log}");
+
+    // A PATH without node or npm.
+    let empty = dir.path().join("empty-bin");
+    std::fs::create_dir(&empty).unwrap();
+    let mut command = std::process::Command::new(opendo_e2e::opendo_bin());
+    let output = command
+        .args(["run", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path().join("data2"))
+        .arg(guest("probe.js"))
+        .env("PATH", &empty)
+        .env("OPENDO_CACHE_DIR", dir.path().join("cache"))
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("needs Node.js") && stderr.contains("npm"), "{stderr}");
+}
