@@ -413,7 +413,9 @@ impl DurableObject for Probe {
         let path = req.path().to_string();
         match (req.method(), path.as_str()) {
             (Method::Get, "/hits") => Response::ok(self.hits.get().to_string()),
-            (Method::Get, "/json") => Response::from_json(&storage.get::<serde_json::Value>(&query_text(&req, "key"))?),
+            (Method::Get, "/json") => {
+                Response::from_json(&storage.get::<serde_json::Value>(&query_text(&req, "key"))?)
+            }
             (Method::Get, "/whoami") => Response::from_json(&serde_json::json!({
                 "id": self.state.id(),
                 "name": self.state.name(),
