@@ -33,6 +33,8 @@ async function bundle(source, out) {
     conditions: ["workerd", "worker", "browser"],
     alias: { "cloudflare:workers": sdk, "@open-do/workers": sdk },
     external: ["opendo:*"],
+    // As Wrangler's default rules: an imported .html or .txt file is its text.
+    loader: { ".html": "text", ".txt": "text" },
     outfile: out,
     logLevel: "error",
     legalComments: "none",

@@ -32,11 +32,15 @@ export function toRequest(request) {
   for (const [name, value] of request.headers) headers.append(name, fromUtf8.decode(value));
   const host = headers.get("host") ?? "localhost";
   const hasBody = request.method !== "GET" && request.method !== "HEAD";
-  return new Request(`http://${host}${request.path}`, {
+  const web = new Request(`http://${host}${request.path}`, {
     method: request.method,
     headers,
     body: hasBody && request.body.length > 0 ? request.body : undefined,
   });
+  // A Web Request drops the headers a browser may not set (Upgrade, Host, Connection...); an
+  // object needs them all (`upgrade: websocket`, as at Cloudflare).
+  Object.defineProperty(web, "headers", { value: headers, enumerable: true });
+  return web;
 }
 
 /** The host's `response` record for what a handler returned. */

@@ -4,13 +4,40 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use opendo_e2e::{Server, WsClient};
-use opendo_test_support::EXAMPLE_CHAT_ROOM;
 use serde_json::{Value, json};
 
-fn start(dir: &Path, extra: &[&str]) -> Server {
+/// Each test runs against the Rust chat room and the JavaScript one: the same contract.
+macro_rules! for_both_rooms {
+    ($($name:ident),* $(,)?) => {
+        mod rust {
+            $(#[test]
+            fn $name() {
+                super::$name(std::path::Path::new(opendo_test_support::EXAMPLE_CHAT_ROOM));
+            })*
+        }
+        mod javascript {
+            $(#[test]
+            fn $name() {
+                let room = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                    .join("../../guest-examples/js/chat-room/chat-room.js");
+                super::$name(&room);
+            })*
+        }
+    };
+}
+
+for_both_rooms!(
+    two_clients_talk_and_the_room_hibernates_between_messages,
+    auto_response_and_protocol_pings_never_wake_the_room,
+    newcomers_get_the_last_100_messages_oldest_first_even_after_a_restart,
+    an_oversize_message_closes_only_its_socket_with_1009,
+    bad_upgrades_are_refused_with_http_errors,
+);
+
+fn start(module: &Path, dir: &Path, extra: &[&str]) -> Server {
     let mut args = vec!["--namespace", "chat-room", "--admin-listen", "127.0.0.1:0"];
     args.extend_from_slice(extra);
-    Server::start(Path::new(EXAMPLE_CHAT_ROOM), &dir.join("data"), &args)
+    Server::start(module, &dir.join("data"), &args)
 }
 
 fn recv(client: &mut WsClient) -> Value {
@@ -43,10 +70,9 @@ fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
     }
 }
 
-#[test]
-fn two_clients_talk_and_the_room_hibernates_between_messages() {
+fn two_clients_talk_and_the_room_hibernates_between_messages(module: &Path) {
     let dir = tempfile::tempdir().unwrap();
-    let server = start(dir.path(), &["--idle-timeout", "300ms"]);
+    let server = start(module, dir.path(), &["--idle-timeout", "300ms"]);
     let (mut alice, history) = join(&server, "lobby", "alice");
     assert!(history.is_empty());
     let (mut bob, history) = join(&server, "lobby", "bob");
@@ -92,10 +118,9 @@ fn two_clients_talk_and_the_room_hibernates_between_messages() {
     assert_eq!(recv(&mut alice), chat("alice", "only lobby hears this"));
 }
 
-#[test]
-fn auto_response_and_protocol_pings_never_wake_the_room() {
+fn auto_response_and_protocol_pings_never_wake_the_room(module: &Path) {
     let dir = tempfile::tempdir().unwrap();
-    let server = start(dir.path(), &["--idle-timeout", "200ms"]);
+    let server = start(module, dir.path(), &["--idle-timeout", "200ms"]);
     let (mut alice, _) = join(&server, "lobby", "alice");
     wait_until("the room hibernated", || server.metric("opendo_active_objects") == 0);
     let activations = server.metric("opendo_activations_total");
@@ -117,10 +142,9 @@ fn auto_response_and_protocol_pings_never_wake_the_room() {
     assert_eq!(history, vec![chat("alice", "ping!")]);
 }
 
-#[test]
-fn newcomers_get_the_last_100_messages_oldest_first_even_after_a_restart() {
+fn newcomers_get_the_last_100_messages_oldest_first_even_after_a_restart(module: &Path) {
     let dir = tempfile::tempdir().unwrap();
-    let server = start(dir.path(), &[]);
+    let server = start(module, dir.path(), &[]);
     let (mut alice, _) = join(&server, "lobby", "alice");
     for n in 0..105 {
         alice.send_text(&format!("message {n}"));
@@ -130,16 +154,15 @@ fn newcomers_get_the_last_100_messages_oldest_first_even_after_a_restart() {
     let (code, _) = alice.expect_close();
     assert_eq!(code, 1001, "clients are told the server is going away");
 
-    let server = start(dir.path(), &[]);
+    let server = start(module, dir.path(), &[]);
     let (_bob, history) = join(&server, "lobby", "bob");
     let expected: Vec<Value> = (5..105).map(|n| chat("alice", &format!("message {n}"))).collect();
     assert_eq!(history, expected);
 }
 
-#[test]
-fn an_oversize_message_closes_only_its_socket_with_1009() {
+fn an_oversize_message_closes_only_its_socket_with_1009(module: &Path) {
     let dir = tempfile::tempdir().unwrap();
-    let server = start(dir.path(), &["--max-websocket-message-size", "64KiB"]);
+    let server = start(module, dir.path(), &["--max-websocket-message-size", "64KiB"]);
     let (mut alice, _) = join(&server, "lobby", "alice");
     let (mut mallory, _) = join(&server, "lobby", "mallory");
     assert_eq!(recv(&mut alice), json!({"joined": "mallory"}));
@@ -154,10 +177,9 @@ fn an_oversize_message_closes_only_its_socket_with_1009() {
     assert_eq!(server.metric("opendo_traps_total"), 0);
 }
 
-#[test]
-fn bad_upgrades_are_refused_with_http_errors() {
+fn bad_upgrades_are_refused_with_http_errors(module: &Path) {
     let dir = tempfile::tempdir().unwrap();
-    let server = start(dir.path(), &[]);
+    let server = start(module, dir.path(), &[]);
     // Not an upgrade: the room answers 426.
     assert_eq!(server.get("/chat-room/lobby/ws?name=alice").status, 426);
     // The room refuses a missing name before accepting.
