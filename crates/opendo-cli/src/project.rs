@@ -50,6 +50,7 @@ pub struct FileSettings {
     admin_listen: Option<SocketAddr>,
     admin_token_file: Option<PathBuf>,
     log_format: Option<LogFormat>,
+    cache_dir: Option<PathBuf>,
 }
 
 /// A namespace to serve: one `[[namespace]]` table (an object class, its module, and the limits
@@ -326,6 +327,7 @@ impl RunArgs {
         take(unset("admin_listen"), &mut self.admin_listen, file.admin_listen.map(Some));
         take(unset("admin_token_file"), &mut self.admin_token_file, file.admin_token_file.map(Some));
         take(unset("log_format"), &mut self.log_format, file.log_format);
+        take(unset("cache_dir"), &mut self.cache_dir, file.cache_dir.map(Some));
     }
 }
 
@@ -396,6 +398,7 @@ mod tests {
         ("admin-listen", "\"127.0.0.1:9998\""),
         ("admin-token-file", "\"/etc/opendo/token\""),
         ("log-format", "\"json\""),
+        ("cache-dir", "\"/var/cache/opendo\""),
     ];
 
     #[test]
