@@ -32,3 +32,8 @@ fmt:
 # Benchmark open-do against workerd (installs workerd with npm); see docs/performance.md.
 bench *args:
     bash bench/run.sh {{args}}
+
+# The same workloads with the JavaScript benchmark object (workerd's worker.js, built by opendo):
+# 2,000 objects, as each active JavaScript object holds a few MiB; see docs/performance.md.
+bench-js *args:
+    bash bench/run.sh --module bench/workerd/worker.js --objects 2000 --micro-iterations 0 --json target/bench-js.json {{args}}
