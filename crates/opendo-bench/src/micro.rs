@@ -43,6 +43,7 @@ pub async fn run(module: &Path, dir: &Path, iterations: u32) -> anyhow::Result<M
     let settings = Settings {
         durability: opendo_storage::Durability::Relaxed,
         storage_cap: opendo_storage::DEFAULT_STORAGE_CAP,
+        file_locks: false,
     };
     let mut db = ObjectDb::open(&native_path, settings).context("opening the native database")?;
     let config = Config { data_dir: dir.join("wasm"), durability: Durability::Relaxed, ..Config::default() };

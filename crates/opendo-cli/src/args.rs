@@ -59,7 +59,8 @@ pub struct RunArgs {
     pub listen: SocketAddr,
 
     /// Folder for object databases and the compiled-component cache. One server at a time may
-    /// use it (it holds {data-dir}/opendo.lock while running).
+    /// use it (it holds {data-dir}/opendo.lock while running), or the nodes of one cluster
+    /// together (--cluster).
     #[arg(long, default_value = ".opendo", env = "OPENDO_DATA_DIR")]
     pub data_dir: PathBuf,
 
@@ -165,6 +166,63 @@ pub struct RunArgs {
     /// Log format (log level: RUST_LOG, default info).
     #[arg(long, value_enum, default_value_t = LogFormat::Human)]
     pub log_format: LogFormat,
+
+    /// Run as a node of a cluster whose placement etcd keeps: `etcd=URL[,URL...]` (etcd's client
+    /// URLs, e.g. etcd=http://10.0.0.5:2379). Every node serves every object, forwarding requests
+    /// to the node that owns its shard; all nodes share one --data-dir (see docs/cluster.md)
+    /// [default: off, a server on its own].
+    #[arg(long, env = "OPENDO_CLUSTER")]
+    pub cluster: Option<ClusterArg>,
+
+    /// This node's id in the cluster, unique among the live nodes [default: the host name and
+    /// the listening port, e.g. web1-8787].
+    #[arg(long, env = "OPENDO_NODE_ID")]
+    pub node_id: Option<String>,
+
+    /// The address (host:port) the other nodes reach this node's --listen address at [default:
+    /// the listening address, which must then not be 0.0.0.0].
+    #[arg(long, env = "OPENDO_ADVERTISE")]
+    pub advertise: Option<String>,
+
+    /// The cluster's shard count: objects are spread over this many shards, each owned by one
+    /// node. Every node of a cluster must use the same count.
+    #[arg(long, default_value_t = opendo_cluster::Settings::DEFAULT_SHARDS)]
+    pub shards: u32,
+
+    /// A node's lease in etcd lives this long without renewal: a dead node's objects move to the
+    /// others after at most this (plus a quarter second), and a node cut off from etcd stops
+    /// serving its objects two fifths of it before.
+    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+    pub lease_ttl: Duration,
+}
+
+/// `--cluster etcd=URL[,URL...]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterArg {
+    pub etcd: Vec<String>,
+}
+
+impl FromStr for ClusterArg {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        let Some(urls) = text.trim().strip_prefix("etcd=") else {
+            return Err(format!("`{text}` is not etcd=URL[,URL...] (etcd is the only placement store)"));
+        };
+        let etcd: Vec<String> = urls.split(',').map(str::trim).filter(|url| !url.is_empty()).map(String::from).collect();
+        match etcd.iter().find(|url| !url.starts_with("http://")) {
+            _ if etcd.is_empty() => Err("etcd= needs at least one URL, e.g. etcd=http://127.0.0.1:2379".into()),
+            Some(bad) => Err(format!("etcd URL `{bad}` must start with http://")),
+            None => Ok(ClusterArg { etcd }),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for ClusterArg {
+    /// A string as on the command line.
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        String::deserialize(deserializer)?.parse().map_err(serde::de::Error::custom)
+    }
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum, Deserialize)]
@@ -236,6 +294,18 @@ mod tests {
         assert!(parse("MiB").is_err());
         assert!(parse("12 parsecs").is_err());
         assert!(parse("99999999999999999999GiB").is_err());
+    }
+
+    #[test]
+    fn a_cluster_is_named_by_its_etcd_urls() {
+        let parse = |text: &str| text.parse::<ClusterArg>();
+        assert_eq!(
+            parse("etcd=http://a:2379, http://b:2379"),
+            Ok(ClusterArg { etcd: vec!["http://a:2379".into(), "http://b:2379".into()] })
+        );
+        assert!(parse("consul=http://a:8500").unwrap_err().contains("etcd=URL"));
+        assert!(parse("etcd=").unwrap_err().contains("at least one URL"));
+        assert!(parse("etcd=https://a:2379").unwrap_err().contains("must start with http://"));
     }
 
     #[test]

@@ -18,7 +18,7 @@ use opendo_runtime::{Config, Runtime};
 use opendo_server::{AdminAccess, ServerConfig};
 use tokio_util::sync::CancellationToken;
 
-use crate::args::{Cli, Command, LogFormat, RunArgs};
+use crate::args::{Cli, ClusterArg, Command, LogFormat, RunArgs};
 use crate::project::{FrontSpec, NamespaceSpec};
 
 fn main() -> ExitCode {
@@ -222,13 +222,32 @@ fn run(args: RunArgs, from_file: Vec<NamespaceSpec>, front: Option<FrontSpec>) -
         max_websocket_message_bytes: args.max_websocket_message_size.0,
         ..Config::default()
     };
-    let server_config = ServerConfig {
+    let mut server_config = ServerConfig {
         max_body_bytes: args.max_body_size.0,
         shutdown_grace: args.shutdown_grace,
         header_read_timeout: args.header_read_timeout,
+        cluster: None,
     };
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting tokio")?;
     rt.block_on(async move {
+        // Bound first: a cluster's node registers the address it listens on.
+        let listener = tokio::net::TcpListener::bind(args.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", args.listen))?;
+        let address = listener.local_addr().context("reading the listening address")?;
+        let cluster = match &args.cluster {
+            Some(cluster) => {
+                let settings = cluster_settings(&args, cluster, address)?;
+                let node = settings.node_id.clone();
+                let joined = opendo_cluster::Cluster::join(settings).await.context("joining the cluster (--cluster)")?;
+                tracing::info!(node = %node, "joined the cluster");
+                Some(joined)
+            }
+            None => None,
+        };
+        let mut config = config;
+        config.cluster = cluster.as_ref().map(opendo_cluster::Cluster::member);
+        server_config.cluster = cluster.clone();
         let runtime = Runtime::new(config.clone())?;
         // Bound before any namespace loads (its alarms may send requests at once): outbound
         // requests never reach the admin listener.
@@ -257,10 +276,9 @@ fn run(args: RunArgs, from_file: Vec<NamespaceSpec>, front: Option<FrontSpec>) -
             tracing::info!(module = %module.display(), "front loaded in {} ms", started.elapsed().as_millis());
         }
         let names: Vec<&str> = namespaces.iter().map(|(spec, _)| spec.name.as_str()).collect();
-        let listener = tokio::net::TcpListener::bind(args.listen)
-            .await
-            .with_context(|| format!("cannot listen on {}", args.listen))?;
-        let address = listener.local_addr().context("reading the listening address")?;
+        if let Some(cluster) = &cluster {
+            cluster.start(runtime.clone()).await;
+        }
         tracing::info!(
             namespaces = %names.join(", "),
             data_dir = %args.data_dir.display(),
@@ -295,8 +313,16 @@ fn run(args: RunArgs, from_file: Vec<NamespaceSpec>, front: Option<FrontSpec>) -
             None => None,
         };
         let stopping = shutdown.clone();
+        let leaving = cluster.clone();
         tokio::spawn(async move {
             shutdown_signal().await;
+            // While still serving: requests for the shards handed over are forwarded meanwhile.
+            if let Some(cluster) = leaving {
+                tracing::info!("handing this node's shards over to the other nodes");
+                if let Err(err) = cluster.leave().await {
+                    tracing::warn!("leaving the cluster: {err} (the lease expires on its own)");
+                }
+            }
             stopping.cancel();
         });
         let served = opendo_server::serve(
@@ -322,6 +348,36 @@ fn run(args: RunArgs, from_file: Vec<NamespaceSpec>, front: Option<FrontSpec>) -
     // Blocking threads (a guest stuck in a loop) must not keep the process alive.
     rt.shutdown_timeout(Duration::from_secs(1));
     Ok(())
+}
+
+/// How this node joins the cluster named by `--cluster`.
+fn cluster_settings(
+    args: &RunArgs,
+    cluster: &ClusterArg,
+    listening: std::net::SocketAddr,
+) -> anyhow::Result<opendo_cluster::Settings> {
+    let advertise = match &args.advertise {
+        Some(advertise) => advertise.clone(),
+        None if listening.ip().is_unspecified() => {
+            bail!("listening on {listening}, the other nodes cannot tell this node's address: pass --advertise HOST:PORT")
+        }
+        None => listening.to_string(),
+    };
+    let node_id = match &args.node_id {
+        Some(id) => id.clone(),
+        None => {
+            let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+            let host = host.trim();
+            format!("{}-{}", if host.is_empty() { "node" } else { host }, listening.port())
+        }
+    };
+    Ok(opendo_cluster::Settings {
+        etcd: cluster.etcd.clone(),
+        node_id,
+        advertise,
+        shards: args.shards,
+        lease_ttl: args.lease_ttl,
+    })
 }
 
 async fn shutdown_signal() {

@@ -15,7 +15,7 @@ use serde::Deserialize;
 
 use opendo_runtime::{GuestSettings, ObjectLimits, Outbound};
 
-use crate::args::{Cli, DurabilityArg, LogFormat, RunArgs, Size};
+use crate::args::{Cli, ClusterArg, DurabilityArg, LogFormat, RunArgs, Size};
 
 /// The settings a config file may hold: the flags of `opendo run`, without `--`.
 #[derive(Debug, Default, Deserialize)]
@@ -51,6 +51,12 @@ pub struct FileSettings {
     admin_token_file: Option<PathBuf>,
     log_format: Option<LogFormat>,
     cache_dir: Option<PathBuf>,
+    cluster: Option<ClusterArg>,
+    node_id: Option<String>,
+    advertise: Option<String>,
+    shards: Option<u32>,
+    #[serde(default, with = "humantime_serde")]
+    lease_ttl: Option<Duration>,
 }
 
 /// A namespace to serve: one `[[namespace]]` table (an object class, its module, and the limits
@@ -328,6 +334,11 @@ impl RunArgs {
         take(unset("admin_token_file"), &mut self.admin_token_file, file.admin_token_file.map(Some));
         take(unset("log_format"), &mut self.log_format, file.log_format);
         take(unset("cache_dir"), &mut self.cache_dir, file.cache_dir.map(Some));
+        take(unset("cluster"), &mut self.cluster, file.cluster.map(Some));
+        take(unset("node_id"), &mut self.node_id, file.node_id.map(Some));
+        take(unset("advertise"), &mut self.advertise, file.advertise.map(Some));
+        take(unset("shards"), &mut self.shards, file.shards);
+        take(unset("lease_ttl"), &mut self.lease_ttl, file.lease_ttl);
     }
 }
 
@@ -399,6 +410,11 @@ mod tests {
         ("admin-token-file", "\"/etc/opendo/token\""),
         ("log-format", "\"json\""),
         ("cache-dir", "\"/var/cache/opendo\""),
+        ("cluster", "\"etcd=http://10.0.0.5:2379\""),
+        ("node-id", "\"web1\""),
+        ("advertise", "\"10.0.0.7:8787\""),
+        ("shards", "128"),
+        ("lease-ttl", "\"9s\""),
     ];
 
     #[test]

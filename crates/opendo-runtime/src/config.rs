@@ -1,7 +1,10 @@
 //! Settings of a runtime, with their documented defaults.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
+
+use opendo_storage::ObjectId;
 
 use crate::clock::Clock;
 
@@ -77,6 +80,28 @@ pub struct Config {
     /// Largest WebSocket message, in either direction. A larger incoming one closes the socket
     /// with code 1009.
     pub max_websocket_message_bytes: usize,
+    /// Set on a node of a cluster: which objects this node may run now. `None` (a server on its
+    /// own) runs every object.
+    pub cluster: Option<ClusterMember>,
+}
+
+/// What a runtime asks of the cluster it is a node of (`opendo-cluster` answers).
+pub trait Ownership: Send + Sync + 'static {
+    /// Whether this node owns the object's shard right now, with its lease valid for a while
+    /// yet. Asked before an object starts and before each of its batches commits: an object this
+    /// node does not hold neither opens nor commits ([`crate::EventError::Moved`]).
+    fn holds(&self, namespace: &str, id: &ObjectId) -> bool;
+}
+
+/// A runtime that is a node of a cluster: it shares its data directory with the other nodes
+/// (each object's file is locked while open), and runs only the objects [`Ownership`] gives it.
+#[derive(Clone)]
+pub struct ClusterMember(pub Arc<dyn Ownership>);
+
+impl std::fmt::Debug for ClusterMember {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ClusterMember")
+    }
 }
 
 impl Default for Config {
@@ -99,6 +124,7 @@ impl Default for Config {
             max_active: default_max_active(),
             max_websockets_per_object: 32_768,
             max_websocket_message_bytes: 32 * 1024 * 1024,
+            cluster: None,
         }
     }
 }

@@ -37,4 +37,19 @@ impl Context {
     pub(crate) fn object_durability(&self) -> opendo_storage::Durability {
         self.config.durability.for_objects(self.group_sync.is_some())
     }
+
+    /// How this runtime opens object databases: with file locks on a cluster's shared directory.
+    pub(crate) fn object_settings(&self, storage_cap: u64) -> opendo_storage::Settings {
+        opendo_storage::Settings {
+            durability: self.object_durability(),
+            storage_cap,
+            file_locks: self.config.cluster.is_some(),
+        }
+    }
+
+    /// Whether this runtime may run the object now: always, unless it is a node of a cluster
+    /// that does not hold the object's shard.
+    pub(crate) fn holds(&self, namespace: &str, id: &opendo_storage::ObjectId) -> bool {
+        self.config.cluster.as_ref().is_none_or(|member| member.0.holds(namespace, id))
+    }
 }

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use indexmap::IndexMap;
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc};
+use tokio_util::sync::CancellationToken;
 
 use crate::error::EventError;
 use crate::identity::{Identity, ObjectKey};
@@ -68,6 +69,8 @@ pub(crate) struct ActorControl {
     pub(crate) busy: AtomicBool,
     /// Asks it to hibernate now.
     pub(crate) evict: Notify,
+    /// Cancelled when the actor has ended (its database closed).
+    pub(crate) ended: CancellationToken,
 }
 
 impl Directory {
@@ -183,13 +186,38 @@ impl Directory {
     }
 
     /// Called by a hibernated actor: leaves the table if no event is waiting in `mailbox`.
-    pub(crate) fn retire(&self, key: &ObjectKey, mailbox: &mpsc::Receiver<Envelope>) -> bool {
+    /// `control` tells it from a later actor of the same object (see [`Directory::release`]).
+    pub(crate) fn retire(
+        &self,
+        key: &ObjectKey,
+        control: &Arc<ActorControl>,
+        mailbox: &mpsc::Receiver<Envelope>,
+    ) -> bool {
         let mut objects = self.objects();
         if !mailbox.is_empty() {
             return false;
         }
-        objects.actors.swap_remove(key);
+        if objects.actors.get(key).is_some_and(|actor| Arc::ptr_eq(&actor.control, control)) {
+            objects.actors.swap_remove(key);
+        }
         true
+    }
+
+    /// Takes the objects for which `leaving` is true out of the table: their WebSockets close
+    /// with code 1012, and each actor ends once it has run the events queued already and closed
+    /// its database. Returns what tells when each has ended.
+    pub(crate) fn release(&self, leaving: impl Fn(&ObjectKey) -> bool) -> Vec<CancellationToken> {
+        let mut objects = self.objects();
+        let mut ended = Vec::new();
+        objects.actors.retain(|key, actor| {
+            if !leaving(key) {
+                return true;
+            }
+            actor.sockets.close_all(1012, "the object moved to another node");
+            ended.push(actor.control.ended.clone());
+            false
+        });
+        ended
     }
 }
 

@@ -144,6 +144,10 @@ impl Dispatch {
     /// Queues a socket's event for its object, waiting while the object's mailbox is full (so a
     /// fast client is slowed down, not refused). Dropped if the runtime is shutting down.
     pub(crate) async fn deliver_socket_event(&self, target: &Target, socket: u64, event: SocketEvent) {
+        if !self.context.holds(&target.namespace.name, &target.id) {
+            // The object moved to another node; its sockets were closed when it left.
+            return;
+        }
         let key = (target.namespace.name.clone(), target.id);
         let Some(sender) = self.directory.sender(key, || self.start_actor(target)) else { return };
         // A connection waiting here must not hold the actor (and so shutdown) open.
@@ -155,6 +159,9 @@ impl Dispatch {
 
     /// Sends `envelope` to the object's actor; returns its sockets.
     fn send(&self, target: &Target, envelope: Envelope) -> Result<Arc<Sockets>, EventError> {
+        if !self.context.holds(&target.namespace.name, &target.id) {
+            return Err(EventError::Moved);
+        }
         let key = (target.namespace.name.clone(), target.id);
         self.directory.send(key, target.name.as_deref(), envelope, || self.start_actor(target))
     }

@@ -74,6 +74,10 @@ pub enum EventError {
     /// The runtime is shutting down and takes no new events.
     #[error("server is shutting down")]
     ShuttingDown,
+    /// On a node of a cluster: this node does not hold the object (its shard is owned by another
+    /// node, or moving). Nothing of the event was kept: it may be sent again to the owner.
+    #[error("the object is not on this node right now")]
+    Moved,
     /// The event trapped: its writes were rolled back and the instance reset.
     #[error("the object's event failed: {0}")]
     Trapped(TrapCause),
@@ -134,7 +138,9 @@ impl From<EventError> for AdminError {
         match err {
             EventError::UnknownNamespace(namespace) => AdminError::UnknownNamespace(namespace),
             EventError::BadObjectName(message) => AdminError::BadRequest(message),
-            EventError::Overloaded | EventError::ShuttingDown => AdminError::Unavailable(err.to_string()),
+            EventError::Overloaded | EventError::ShuttingDown | EventError::Moved => {
+                AdminError::Unavailable(err.to_string())
+            }
             EventError::Trapped(_) | EventError::Refused(_) | EventError::Internal(_) => {
                 AdminError::Internal(err.to_string())
             }

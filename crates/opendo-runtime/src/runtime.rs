@@ -55,8 +55,11 @@ impl Runtime {
         group_sync: impl FnOnce(&Path) -> std::io::Result<GroupSync>,
     ) -> Result<Self, Error> {
         std::fs::create_dir_all(&config.data_dir).map_err(Error::io(&config.data_dir))?;
-        let data_dir_lock =
-            opendo_storage::layout::lock_data_dir(&config.data_dir).map_err(|err| match err {
+        let lock = match config.cluster {
+            Some(_) => opendo_storage::layout::lock_data_dir_shared,
+            None => opendo_storage::layout::lock_data_dir,
+        };
+        let data_dir_lock = lock(&config.data_dir).map_err(|err| match err {
                 opendo_storage::Error::Io { path, source } => Error::Io { path, source },
                 in_use => Error::InvalidConfig(in_use.to_string()),
             })?;
@@ -244,6 +247,26 @@ impl Runtime {
             .accepted
             .map(|accepted| AcceptedWebSocket::new(self.dispatch.clone(), target, sockets, accepted));
         Ok((answer.response, accepted))
+    }
+
+    /// On a cluster's node, when shards leave it: closes the objects for which
+    /// `leaving(namespace, id)` is true (their WebSockets with code 1012), after the events they
+    /// have queued, and returns once every one of them has closed its database, with how many
+    /// there were. New events for them are refused ([`EventError::Moved`]) as soon as the
+    /// cluster's [`Ownership`](crate::Ownership) no longer holds them.
+    pub async fn release(&self, leaving: impl Fn(&str, &opendo_storage::ObjectId) -> bool) -> usize {
+        let ended = self.dispatch.directory.release(|(namespace, id)| leaving(namespace, id));
+        let count = ended.len();
+        for actor in ended {
+            actor.cancelled().await;
+        }
+        count
+    }
+
+    /// On a cluster's node, when shards arrive: the alarm scheduler looks at once for their due
+    /// alarms.
+    pub fn ownership_changed(&self) {
+        self.dispatch.context.alarm_wakeup.notify_one();
     }
 
     /// Admin calls on this runtime's objects: listing, inspecting, export and import, delete.

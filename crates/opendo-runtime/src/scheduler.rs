@@ -44,8 +44,15 @@ pub(crate) async fn run(dispatch: Arc<Dispatch>) {
                     continue;
                 }
             };
-            if due.len() == MAX_DUE_PER_LOOK {
+            // On a cluster's node, the index (shared by the nodes) lists other nodes' objects too.
+            let full_page = due.len() == MAX_DUE_PER_LOOK;
+            let due: Vec<_> =
+                due.into_iter().filter(|entry| context.holds(&namespace.name, &entry.id)).collect();
+            if full_page && !due.is_empty() {
                 sleep = Duration::ZERO;
+            } else if full_page {
+                // A page of other nodes' alarms: they fire them; look again shortly.
+                sleep = sleep.min(Duration::from_millis(100));
             }
             if let Some(next) = next {
                 sleep = sleep.min(Duration::from_millis(u64::try_from(next - now).unwrap_or(0)));

@@ -5,6 +5,7 @@ use http::header::CONTENT_LENGTH;
 use http::{Request, StatusCode};
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
+use opendo_cluster::{Cluster, Place};
 use opendo_runtime::Runtime;
 
 use crate::response::{HttpResponse, event_error, from_object, plain, too_large};
@@ -15,6 +16,7 @@ pub(crate) async fn handle(
     runtime: &Runtime,
     mut request: Request<Incoming>,
     max_body: usize,
+    cluster: Option<&Cluster>,
 ) -> HttpResponse {
     if runtime.has_front() {
         return through_front(runtime, request, max_body).await;
@@ -29,6 +31,20 @@ pub(crate) async fn handle(
             return plain(status, &err.to_string());
         }
     };
+    if let Some(cluster) = cluster {
+        match cluster.place(&route.namespace, &route.object) {
+            // Not a valid name or id: the runtime says so below.
+            None => {}
+            Some(Place::Here) if websocket::asks_websocket(&request) => {}
+            Some(_) if websocket::asks_websocket(&request) => {
+                return plain(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "this object lives on another node: connect its WebSocket to that node",
+                );
+            }
+            Some(_) => return crate::cluster::handle(runtime, cluster, request, route, max_body).await,
+        }
+    }
     let upgrade = match websocket::asks_websocket(&request).then(|| websocket::handshake(&request)) {
         None => None,
         Some(Ok(handshake)) => Some((handshake, hyper::upgrade::on(&mut request))),
@@ -77,7 +93,7 @@ async fn through_front(runtime: &Runtime, mut request: Request<Incoming>, max_bo
 }
 
 /// Reads `request`'s body (at most `max_body` bytes) into the request a guest gets, with `path`.
-async fn read(
+pub(crate) async fn read(
     request: Request<Incoming>,
     path: String,
     max_body: usize,

@@ -25,10 +25,12 @@
 //! | `listener` | the accept loop both listeners share: timeouts, accept errors, graceful shutdown |
 //! | `websocket` | the HTTP side of a WebSocket upgrade |
 //! | `data` | one data-plane request, routed to its object |
+//! | `cluster` | on a cluster's node: a request served here or forwarded to its object's owner |
 //! | `admin/` | the admin listener: health, metrics, the inspector page; `admin/access.rs` the token; `admin/api.rs` the `/v1` API |
 //! | `serve` | [`serve`] and [`serve_admin`] |
 
 mod admin;
+mod cluster;
 mod data;
 mod listener;
 mod response;
@@ -37,6 +39,7 @@ mod serve;
 mod websocket;
 
 pub use admin::AdminAccess;
+pub use cluster::MOVE_WAIT;
 pub use listener::Error;
 pub use routing::{Route, RouteError, route};
 pub use serve::{ServerConfig, serve, serve_admin};

@@ -28,7 +28,7 @@ pub(crate) fn event_error(err: &EventError) -> HttpResponse {
     match err {
         EventError::UnknownNamespace(_) => plain(StatusCode::NOT_FOUND, &err.to_string()),
         EventError::BadObjectName(_) => plain(StatusCode::BAD_REQUEST, &err.to_string()),
-        EventError::Overloaded | EventError::ShuttingDown => {
+        EventError::Overloaded | EventError::ShuttingDown | EventError::Moved => {
             let mut response = plain(StatusCode::SERVICE_UNAVAILABLE, &err.to_string());
             response.headers_mut().insert(RETRY_AFTER, HeaderValue::from_static("1"));
             response

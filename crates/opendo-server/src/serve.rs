@@ -3,6 +3,7 @@
 use std::future::Future;
 use std::time::Duration;
 
+use opendo_cluster::Cluster;
 use opendo_runtime::Runtime;
 use tokio::net::TcpListener;
 
@@ -18,6 +19,9 @@ pub struct ServerConfig {
     pub header_read_timeout: Duration,
     /// How long shutdown waits for in-flight requests before closing their connections.
     pub shutdown_grace: Duration,
+    /// Set on a node of a cluster: requests for objects of other nodes are forwarded there, and
+    /// the admin listener shows the cluster.
+    pub cluster: Option<Cluster>,
 }
 
 impl Default for ServerConfig {
@@ -26,6 +30,7 @@ impl Default for ServerConfig {
             max_body_bytes: 32 * 1024 * 1024,
             header_read_timeout: Duration::from_secs(30),
             shutdown_grace: Duration::from_secs(30),
+            cluster: None,
         }
     }
 }
@@ -46,9 +51,10 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), Error> {
     let max_body = config.max_body_bytes;
+    let cluster = config.cluster.clone();
     serve_connections(listener, &config.connections(), shutdown, move |request, _| {
-        let runtime = runtime.clone();
-        async move { crate::data::handle(&runtime, request, max_body).await }
+        let (runtime, cluster) = (runtime.clone(), cluster.clone());
+        async move { crate::data::handle(&runtime, request, max_body, cluster.as_ref()).await }
     })
     .await
 }
@@ -63,9 +69,10 @@ pub async fn serve_admin(
     access: AdminAccess,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), Error> {
+    let cluster = config.cluster.clone();
     serve_connections(listener, &config.connections(), shutdown, move |request, peer| {
-        let (runtime, access) = (runtime.clone(), access.clone());
-        async move { crate::admin::answer(&runtime, &access, request, peer).await }
+        let (runtime, access, cluster) = (runtime.clone(), access.clone(), cluster.clone());
+        async move { crate::admin::answer(&runtime, &access, request, peer, cluster.as_ref()).await }
     })
     .await
 }

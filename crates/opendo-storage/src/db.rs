@@ -32,11 +32,16 @@ pub struct Settings {
     /// Largest size the database may grow to, in bytes; writes past it fail with
     /// [`Error::StorageFull`].
     pub storage_cap: u64,
+    /// Take SQLite's file locks (POSIX advisory locks), held from open to close: for a data
+    /// directory that several processes share (a cluster's nodes), where the second to open an
+    /// object gets [`Error::InUse`] instead of a database both would write. Without them (the
+    /// default) the caller keeps every other connection out itself.
+    pub file_locks: bool,
 }
 
 impl Default for Settings {
     fn default() -> Self {
-        Settings { durability: Durability::Full, storage_cap: DEFAULT_STORAGE_CAP }
+        Settings { durability: Durability::Full, storage_cap: DEFAULT_STORAGE_CAP, file_locks: false }
     }
 }
 
@@ -85,7 +90,9 @@ impl ObjectDb {
     ///
     /// The file is in WAL mode with exclusive locking: one connection per object, no `-shm` file.
     /// It is opened without file locks (SQLite's `unix-none`): the caller makes sure no other
-    /// connection opens it, in this process or another ([`crate::layout::lock_data_dir`]).
+    /// connection opens it, in this process or another ([`crate::layout::lock_data_dir`]). With
+    /// [`Settings::file_locks`] it holds an exclusive POSIX lock on the file until it is closed,
+    /// and fails with [`Error::InUse`] while another process holds the file.
     /// A database left by a crash is recovered by SQLite here.
     pub fn open(path: &Path, settings: impl Into<Settings>) -> Result<Self> {
         let settings = settings.into();
@@ -93,9 +100,16 @@ impl ObjectDb {
         // SQLite's default VFS keeps every open file in one list, searched under a global mutex
         // on each open: with thousands of objects active, opening one more cost time in
         // proportion to them. `unix-none` does no file locking and keeps no such list.
-        let mut conn = Connection::open_with_flags_and_vfs(path, OpenFlags::default(), c"unix-none")?;
+        let vfs = if settings.file_locks { c"unix" } else { c"unix-none" };
+        let mut conn = Connection::open_with_flags_and_vfs(path, OpenFlags::default(), vfs)?;
+        if settings.file_locks {
+            // Another process's lock is held until it closes the object: fail fast, the caller
+            // decides whether to try again.
+            conn.busy_timeout(std::time::Duration::from_millis(100))?;
+        }
         let (synchronous, autocheckpoint) = wal.settings();
-        // Exclusive locking must be set before WAL so SQLite keeps the WAL index in memory.
+        // Exclusive locking must be set before WAL so SQLite keeps the WAL index in memory (and,
+        // with file locks, takes the file's exclusive lock on this first access).
         conn.execute_batch(&format!(
             "PRAGMA locking_mode = EXCLUSIVE;
              PRAGMA journal_mode = WAL;
@@ -103,7 +117,13 @@ impl ObjectDb {
              PRAGMA wal_autocheckpoint = {autocheckpoint};
              PRAGMA journal_size_limit = 4194304;
              PRAGMA foreign_keys = ON;"
-        ))?;
+        ))
+        .map_err(|err| match err.sqlite_error_code() {
+            Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked) => {
+                Error::InUse(format!("{} is open in another process", path.display()))
+            }
+            _ => err.into(),
+        })?;
         ffi::keep_wal_file(&conn)?;
         let mode: String = conn.query_row("PRAGMA journal_mode", [], |row| row.get(0))?;
         if !mode.eq_ignore_ascii_case("wal") {

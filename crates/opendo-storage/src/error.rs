@@ -38,7 +38,8 @@ pub enum Error {
     /// The database holds something this runtime never writes.
     #[error("database is damaged: {0}")]
     Corrupt(String),
-    /// Another process holds the data directory's lock ([`crate::layout::lock_data_dir`]).
+    /// Another process holds the data directory's lock ([`crate::layout::lock_data_dir`]), or an
+    /// object's file ([`crate::Settings::file_locks`]).
     #[error("{0}")]
     InUse(String),
     /// A filesystem operation failed.

@@ -148,6 +148,25 @@ pub fn lock_data_dir(data_dir: &Path) -> Result<DataDirLock> {
     Ok(DataDirLock { _file: file })
 }
 
+/// Takes a shared lock on the data directory, for the nodes of a cluster that share it: any
+/// number of them may hold it together, and [`lock_data_dir`] (a server on its own, or offline
+/// admin commands) keeps out of it while they do. The nodes keep each other out of every object's
+/// file by file locks ([`crate::Settings::file_locks`]).
+pub fn lock_data_dir_shared(data_dir: &Path) -> Result<DataDirLock> {
+    let path = data_dir.join("opendo.lock");
+    let io = |source| Error::Io { path: path.clone(), source };
+    let file =
+        File::options().read(true).write(true).create(true).truncate(false).open(&path).map_err(io)?;
+    match file.try_lock_shared() {
+        Ok(()) => Ok(DataDirLock { _file: file }),
+        Err(std::fs::TryLockError::WouldBlock) => Err(Error::InUse(format!(
+            "the data directory {} is in use by an opendo that is not a node of a cluster",
+            data_dir.display()
+        ))),
+        Err(std::fs::TryLockError::Error(err)) => Err(io(err)),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -179,5 +198,19 @@ mod tests {
         assert!(err.contains(&format!("process {}", std::process::id())), "{err}");
         drop(lock);
         lock_data_dir(dir.path()).unwrap();
+    }
+
+    #[test]
+    fn cluster_nodes_share_a_data_directory_that_a_lone_server_cannot_take() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = lock_data_dir_shared(dir.path()).unwrap();
+        let second = lock_data_dir_shared(dir.path()).unwrap();
+        let err = lock_data_dir(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("in use by another opendo"), "{err}");
+        drop((first, second));
+        let alone = lock_data_dir(dir.path()).unwrap();
+        let err = lock_data_dir_shared(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("not a node of a cluster"), "{err}");
+        drop(alone);
     }
 }

@@ -1,7 +1,6 @@
 //! Admin calls in the actor: run between batches, on the object's open database if it is active,
 //! after closing it for those that replace or remove its files.
 
-use opendo_storage::Settings;
 
 use super::instance::{Active, Closing};
 use super::object::ObjectCtx;
@@ -31,10 +30,7 @@ pub(super) fn run_admin(
     }
     let place = Place {
         path: &ctx.db_path,
-        settings: Settings {
-            durability: ctx.context.object_durability(),
-            storage_cap: ctx.namespace.limits.storage_cap,
-        },
+        settings: ctx.context.object_settings(ctx.namespace.limits.storage_cap),
         id: ctx.identity.id,
         name: ctx.identity.name(),
         alarm_index: ctx.namespace.alarm_index(),

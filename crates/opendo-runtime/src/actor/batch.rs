@@ -70,7 +70,7 @@ async fn run_events(
     let mut done = Vec::with_capacity(batch.len());
     let alone = batch.len() == 1;
     let mut pending = batch.into_iter();
-    let outcome: Result<Option<Ticket>, opendo_storage::Error> = async {
+    let outcome: Result<Option<Ticket>, Failure> = async {
         commit::begin(active.store.data_mut())?;
         for envelope in pending.by_ref() {
             let event_started = Instant::now();
@@ -97,29 +97,60 @@ async fn run_events(
             }
             ctx.namespace.stats.events.record(event_started.elapsed());
         }
-        commit::commit(ctx, active.store.data_mut(), Durable::BeforeRelease)
+        // A cluster's node commits only while it holds the object's shard with a valid lease.
+        if !ctx.context.holds(&ctx.identity.namespace, &ctx.identity.id) {
+            return Err(Failure::Moved);
+        }
+        Ok(commit::commit(ctx, active.store.data_mut(), Durable::BeforeRelease)?)
     }
     .await;
     match outcome {
         Ok(flush_pending) => Ran { object: Some(active), done, flush_pending },
-        Err(err) => {
-            tracing::error!(
-                namespace = %ctx.identity.namespace,
-                object = %ctx.identity.id,
-                "storage failed during an event batch; {} events rolled back: {err}",
-                done.len() + pending.len()
-            );
+        Err(failure) => {
+            let err = match failure {
+                Failure::Storage(err) => {
+                    tracing::error!(
+                        namespace = %ctx.identity.namespace,
+                        object = %ctx.identity.id,
+                        "storage failed during an event batch; {} events rolled back: {err}",
+                        done.len() + pending.len()
+                    );
+                    storage_failure()
+                }
+                Failure::Moved => {
+                    tracing::warn!(
+                        namespace = %ctx.identity.namespace,
+                        object = %ctx.identity.id,
+                        "this node lost the object's shard during a batch; {} events rolled back",
+                        done.len() + pending.len()
+                    );
+                    EventError::Moved
+                }
+            };
             if let Ok(db) = active.db() {
                 let _ = db.rollback_batch();
             }
             for event in done {
-                event.fail(&ctx.sockets, storage_failure());
+                event.fail(&ctx.sockets, err.clone());
             }
             for envelope in pending {
-                envelope.fail(&ctx.sockets, storage_failure());
+                envelope.fail(&ctx.sockets, err.clone());
             }
             active.close(ctx, Closing::Checkpointed);
             Ran::closed()
         }
+    }
+}
+
+/// Why a batch was not kept.
+enum Failure {
+    Storage(opendo_storage::Error),
+    /// On a cluster's node: the object's shard is no longer held (see `Ownership`).
+    Moved,
+}
+
+impl From<opendo_storage::Error> for Failure {
+    fn from(err: opendo_storage::Error) -> Self {
+        Failure::Storage(err)
     }
 }

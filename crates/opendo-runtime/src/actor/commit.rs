@@ -121,6 +121,9 @@ pub(crate) fn commit_inside_event(ctx: &ObjectCtx, host: &mut Host) -> Result<()
         }
         _ => false,
     };
+    if !ctx.context.holds(&ctx.identity.namespace, &ctx.identity.id) {
+        return Err(opendo_storage::Error::InUse("this node no longer holds the object's shard".into()));
+    }
     commit(ctx, host, Durable::Now)?;
     begin(host)?;
     if in_flight {

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use opendo_storage::{ObjectDb, Settings};
+use opendo_storage::ObjectDb;
 use tokio::sync::OwnedSemaphorePermit;
 use wasmtime::Store;
 
@@ -59,13 +59,14 @@ pub(super) enum Closing {
 
 impl Active {
     pub(super) fn open(ctx: &Arc<ObjectCtx>, slot: OwnedSemaphorePermit) -> Result<Self, EventError> {
-        let settings = Settings {
-            durability: ctx.context.object_durability(),
-            storage_cap: ctx.namespace.limits.storage_cap,
-        };
-        let mut db = ObjectDb::open(&ctx.db_path, settings).map_err(|err| {
-            tracing::error!(namespace = %ctx.identity.namespace, object = %ctx.identity.id, "cannot open object database: {err}");
-            EventError::Internal("cannot open the object's storage".into())
+        let settings = ctx.context.object_settings(ctx.namespace.limits.storage_cap);
+        let mut db = ObjectDb::open(&ctx.db_path, settings).map_err(|err| match err {
+            // A cluster's previous owner of the object has not closed it yet.
+            opendo_storage::Error::InUse(_) if ctx.context.config.cluster.is_some() => EventError::Moved,
+            err => {
+                tracing::error!(namespace = %ctx.identity.namespace, object = %ctx.identity.id, "cannot open object database: {err}");
+                EventError::Internal("cannot open the object's storage".into())
+            }
         })?;
         // So that listings can show it; written with the first batch, only for a new object.
         match ctx.identity.name() {

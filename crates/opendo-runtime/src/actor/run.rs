@@ -22,6 +22,8 @@ const MAX_BATCH: usize = 64;
 /// The actor of one object, until the runtime shuts down or the object leaves the directory.
 pub(crate) async fn run(ctx: ObjectCtx, mut mailbox: mpsc::Receiver<Envelope>) {
     let ctx = Arc::new(ctx);
+    // Declared first, so it is dropped last: after the database closed, however the actor ends.
+    let _ended = ctx.control.ended.clone().drop_guard();
     let key = ctx.key();
     let stats = &ctx.context.stats;
     let idle = ctx.context.config.idle_timeout;
@@ -54,7 +56,7 @@ pub(crate) async fn run(ctx: ObjectCtx, mut mailbox: mpsc::Receiver<Envelope>) {
                     }
                 }
                 // With sockets open the actor stays: it holds them while the object hibernates.
-                if ctx.sockets.is_empty() && ctx.directory.retire(&key, &mailbox) {
+                if ctx.sockets.is_empty() && ctx.directory.retire(&key, &ctx.control, &mailbox) {
                     return;
                 }
                 continue;
@@ -77,7 +79,7 @@ pub(crate) async fn run(ctx: ObjectCtx, mut mailbox: mpsc::Receiver<Envelope>) {
             ctx.control.busy.store(false, Ordering::Relaxed);
             // An actor started only for an admin call (a listing reads many names) leaves at
             // once rather than idling: nothing of the object is open.
-            if active.is_none() && ctx.sockets.is_empty() && ctx.directory.retire(&key, &mailbox) {
+            if active.is_none() && ctx.sockets.is_empty() && ctx.directory.retire(&key, &ctx.control, &mailbox) {
                 return;
             }
             continue;

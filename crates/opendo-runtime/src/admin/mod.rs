@@ -395,6 +395,7 @@ impl Admin {
                 let settings = Settings {
                     durability: config.durability.for_objects(false),
                     storage_cap: config.storage_cap,
+                    file_locks: false,
                 };
                 let cpu_limit = config.cpu_limit;
                 blocking(move || {

@@ -188,7 +188,7 @@ fn callee_error(err: EventError) -> CallError {
         EventError::UnknownNamespace(_) | EventError::BadObjectName(_) => CallErrorCode::InvalidArgument,
         EventError::Trapped(_) | EventError::Refused(_) => CallErrorCode::CalleeFailed,
         EventError::Overloaded => CallErrorCode::Overloaded,
-        EventError::ShuttingDown | EventError::Internal(_) => CallErrorCode::Unavailable,
+        EventError::ShuttingDown | EventError::Moved | EventError::Internal(_) => CallErrorCode::Unavailable,
     };
     call_error(code, err.to_string())
 }

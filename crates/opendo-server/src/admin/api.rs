@@ -215,6 +215,17 @@ fn user_agent(request: &Request<Incoming>) -> String {
     request.headers().get(USER_AGENT).and_then(|value| value.to_str().ok()).unwrap_or("-").to_string()
 }
 
+/// `GET /v1/cluster`: the nodes and shard owners as this node last read them from etcd.
+pub(crate) fn cluster(cluster: Option<&opendo_cluster::Cluster>, method: &Method) -> HttpResponse {
+    if method != Method::GET {
+        return error(StatusCode::METHOD_NOT_ALLOWED, "only GET is served here");
+    }
+    match cluster {
+        Some(cluster) => json(Ok::<_, AdminError>(cluster.status())),
+        None => error(StatusCode::NOT_FOUND, "this server is not a node of a cluster (see --cluster)"),
+    }
+}
+
 fn json<T: serde::Serialize>(outcome: Result<T, AdminError>) -> HttpResponse {
     match outcome {
         Ok(value) => match serde_json::to_vec(&value) {

@@ -11,6 +11,7 @@ use http::header::{CACHE_CONTROL, CONTENT_TYPE, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::Full;
 use hyper::body::Incoming;
+use opendo_cluster::Cluster;
 use opendo_runtime::{METRICS_CONTENT_TYPE, Runtime};
 
 pub use access::AdminAccess;
@@ -26,10 +27,12 @@ pub(crate) async fn answer(
     access: &AdminAccess,
     request: Request<Incoming>,
     peer: SocketAddr,
+    cluster: Option<&Cluster>,
 ) -> HttpResponse {
     let path = request.uri().path();
     if path.starts_with("/v1/") {
         return match access.check(request.headers()) {
+            Ok(()) if path == "/v1/cluster" => api::cluster(cluster, request.method()),
             Ok(()) => api::handle(runtime, request, peer).await,
             Err(Denied::NoToken) => api::error(
                 StatusCode::UNAUTHORIZED,
@@ -50,7 +53,13 @@ pub(crate) async fn answer(
     match path {
         "/healthz" => plain(StatusCode::OK, "ok"),
         "/metrics" => {
-            let mut response = Response::new(Full::new(Bytes::from(runtime.stats().encode())));
+            let mut text = runtime.stats().encode();
+            if let Some(cluster) = cluster
+                && let Some(runtime_part) = text.strip_suffix("# EOF\n")
+            {
+                text = format!("{runtime_part}{}# EOF\n", cluster.metrics_text());
+            }
+            let mut response = Response::new(Full::new(Bytes::from(text)));
             response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static(METRICS_CONTENT_TYPE));
             response
         }

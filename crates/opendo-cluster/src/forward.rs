@@ -1,0 +1,106 @@
+//! Sending a request on to the node that owns its object, over kept-alive connections.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{HeaderMap, HeaderName, Method, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+
+/// The header a forwarded request carries, naming the node that forwarded it: the owner never
+/// forwards such a request again (no loops), and answers [`MISDIRECTED`] if it no longer holds
+/// the object.
+pub const FORWARDED_BY: HeaderName = HeaderName::from_static("opendo-forwarded-by");
+
+/// The answer of a node to a forwarded request for an object it does not hold: nothing ran, and
+/// the forwarding node may send it again to the owner it reads next.
+pub const MISDIRECTED: StatusCode = StatusCode::MISDIRECTED_REQUEST;
+
+/// Longest wait for the owner's answer. Longer than any event may run (its CPU limit is 30 s by
+/// default), so that a slow event is not cut off by the hop.
+const ANSWER_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// A request as forwarded.
+pub struct Outgoing {
+    pub method: Method,
+    /// The path and query, as the client sent them.
+    pub path_and_query: String,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+/// The owner's answer.
+pub struct Answer {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+/// Why a forwarded request got no answer.
+#[derive(Debug, thiserror::Error)]
+pub enum ForwardError {
+    /// No connection could be made: the request was not sent, so it may be sent elsewhere.
+    #[error("could not connect to node {node}: {message}")]
+    NotSent { node: String, message: String },
+    /// The request may have reached the owner; whether it ran is unknown.
+    #[error("node {node} did not answer: {message}")]
+    NoAnswer { node: String, message: String },
+}
+
+#[derive(Clone)]
+pub(crate) struct Forwarder {
+    http: Client<HttpConnector, Full<Bytes>>,
+    node_id: String,
+}
+
+impl Forwarder {
+    pub(crate) fn new(node_id: String) -> Self {
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        connector.set_connect_timeout(Some(Duration::from_secs(2)));
+        let http = Client::builder(TokioExecutor::new()).pool_idle_timeout(Duration::from_secs(60)).build(connector);
+        Forwarder { http, node_id }
+    }
+
+    pub(crate) async fn send(&self, node: &str, address: &str, outgoing: Outgoing) -> Result<Answer, ForwardError> {
+        let no_answer = |message: String| ForwardError::NoAnswer { node: node.to_string(), message };
+        let mut request = http::Request::builder()
+            .method(outgoing.method)
+            .uri(format!("http://{address}{}", outgoing.path_and_query))
+            .body(Full::new(outgoing.body))
+            .map_err(|err| ForwardError::NotSent { node: node.to_string(), message: err.to_string() })?;
+        let headers = request.headers_mut();
+        for (name, value) in &outgoing.headers {
+            if !is_hop_by_hop(name) {
+                headers.append(name, value.clone());
+            }
+        }
+        if let Ok(me) = http::HeaderValue::from_str(&self.node_id) {
+            headers.insert(FORWARDED_BY, me);
+        }
+        let exchange = async {
+            let response = self.http.request(request).await.map_err(|err| {
+                if err.is_connect() {
+                    ForwardError::NotSent { node: node.to_string(), message: err.to_string() }
+                } else {
+                    no_answer(err.to_string())
+                }
+            })?;
+            let (parts, body) = response.into_parts();
+            let body = body.collect().await.map_err(|err| no_answer(err.to_string()))?.to_bytes();
+            Ok(Answer { status: parts.status, headers: parts.headers, body })
+        };
+        tokio::time::timeout(ANSWER_TIMEOUT, exchange)
+            .await
+            .map_err(|_| no_answer(format!("no answer within {ANSWER_TIMEOUT:?}")))?
+    }
+}
+
+fn is_hop_by_hop(name: &HeaderName) -> bool {
+    matches!(
+        name.as_str(),
+        "connection" | "keep-alive" | "proxy-connection" | "transfer-encoding" | "te" | "trailer" | "upgrade" | "host" | "content-length"
+    ) || *name == FORWARDED_BY
+}

@@ -1,0 +1,283 @@
+//! Several `opendo` nodes serving one project: etcd decides which node owns which object, any
+//! node accepts a request and forwards it to the owner, and a dead node's objects move to the
+//! others.
+//!
+//! # Placement
+//! Objects map to a fixed number of shards (a hash of namespace and id, `shards.rs`). Each shard
+//! is owned by one node, through an etcd key bound to that node's lease (`member.rs`); the
+//! revision that created the key is the owner's fencing token. Nodes pick the owner of a free
+//! shard by rendezvous hashing over the live nodes, so a joining node takes about 1/n of the
+//! shards and a leaving one gives only its own.
+//!
+//! # Two nodes never write one object
+//! All nodes share one data directory. A node opens an object only while it holds the object's
+//! shard with a lease valid for longer than a safety margin, and checks that again before each
+//! batch commits ([`opendo_runtime::Ownership`], answered by `table.rs`). A node that cannot renew
+//! its lease stops holding its shards before the lease can expire, and closes their objects.
+//! Besides, each object's file is locked (POSIX locks) from open to close: a new owner cannot open
+//! an object an old owner still has open, whatever the clocks say.
+//!
+//! # Modules
+//! | module | its job |
+//! |---|---|
+//! | `error` | [`Error`] |
+//! | `etcd` | the etcd calls, through etcd's JSON gateway |
+//! | `shards` | an object's shard; the owner a shard should have |
+//! | `table` | what the node knows: nodes, owners, its shards and lease; [`Place`] |
+//! | `forward` | sending a request to the owner |
+//! | `member` | registering, renewing the lease, taking and handing over shards, leaving |
+
+mod error;
+mod etcd;
+mod forward;
+mod member;
+mod shards;
+mod table;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::Duration;
+
+use opendo_runtime::{ClusterMember, ObjectRef, Runtime};
+use opendo_storage::ObjectId;
+use tokio::sync::Mutex;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+pub use error::Error;
+pub use forward::{Answer, FORWARDED_BY, ForwardError, MISDIRECTED, Outgoing};
+pub use shards::{desired_owner, shard_of};
+pub use table::Place;
+
+use crate::etcd::Etcd;
+use crate::forward::Forwarder;
+use crate::member::Member;
+use crate::table::Table;
+
+/// How a node joins its cluster.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// etcd's client URLs (`http://host:port`).
+    pub etcd: Vec<String>,
+    /// This node's id, unique among the live nodes.
+    pub node_id: String,
+    /// Where the other nodes reach this node's HTTP listener (`host:port`).
+    pub advertise: String,
+    /// The cluster's shard count: the same on every node.
+    pub shards: u32,
+    /// The lease's time to live: a dead node's shards move after at most this long (plus a
+    /// poll of the others).
+    pub lease_ttl: Duration,
+}
+
+impl Settings {
+    /// Default shard count.
+    pub const DEFAULT_SHARDS: u32 = 64;
+    /// Default lease TTL.
+    pub const DEFAULT_LEASE_TTL: Duration = Duration::from_secs(5);
+
+    /// How long before its lease could expire a node stops holding shards: two fifths of the
+    /// TTL, so that a node renewing every third of it never reaches the margin while etcd
+    /// answers.
+    fn margin(&self) -> Duration {
+        self.lease_ttl * 2 / 5
+    }
+
+    fn check(&self) -> Result<(), Error> {
+        if self.etcd.is_empty() {
+            return Err(Error::InvalidConfig("--cluster needs at least one etcd URL".into()));
+        }
+        if let Some(bad) = self.etcd.iter().find(|url| !url.starts_with("http://")) {
+            return Err(Error::InvalidConfig(format!("etcd URL `{bad}` must start with http://")));
+        }
+        let id_ok = !self.node_id.is_empty()
+            && self.node_id.len() <= 64
+            && self.node_id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.');
+        if !id_ok {
+            return Err(Error::InvalidConfig(format!(
+                "invalid node id `{}`: use 1 to 64 characters of a-z, A-Z, 0-9, `-`, `_` and `.`",
+                self.node_id
+            )));
+        }
+        if self.shards == 0 || self.shards > 65_536 {
+            return Err(Error::InvalidConfig("--shards must be between 1 and 65536".into()));
+        }
+        if self.lease_ttl < Duration::from_secs(2) {
+            return Err(Error::InvalidConfig("--lease-ttl must be at least 2s".into()));
+        }
+        Ok(())
+    }
+}
+
+/// This node's part in a cluster. Cheap to clone.
+#[derive(Clone)]
+pub struct Cluster {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    member: Member,
+    forwarder: Forwarder,
+    stop: CancellationToken,
+    tasks: TaskTracker,
+    /// Set once the placement loop runs, so that `leave` hands over only once.
+    runtime: Mutex<Option<Runtime>>,
+}
+
+impl std::fmt::Debug for Cluster {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cluster").field("node", &self.node_id()).finish()
+    }
+}
+
+impl Cluster {
+    /// Registers this node with the cluster's etcd (checking its shard count and that no live
+    /// node has this id) and starts renewing its lease. The node holds no shard until
+    /// [`Cluster::start`].
+    pub async fn join(settings: Settings) -> Result<Cluster, Error> {
+        settings.check()?;
+        let table = Arc::new(Table::new(settings.node_id.clone(), settings.shards, settings.margin()));
+        let member = Member {
+            etcd: Etcd::new(settings.etcd.clone()),
+            table,
+            address: settings.advertise.clone(),
+            ttl: settings.lease_ttl,
+            lease: AtomicI64::new(0),
+        };
+        member.register().await?;
+        let cluster = Cluster {
+            inner: Arc::new(Inner {
+                member,
+                forwarder: Forwarder::new(settings.node_id.clone()),
+                stop: CancellationToken::new(),
+                tasks: TaskTracker::new(),
+                runtime: Mutex::new(None),
+            }),
+        };
+        let (inner, stop) = (cluster.inner.clone(), cluster.inner.stop.clone());
+        cluster.inner.tasks.spawn(async move { inner.member.keep_alive(stop).await });
+        Ok(cluster)
+    }
+
+    /// What the runtime's [`Config::cluster`](opendo_runtime::Config::cluster) must be set to.
+    pub fn member(&self) -> ClusterMember {
+        ClusterMember(self.inner.member.table.clone())
+    }
+
+    /// Starts taking shards and serving their objects with `runtime` (made with
+    /// [`Cluster::member`]).
+    pub async fn start(&self, runtime: Runtime) {
+        *self.inner.runtime.lock().await = Some(runtime.clone());
+        let (inner, stop) = (self.inner.clone(), self.inner.stop.clone());
+        self.inner.tasks.spawn(async move { inner.member.place(&runtime, stop).await });
+    }
+
+    /// This node's id.
+    pub fn node_id(&self) -> &str {
+        &self.inner.member.table.node_id
+    }
+
+    /// Where `object` of `namespace` lives now; `None` if the object's name or id is not valid
+    /// (the runtime answers that).
+    pub fn place(&self, namespace: &str, object: &ObjectRef) -> Option<Place> {
+        let id = match object {
+            ObjectRef::Name(name) => ObjectId::from_name(namespace, name),
+            ObjectRef::Id(id) => ObjectId::parse(namespace, id).ok()?,
+        };
+        let table = &self.inner.member.table;
+        Some(table.place(table.shard(namespace, &id)))
+    }
+
+    /// Sends `outgoing` to node `node` at `address`.
+    pub async fn forward(&self, node: &str, address: &str, outgoing: Outgoing) -> Result<Answer, ForwardError> {
+        let counters = &self.inner.member.table.counters;
+        counters.forwards.fetch_add(1, Ordering::Relaxed);
+        let answer = self.inner.forwarder.send(node, address, outgoing).await;
+        if answer.is_err() {
+            counters.forward_failures.fetch_add(1, Ordering::Relaxed);
+        }
+        answer
+    }
+
+    /// Hands this node's shards over to the others (after closing their objects) and ends its
+    /// lease. Requests for them meanwhile are forwarded to the new owners.
+    pub async fn leave(&self) -> Result<(), Error> {
+        self.inner.stop.cancel();
+        self.inner.tasks.close();
+        self.inner.tasks.wait().await;
+        match self.inner.runtime.lock().await.take() {
+            Some(runtime) => self.inner.member.leave(&runtime).await,
+            None => {
+                self.inner.member.table.set_lease_until(None);
+                self.inner.member.etcd.revoke(self.inner.member.lease.load(Ordering::SeqCst)).await
+            }
+        }
+    }
+
+    /// The cluster as this node last read it.
+    pub fn status(&self) -> Status {
+        let table = &self.inner.member.table;
+        let view = table.view();
+        Status {
+            node_id: table.node_id.clone(),
+            nodes: view.nodes.into_iter().map(|(id, address)| NodeStatus { id, address }).collect(),
+            shards: view
+                .owners
+                .into_iter()
+                .enumerate()
+                .map(|(shard, owner)| ShardStatus {
+                    shard: u32::try_from(shard).unwrap_or(u32::MAX),
+                    owner: owner.as_ref().map(|(node, _)| node.clone()),
+                    fencing_token: owner.map(|(_, revision)| revision),
+                })
+                .collect(),
+            held: table.held_shards(),
+        }
+    }
+
+    /// The node's cluster counters, as OpenMetrics lines (without the final `# EOF`).
+    pub fn metrics_text(&self) -> String {
+        let table = &self.inner.member.table;
+        let c = &table.counters;
+        let load = |counter: &std::sync::atomic::AtomicU64| counter.load(Ordering::Relaxed);
+        let mut text = String::new();
+        let mut counter = |name: &str, help: &str, value: u64| {
+            text.push_str(&format!("# TYPE {name} counter\n# HELP {name} {help}\n{name}_total {value}\n"));
+        };
+        counter("opendo_cluster_forwards", "Requests forwarded to the node that owns their object.", load(&c.forwards));
+        counter("opendo_cluster_forward_failures", "Forwarded requests that got no answer.", load(&c.forward_failures));
+        counter("opendo_cluster_shards_taken", "Shards this node took ownership of.", load(&c.shards_taken));
+        counter("opendo_cluster_shards_given", "Shards this node handed over.", load(&c.shards_given));
+        counter("opendo_cluster_lease_renewals", "Successful renewals of this node's lease.", load(&c.renewals));
+        counter("opendo_cluster_lease_renewal_failures", "Failed renewals of this node's lease.", load(&c.renewal_failures));
+        text.push_str(&format!(
+            "# TYPE opendo_cluster_shards_held gauge\n# HELP opendo_cluster_shards_held Shards this node holds now.\nopendo_cluster_shards_held {}\n",
+            table.held_shards().len()
+        ));
+        text
+    }
+}
+
+/// The cluster as one node sees it (the admin API's `/v1/cluster`).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Status {
+    pub node_id: String,
+    pub nodes: Vec<NodeStatus>,
+    pub shards: Vec<ShardStatus>,
+    /// The shards this node holds now.
+    pub held: Vec<u32>,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct NodeStatus {
+    pub id: String,
+    pub address: String,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ShardStatus {
+    pub shard: u32,
+    pub owner: Option<String>,
+    /// The etcd revision that created the owner's key.
+    pub fencing_token: Option<i64>,
+}

@@ -1,0 +1,93 @@
+//! On a node of a cluster: a request for an object served here, or forwarded to the node that
+//! owns it, waiting (bounded) while its shard moves between nodes.
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::header::RETRY_AFTER;
+use http::{HeaderValue, Request, StatusCode};
+use http_body_util::Full;
+use hyper::body::Incoming;
+use opendo_cluster::{Cluster, FORWARDED_BY, ForwardError, MISDIRECTED, Outgoing, Place};
+use opendo_runtime::{EventError, Runtime};
+
+use crate::data::read;
+use crate::response::{HttpResponse, event_error, from_object, plain};
+use crate::routing::Route;
+
+/// Longest a request waits for its object's shard to get an owner (a dead node's lease to
+/// expire, a leaving node to hand over) before it is answered 503.
+pub const MOVE_WAIT: Duration = Duration::from_secs(15);
+
+/// Between two looks at where the object lives while its shard moves.
+const RETRY_EVERY: Duration = Duration::from_millis(50);
+
+pub(crate) async fn handle(
+    runtime: &Runtime,
+    cluster: &Cluster,
+    request: Request<Incoming>,
+    route: Route,
+    max_body: usize,
+) -> HttpResponse {
+    let forwarded = request.headers().contains_key(FORWARDED_BY);
+    let path_and_query = request.uri().path_and_query().map_or("/", |p| p.as_str()).to_string();
+    let headers = request.headers().clone();
+    let object_request = match read(request, route.path.clone(), max_body).await {
+        Ok(request) => request,
+        Err(refused) => return refused,
+    };
+    let method = http::Method::from_bytes(object_request.method.as_bytes()).unwrap_or(http::Method::GET);
+    let body = Bytes::from(object_request.body.clone());
+    let deadline = Instant::now() + MOVE_WAIT;
+    loop {
+        match cluster.place(&route.namespace, &route.object) {
+            None | Some(Place::Here) => {
+                match runtime.fetch_object(&route.namespace, &route.object, object_request.clone()).await {
+                    Ok(response) => return from_object(response),
+                    Err(EventError::Moved) => {}
+                    Err(err) => return event_error(&err),
+                }
+            }
+            // The node that forwarded it believed this one the owner: it looks again.
+            Some(_) if forwarded => {
+                return plain(MISDIRECTED, &format!("node {} does not hold this object now", cluster.node_id()));
+            }
+            Some(Place::Node { id, address }) => {
+                let outgoing = Outgoing {
+                    method: method.clone(),
+                    path_and_query: path_and_query.clone(),
+                    headers: headers.clone(),
+                    body: body.clone(),
+                };
+                match cluster.forward(&id, &address, outgoing).await {
+                    Ok(answer) if answer.status == MISDIRECTED => {}
+                    Ok(answer) => {
+                        let mut response = http::Response::new(Full::new(answer.body));
+                        *response.status_mut() = answer.status;
+                        *response.headers_mut() = answer.headers;
+                        // The framing is this hop's own.
+                        response.headers_mut().remove(http::header::TRANSFER_ENCODING);
+                        response.headers_mut().remove(http::header::CONNECTION);
+                        return response;
+                    }
+                    // Not sent: the owner may have died; its shard moves soon.
+                    Err(ForwardError::NotSent { .. }) => {}
+                    Err(err) => {
+                        tracing::warn!("forwarding a request: {err}");
+                        return plain(StatusCode::BAD_GATEWAY, &err.to_string());
+                    }
+                }
+            }
+            Some(Place::Nowhere) => {}
+        }
+        if Instant::now() >= deadline {
+            let mut response = plain(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the object's shard is moving between nodes and has no owner yet: try again",
+            );
+            response.headers_mut().insert(RETRY_AFTER, HeaderValue::from_static("1"));
+            return response;
+        }
+        tokio::time::sleep(RETRY_EVERY).await;
+    }
+}
