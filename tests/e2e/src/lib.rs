@@ -12,8 +12,10 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+mod etcd;
 mod websocket;
 
+pub use etcd::Etcd;
 pub use websocket::WsClient;
 
 /// Path of the `opendo` binary under test.
@@ -82,7 +84,13 @@ impl Server {
     /// Starts `opendo run --listen 127.0.0.1:0 --data-dir <dir>/data <extra...>` in `dir`, which
     /// serves the project file `dir/opendo.toml`, and waits until it listens.
     pub fn start_project(dir: &Path, extra: &[&str]) -> Server {
-        let (mut command, stderr_path) = opendo_run_project(dir);
+        Server::start_project_on(dir, &dir.join("data"), extra)
+    }
+
+    /// Like [`Server::start_project`], with `data_dir` as its data directory (the nodes of a
+    /// cluster share one).
+    pub fn start_project_on(dir: &Path, data_dir: &Path, extra: &[&str]) -> Server {
+        let (mut command, stderr_path) = opendo_run_project(dir, data_dir);
         command.args(extra);
         Server::listening(command, stderr_path, extra)
     }
@@ -338,18 +346,17 @@ fn opendo_run(module: &Path, data_dir: &Path) -> (Command, PathBuf) {
     (command, stderr_path)
 }
 
-/// `opendo run --listen 127.0.0.1:0 --data-dir <dir>/data` in `dir` (no MODULE: the project
-/// file there), its stderr going to a new log file in `dir` (returned).
-fn opendo_run_project(dir: &Path) -> (Command, PathBuf) {
-    let data_dir = dir.join("data");
-    let stderr_path = log_path(&data_dir);
+/// `opendo run --listen 127.0.0.1:0 --data-dir <data_dir>` in `dir` (no MODULE: the project
+/// file there), its stderr going to a new log file beside `data_dir` (returned).
+fn opendo_run_project(dir: &Path, data_dir: &Path) -> (Command, PathBuf) {
+    let stderr_path = log_path(data_dir);
     let stderr = std::fs::File::create(&stderr_path).expect("create log file");
     let mut command = opendo_command();
     command
         .current_dir(dir)
         .arg("run")
         .args(["--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(&data_dir)
+        .arg(data_dir)
         .stderr(stderr);
     (command, stderr_path)
 }
@@ -357,7 +364,7 @@ fn opendo_run_project(dir: &Path) -> (Command, PathBuf) {
 /// Runs `opendo run --listen 127.0.0.1:0 ...` in `dir` (its project file) expecting it to refuse
 /// to start. Returns the exit status and what it printed on stderr.
 pub fn run_project_expecting_refusal(dir: &Path) -> (ExitStatus, String) {
-    let (mut command, stderr_path) = opendo_run_project(dir);
+    let (mut command, stderr_path) = opendo_run_project(dir, &dir.join("data"));
     let status = command.stdin(Stdio::null()).stdout(Stdio::null()).status().expect("run opendo");
     (status, std::fs::read_to_string(&stderr_path).unwrap_or_default())
 }

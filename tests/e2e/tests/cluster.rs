@@ -1,0 +1,304 @@
+//! A cluster: real etcd, real `opendo` nodes sharing one data directory, real kill -9.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use opendo_e2e::{Client, Etcd, Server};
+use opendo_storage::{Durability, ObjectDb};
+use opendo_test_support::{EXAMPLE_COUNTER, WRITER};
+
+const SHARDS: u64 = 64;
+/// The tests' lease TTL (the shortest `--lease-ttl` takes), so that failovers are quick.
+const TTL: Duration = Duration::from_secs(2);
+
+fn node_flags<'a>(etcd: &'a str, id: &'a str) -> Vec<&'a str> {
+    vec!["--cluster", etcd, "--node-id", id, "--lease-ttl", "2s", "--admin-listen", "127.0.0.1:0"]
+}
+
+/// A node serving the counter example.
+fn counter_node(data: &Path, etcd: &Etcd, id: &str) -> Server {
+    Server::start(Path::new(EXAMPLE_COUNTER), data, &node_flags(&etcd.cluster_arg(), id))
+}
+
+/// A node serving the writer guest, whose objects see `NODE` = the node's id.
+fn writer_node(dir: &Path, data: &Path, etcd: &Etcd, id: &str) -> Server {
+    let project = dir.join(id);
+    std::fs::create_dir_all(&project).unwrap();
+    std::fs::write(
+        project.join("opendo.toml"),
+        format!("[[namespace]]\nname = \"writer\"\nmodule = {WRITER:?}\nenv = {{ NODE = \"{id}\" }}\n"),
+    )
+    .unwrap();
+    Server::start_project_on(&project, data, &node_flags(&etcd.cluster_arg(), id))
+}
+
+fn shards_held(node: &Server) -> u64 {
+    node.metric("opendo_cluster_shards_held")
+}
+
+/// Waits until `check` holds, at most `limit`; returns how long it took.
+fn wait_until(limit: Duration, what: &str, mut check: impl FnMut() -> bool) -> Duration {
+    let started = Instant::now();
+    while !check() {
+        assert!(started.elapsed() < limit, "{what}: not within {limit:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    started.elapsed()
+}
+
+/// Waits until the live `nodes` hold every shard between them, each some.
+fn settled(nodes: &[&Server]) -> Duration {
+    wait_until(Duration::from_secs(20), "every shard owned by the live nodes", || {
+        let held: Vec<u64> = nodes.iter().map(|node| shards_held(node)).collect();
+        held.iter().sum::<u64>() == SHARDS && held.iter().all(|&h| h > 0)
+    })
+}
+
+fn check_every_file(namespace_dir: &Path) -> usize {
+    let mut checked = 0;
+    for entry in std::fs::read_dir(namespace_dir).unwrap() {
+        let path = entry.unwrap().path();
+        let is_object = path.file_name().and_then(|n| n.to_str()).is_some_and(|n| !n.starts_with('_'));
+        if is_object && path.extension().is_some_and(|e| e == "sqlite") {
+            let db = ObjectDb::open(&path, Durability::Full).unwrap();
+            assert_eq!(db.integrity_check().unwrap(), "ok", "{}", path.display());
+            db.close().unwrap();
+            checked += 1;
+        }
+    }
+    checked
+}
+
+fn data_dir(dir: &tempfile::TempDir) -> PathBuf {
+    dir.path().join("data")
+}
+
+#[test]
+fn three_nodes_serve_every_object_through_any_node_with_exact_totals() {
+    let dir = tempfile::tempdir().unwrap();
+    let etcd = Etcd::start(dir.path());
+    let data = data_dir(&dir);
+    let nodes: Vec<Server> = ["n1", "n2", "n3"].iter().map(|id| counter_node(&data, &etcd, id)).collect();
+    settled(&nodes.iter().collect::<Vec<_>>());
+
+    const THREADS: usize = 6;
+    const EACH: usize = 40;
+    const OBJECTS: usize = 8;
+    let threads: Vec<_> = (0..THREADS)
+        .map(|t| {
+            let client = nodes[t % nodes.len()].client();
+            std::thread::spawn(move || {
+                for i in 0..EACH {
+                    let answer = client.post(&format!("/counter/c{}/increment", (t + i) % OBJECTS));
+                    assert_eq!(answer.status, 200, "{answer:?}");
+                }
+            })
+        })
+        .collect();
+    for thread in threads {
+        thread.join().unwrap();
+    }
+    for object in 0..OBJECTS {
+        for node in &nodes {
+            let answer = node.get(&format!("/counter/c{object}"));
+            assert_eq!(answer.body, (THREADS * EACH / OBJECTS).to_string(), "c{object} read through {}", node.addr);
+        }
+    }
+    let forwards: u64 = nodes.iter().map(|node| node.metric("opendo_cluster_forwards_total")).sum();
+    assert!(forwards > 0, "with three nodes most requests reach a node that does not own the object");
+    // Each object has one file, written by whichever node owned it.
+    assert_eq!(check_every_file(&data.join("counter")), OBJECTS);
+}
+
+#[test]
+fn a_node_killed_under_write_load_loses_no_acknowledged_increment() {
+    let dir = tempfile::tempdir().unwrap();
+    let etcd = Etcd::start(dir.path());
+    let data = data_dir(&dir);
+    let mut nodes: Vec<Server> = ["n1", "n2", "n3"].iter().map(|id| counter_node(&data, &etcd, id)).collect();
+    settled(&nodes.iter().collect::<Vec<_>>());
+
+    const OBJECTS: usize = 20;
+    let stop = Arc::new(AtomicBool::new(false));
+    // Load through the two nodes that stay; about a third of the objects live on the one killed.
+    let threads: Vec<_> = (0..4)
+        .map(|t| {
+            let (client, stop) = (nodes[t % 2].client(), stop.clone());
+            std::thread::spawn(move || {
+                let (mut acked, mut sent) = (vec![0u64; OBJECTS], vec![0u64; OBJECTS]);
+                let mut i = t;
+                while !stop.load(Ordering::Relaxed) {
+                    let object = i % OBJECTS;
+                    i += 1;
+                    sent[object] += 1;
+                    match client.try_send("POST", &format!("/counter/k{object}/increment"), b"") {
+                        Some(answer) if answer.status == 200 => acked[object] += 1,
+                        _ => {}
+                    }
+                }
+                (acked, sent)
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_secs(1));
+    nodes.pop().unwrap().kill();
+    let failover = settled(&nodes.iter().collect::<Vec<_>>());
+    // The lease expires within its TTL of the last renewal; the others notice within a poll.
+    assert!(failover < TTL + Duration::from_secs(2), "the dead node's shards took {failover:?} to move");
+    std::thread::sleep(Duration::from_millis(1500));
+    stop.store(true, Ordering::Relaxed);
+    let (mut acked, mut sent) = (vec![0u64; OBJECTS], vec![0u64; OBJECTS]);
+    for thread in threads {
+        let (a, s) = thread.join().unwrap();
+        for object in 0..OBJECTS {
+            acked[object] += a[object];
+            sent[object] += s[object];
+        }
+    }
+    for object in 0..OBJECTS {
+        let value: u64 = nodes[0].get(&format!("/counter/k{object}")).body.trim().parse().unwrap();
+        assert!(
+            (acked[object]..=sent[object]).contains(&value),
+            "k{object}: {value} stored, {} acknowledged, {} sent",
+            acked[object],
+            sent[object]
+        );
+    }
+    assert!(acked.iter().sum::<u64>() > 100, "the load ran: {acked:?}");
+    for node in nodes {
+        node.terminate();
+    }
+    assert_eq!(check_every_file(&data.join("counter")), OBJECTS);
+}
+
+#[test]
+fn no_two_nodes_write_one_object_across_kills_leaves_and_joins() {
+    let dir = tempfile::tempdir().unwrap();
+    let etcd = Etcd::start(dir.path());
+    let data = data_dir(&dir);
+    let first = writer_node(dir.path(), &data, &etcd, "n1");
+    let mut others: BTreeMap<&str, Server> =
+        ["n2", "n3"].into_iter().map(|id| (id, writer_node(dir.path(), &data, &etcd, id))).collect();
+    settled(&[&first, &others["n2"], &others["n3"]]);
+
+    const OBJECTS: usize = 6;
+    let stop = Arc::new(AtomicBool::new(false));
+    let threads: Vec<_> = (0..4)
+        .map(|t| {
+            let (client, stop): (Client, _) = (first.client(), stop.clone());
+            std::thread::spawn(move || {
+                let mut acked: Vec<Vec<i64>> = vec![Vec::new(); OBJECTS];
+                let mut i = t;
+                while !stop.load(Ordering::Relaxed) {
+                    let object = i % OBJECTS;
+                    i += 1;
+                    if let Some(answer) = client.try_send("POST", &format!("/writer/w{object}/write"), b"")
+                        && answer.status == 200
+                    {
+                        acked[object].push(answer.body.trim().parse().unwrap());
+                    }
+                }
+                acked
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(800));
+    others.remove("n2").unwrap().kill();
+    settled(&[&first, &others["n3"]]);
+    std::thread::sleep(Duration::from_millis(500));
+    // A graceful leave hands its shards over.
+    assert!(others.remove("n3").unwrap().terminate().success());
+    settled(&[&first]);
+    let joined = writer_node(dir.path(), &data, &etcd, "n4");
+    settled(&[&first, &joined]);
+    std::thread::sleep(Duration::from_millis(800));
+    stop.store(true, Ordering::Relaxed);
+    let mut acked: Vec<Vec<i64>> = vec![Vec::new(); OBJECTS];
+    for thread in threads {
+        for (object, seqs) in thread.join().unwrap().into_iter().enumerate() {
+            acked[object].extend(seqs);
+        }
+    }
+    let mut writers = BTreeSet::new();
+    for (object, acked) in acked.iter().enumerate() {
+        let log: Vec<(i64, String)> = serde_json::from_str(&joined.get(&format!("/writer/w{object}/log")).body).unwrap();
+        let seqs: Vec<i64> = log.iter().map(|(seq, _)| *seq).collect();
+        assert_eq!(seqs, (1..=seqs.len() as i64).collect::<Vec<_>>(), "w{object}: the log has gaps");
+        // Two nodes writing one object at once would both hand out the same next number.
+        let distinct: BTreeSet<i64> = acked.iter().copied().collect();
+        assert_eq!(distinct.len(), acked.len(), "w{object}: a sequence number was acknowledged twice");
+        assert!(acked.iter().all(|seq| seqs.contains(seq)), "w{object}: an acknowledged write is missing");
+        writers.extend(log.into_iter().map(|(_, node)| node));
+    }
+    assert!(writers.len() >= 3, "the objects moved between nodes: written by {writers:?}");
+    assert!(writers.iter().all(|node| ["n1", "n2", "n3", "n4"].contains(&node.as_str())), "{writers:?}");
+    drop(joined);
+    drop(first);
+    assert_eq!(check_every_file(&data.join("writer")), OBJECTS);
+}
+
+#[test]
+fn a_node_cut_off_from_etcd_stops_serving_before_its_lease_can_expire_and_the_cluster_converges_after() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut etcd = Etcd::start(dir.path());
+    let data = data_dir(&dir);
+    let nodes: Vec<Server> = ["n1", "n2"].iter().map(|id| counter_node(&data, &etcd, id)).collect();
+    settled(&nodes.iter().collect::<Vec<_>>());
+    assert_eq!(nodes[0].post("/counter/x/increment").body, "1");
+
+    etcd.kill();
+    let fenced = wait_until(Duration::from_secs(10), "both nodes let go of their shards", || {
+        nodes.iter().all(|node| shards_held(node) == 0)
+    });
+    // A lease counts from the last renewal sent: the nodes let go before etcd could expire it.
+    assert!(fenced < TTL, "the nodes held their shards {fenced:?} after losing etcd");
+    for node in &nodes {
+        assert!(node.log().contains("letting go of every shard"), "{}", node.log());
+    }
+
+    etcd.restart();
+    settled(&nodes.iter().collect::<Vec<_>>());
+    assert_eq!(nodes[1].get("/counter/x").body, "1");
+    assert_eq!(nodes[1].post("/counter/x/increment").body, "2");
+}
+
+#[test]
+fn alarms_fire_on_the_node_that_owns_the_object_and_after_it_dies_on_the_next() {
+    let dir = tempfile::tempdir().unwrap();
+    let etcd = Etcd::start(dir.path());
+    let data = data_dir(&dir);
+    let n1 = writer_node(dir.path(), &data, &etcd, "n1");
+    let n2 = writer_node(dir.path(), &data, &etcd, "n2");
+    settled(&[&n1, &n2]);
+
+    // Set through n1; the answer names the node that ran the event: the owner.
+    let owners: Vec<String> = (0..6).map(|i| n1.post(&format!("/writer/a{i}/alarm?in=500")).body).collect();
+    assert!(owners.iter().any(|o| o == "n1") && owners.iter().any(|o| o == "n2"), "{owners:?}");
+    for (i, owner) in owners.iter().enumerate() {
+        wait_until(Duration::from_secs(10), "the alarm fired", || n1.get(&format!("/writer/a{i}/fired")).body != "[]");
+        let fired: Vec<String> = serde_json::from_str(&n1.get(&format!("/writer/a{i}/fired")).body).unwrap();
+        assert_eq!(&fired, &[owner.clone()], "a{i}'s alarm ran where the object lives");
+    }
+
+    // Alarms of objects on n2, which dies before they are due.
+    let mut on_n2 = Vec::new();
+    for i in 0.. {
+        if on_n2.len() == 3 {
+            break;
+        }
+        if n1.post(&format!("/writer/b{i}/alarm?in=1500")).body == "n2" {
+            on_n2.push(i);
+        }
+    }
+    n2.kill();
+    for i in on_n2 {
+        wait_until(Duration::from_secs(15), "the alarm fired after the failover", || {
+            n1.get(&format!("/writer/b{i}/fired")).body != "[]"
+        });
+        let fired: Vec<String> = serde_json::from_str(&n1.get(&format!("/writer/b{i}/fired")).body).unwrap();
+        assert!(!fired.is_empty() && fired.iter().all(|node| node == "n1"), "b{i}: {fired:?}");
+    }
+}
