@@ -5,9 +5,10 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, Method, StatusCode};
 use http_body_util::{BodyExt, Full};
+use hyper::upgrade::Upgraded;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
+use hyper_util::rt::{TokioExecutor, TokioIo};
 
 /// The header a forwarded request carries, naming the node that forwarded it: the owner never
 /// forwards such a request again (no loops), and answers [`MISDIRECTED`] if it no longer holds
@@ -64,8 +65,9 @@ impl Forwarder {
         Forwarder { http, node_id }
     }
 
-    pub(crate) async fn send(&self, node: &str, address: &str, outgoing: Outgoing) -> Result<Answer, ForwardError> {
-        let no_answer = |message: String| ForwardError::NoAnswer { node: node.to_string(), message };
+    /// The request to send to the owner: the client's, without its hop-by-hop headers, marked
+    /// as forwarded by this node.
+    fn request(&self, node: &str, address: &str, outgoing: Outgoing) -> Result<http::Request<Full<Bytes>>, ForwardError> {
         let mut request = http::Request::builder()
             .method(outgoing.method)
             .uri(format!("http://{address}{}", outgoing.path_and_query))
@@ -80,6 +82,12 @@ impl Forwarder {
         if let Ok(me) = http::HeaderValue::from_str(&self.node_id) {
             headers.insert(FORWARDED_BY, me);
         }
+        Ok(request)
+    }
+
+    pub(crate) async fn send(&self, node: &str, address: &str, outgoing: Outgoing) -> Result<Answer, ForwardError> {
+        let no_answer = |message: String| ForwardError::NoAnswer { node: node.to_string(), message };
+        let request = self.request(node, address, outgoing)?;
         let exchange = async {
             let response = self.http.request(request).await.map_err(|err| {
                 if err.is_connect() {
@@ -103,4 +111,52 @@ fn is_hop_by_hop(name: &HeaderName) -> bool {
         name.as_str(),
         "connection" | "keep-alive" | "proxy-connection" | "transfer-encoding" | "te" | "trailer" | "upgrade" | "host" | "content-length"
     ) || *name == FORWARDED_BY
+}
+
+impl Forwarder {
+    /// Sends a WebSocket upgrade request to the owner on a connection of its own; with the
+    /// owner's 101 comes the upgraded connection, to be joined to the client's.
+    pub(crate) async fn tunnel(
+        &self,
+        node: &str,
+        address: &str,
+        outgoing: Outgoing,
+    ) -> Result<(Answer, Option<Upgraded>), ForwardError> {
+        let not_sent = |message: String| ForwardError::NotSent { node: node.to_string(), message };
+        let no_answer = |message: String| ForwardError::NoAnswer { node: node.to_string(), message };
+        let mut request = self.request(node, address, outgoing)?;
+        // The upgrade's own hop-by-hop headers, which `request` leaves out.
+        let headers = request.headers_mut();
+        headers.insert(http::header::CONNECTION, http::HeaderValue::from_static("upgrade"));
+        headers.insert(http::header::UPGRADE, http::HeaderValue::from_static("websocket"));
+        if let Ok(host) = http::HeaderValue::from_str(address) {
+            headers.insert(http::header::HOST, host);
+        }
+        let exchange = async {
+            let tcp = tokio::time::timeout(Duration::from_secs(2), tokio::net::TcpStream::connect(address))
+                .await
+                .map_err(|_| not_sent("no connection within 2 s".into()))?
+                .map_err(|err| not_sent(err.to_string()))?;
+            let _ = tcp.set_nodelay(true);
+            let (mut sender, connection) =
+                hyper::client::conn::http1::handshake(TokioIo::new(tcp)).await.map_err(|err| not_sent(err.to_string()))?;
+            tokio::spawn(async move {
+                if let Err(err) = connection.with_upgrades().await {
+                    tracing::debug!("a forwarded WebSocket's connection ended: {err}");
+                }
+            });
+            let mut response = sender.send_request(request).await.map_err(|err| no_answer(err.to_string()))?;
+            if response.status() != StatusCode::SWITCHING_PROTOCOLS {
+                let (parts, body) = response.into_parts();
+                let body = body.collect().await.map_err(|err| no_answer(err.to_string()))?.to_bytes();
+                return Ok((Answer { status: parts.status, headers: parts.headers, body }, None));
+            }
+            let upgraded = hyper::upgrade::on(&mut response).await.map_err(|err| no_answer(err.to_string()))?;
+            let answer = Answer { status: response.status(), headers: response.headers().clone(), body: Bytes::new() };
+            Ok((answer, Some(upgraded)))
+        };
+        tokio::time::timeout(ANSWER_TIMEOUT, exchange)
+            .await
+            .map_err(|_| no_answer(format!("no answer within {ANSWER_TIMEOUT:?}")))?
+    }
 }

@@ -199,6 +199,23 @@ impl Cluster {
         answer
     }
 
+    /// Sends a WebSocket upgrade request to node `node` at `address`; with its 101 comes the
+    /// upgraded connection to the owner, which the caller joins to the client's.
+    pub async fn forward_websocket(
+        &self,
+        node: &str,
+        address: &str,
+        outgoing: Outgoing,
+    ) -> Result<(Answer, Option<hyper::upgrade::Upgraded>), ForwardError> {
+        let counters = &self.inner.member.table.counters;
+        counters.forwards.fetch_add(1, Ordering::Relaxed);
+        let answer = self.inner.forwarder.tunnel(node, address, outgoing).await;
+        if answer.is_err() {
+            counters.forward_failures.fetch_add(1, Ordering::Relaxed);
+        }
+        answer
+    }
+
     /// Hands this node's shards over to the others (after closing their objects) and ends its
     /// lease. Requests for them meanwhile are forwarded to the new owners.
     pub async fn leave(&self) -> Result<(), Error> {

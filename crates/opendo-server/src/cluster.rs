@@ -8,6 +8,7 @@ use http::header::RETRY_AFTER;
 use http::{HeaderValue, Request, StatusCode};
 use http_body_util::Full;
 use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
 use opendo_cluster::{Cluster, FORWARDED_BY, ForwardError, MISDIRECTED, Outgoing, Place};
 use opendo_runtime::{EventError, Runtime};
 
@@ -61,15 +62,7 @@ pub(crate) async fn handle(
                 };
                 match cluster.forward(&id, &address, outgoing).await {
                     Ok(answer) if answer.status == MISDIRECTED => {}
-                    Ok(answer) => {
-                        let mut response = http::Response::new(Full::new(answer.body));
-                        *response.status_mut() = answer.status;
-                        *response.headers_mut() = answer.headers;
-                        // The framing is this hop's own.
-                        response.headers_mut().remove(http::header::TRANSFER_ENCODING);
-                        response.headers_mut().remove(http::header::CONNECTION);
-                        return response;
-                    }
+                    Ok(answer) => return relayed(answer),
                     // Not sent: the owner may have died; its shard moves soon.
                     Err(ForwardError::NotSent { .. }) => {}
                     Err(err) => {
@@ -81,13 +74,91 @@ pub(crate) async fn handle(
             Some(Place::Nowhere) => {}
         }
         if Instant::now() >= deadline {
-            let mut response = plain(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "the object's shard is moving between nodes and has no owner yet: try again",
-            );
-            response.headers_mut().insert(RETRY_AFTER, HeaderValue::from_static("1"));
-            return response;
+            return no_owner();
         }
         tokio::time::sleep(RETRY_EVERY).await;
     }
+}
+
+/// A WebSocket upgrade for an object of another node: the upgrade goes to the owner, and once it
+/// answers 101 the client's connection and the owner's are joined, byte for byte, until either
+/// closes.
+pub(crate) async fn websocket(cluster: &Cluster, mut request: Request<Incoming>, route: Route) -> HttpResponse {
+    if let Err(problem) = crate::websocket::handshake(&request) {
+        return plain(StatusCode::BAD_REQUEST, &problem);
+    }
+    let forwarded = request.headers().contains_key(FORWARDED_BY);
+    let path_and_query = request.uri().path_and_query().map_or("/", |p| p.as_str()).to_string();
+    let headers = request.headers().clone();
+    let on_upgrade = hyper::upgrade::on(&mut request);
+    let deadline = Instant::now() + MOVE_WAIT;
+    loop {
+        match cluster.place(&route.namespace, &route.object) {
+            Some(Place::Node { .. }) if forwarded => {
+                return plain(MISDIRECTED, &format!("node {} does not hold this object now", cluster.node_id()));
+            }
+            Some(Place::Node { id, address }) => {
+                let outgoing = Outgoing {
+                    method: http::Method::GET,
+                    path_and_query: path_and_query.clone(),
+                    headers: headers.clone(),
+                    body: Bytes::new(),
+                };
+                match cluster.forward_websocket(&id, &address, outgoing).await {
+                    Ok((answer, Some(owner))) => {
+                        tokio::spawn(async move {
+                            match on_upgrade.await {
+                                Ok(client) => {
+                                    let (mut client, mut owner) = (TokioIo::new(client), TokioIo::new(owner));
+                                    let _ = tokio::io::copy_bidirectional(&mut client, &mut owner).await;
+                                }
+                                Err(err) => tracing::debug!("WebSocket upgrade did not complete: {err}"),
+                            }
+                        });
+                        let mut response = http::Response::new(Full::new(Bytes::new()));
+                        *response.status_mut() = answer.status;
+                        *response.headers_mut() = answer.headers;
+                        return response;
+                    }
+                    Ok((answer, None)) if answer.status == MISDIRECTED => {}
+                    Ok((answer, None)) => return relayed(answer),
+                    Err(ForwardError::NotSent { .. }) => {}
+                    Err(err) => {
+                        tracing::warn!("forwarding a WebSocket: {err}");
+                        return plain(StatusCode::BAD_GATEWAY, &err.to_string());
+                    }
+                }
+            }
+            // The object arrived here while the upgrade waited: the client connects again.
+            Some(Place::Here) | None => return no_owner(),
+            Some(Place::Nowhere) if forwarded => {
+                return plain(MISDIRECTED, &format!("node {} does not hold this object now", cluster.node_id()));
+            }
+            Some(Place::Nowhere) => {}
+        }
+        if Instant::now() >= deadline {
+            return no_owner();
+        }
+        tokio::time::sleep(RETRY_EVERY).await;
+    }
+}
+
+/// The owner's answer, as this node's.
+fn relayed(answer: opendo_cluster::Answer) -> HttpResponse {
+    let mut response = http::Response::new(Full::new(answer.body));
+    *response.status_mut() = answer.status;
+    *response.headers_mut() = answer.headers;
+    // The framing is this hop's own.
+    response.headers_mut().remove(http::header::TRANSFER_ENCODING);
+    response.headers_mut().remove(http::header::CONNECTION);
+    response
+}
+
+fn no_owner() -> HttpResponse {
+    let mut response = plain(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "the object's shard is moving between nodes and has no owner yet: try again",
+    );
+    response.headers_mut().insert(RETRY_AFTER, HeaderValue::from_static("1"));
+    response
 }

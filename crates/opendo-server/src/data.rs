@@ -37,10 +37,7 @@ pub(crate) async fn handle(
             None => {}
             Some(Place::Here) if websocket::asks_websocket(&request) => {}
             Some(_) if websocket::asks_websocket(&request) => {
-                return plain(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "this object lives on another node: connect its WebSocket to that node",
-                );
+                return crate::cluster::websocket(cluster, request, route).await;
             }
             Some(_) => return crate::cluster::handle(runtime, cluster, request, route, max_body).await,
         }

@@ -1,10 +1,43 @@
-//! A real etcd server for cluster tests: Debian's `etcd-server` package (`.ci/run` installs it),
-//! on free loopback ports, with its data in a test's folder.
+//! A real etcd server for cluster tests: Debian's `etcd-server` package, installed on first use
+//! when missing and this user can (root, or sudo without a password), on free loopback ports,
+//! with its data in a test's folder.
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
+
+/// The etcd binary, installing Debian's `etcd-server` if there is none (once per test process).
+fn etcd_binary() -> &'static str {
+    static FOUND: OnceLock<Result<(), String>> = OnceLock::new();
+    let found = FOUND.get_or_init(|| {
+        if Command::new("etcd").arg("--version").output().is_ok_and(|out| out.status.success()) {
+            return Ok(());
+        }
+        let root = Command::new("id").arg("-u").output().is_ok_and(|out| out.stdout.starts_with(b"0"));
+        let apt = |args: &[&str]| {
+            let mut command = if root { Command::new("apt-get") } else { Command::new("sudo") };
+            if !root {
+                command.args(["-n", "apt-get"]);
+            }
+            command.args(args).env("DEBIAN_FRONTEND", "noninteractive").stdout(Stdio::null());
+            command.status().is_ok_and(|status| status.success())
+        };
+        eprintln!("etcd not found: installing Debian's etcd-server with apt-get");
+        if apt(&["install", "-y", "-qq", "--no-install-recommends", "etcd-server"])
+            || (apt(&["update", "-qq"]) && apt(&["install", "-y", "-qq", "--no-install-recommends", "etcd-server"]))
+        {
+            Ok(())
+        } else {
+            Err("etcd is not installed and apt-get could not install it: install etcd-server (Debian) or put etcd on PATH".into())
+        }
+    });
+    match found {
+        Ok(()) => "etcd",
+        Err(message) => panic!("{message}"),
+    }
+}
 
 /// A running etcd, by its client URL.
 pub struct Etcd {
@@ -46,7 +79,7 @@ impl Etcd {
         let client = self.url();
         let peer = format!("http://127.0.0.1:{}", self.peer_port);
         let log = std::fs::File::options().create(true).append(true).open(&self.log).expect("etcd log");
-        let child = Command::new("etcd")
+        let child = Command::new(etcd_binary())
             .arg("--data-dir")
             .arg(&self.data_dir)
             .args(["--name", "test", "--listen-client-urls", &client, "--advertise-client-urls", &client])
@@ -56,9 +89,7 @@ impl Etcd {
             .stdout(log.try_clone().expect("etcd log"))
             .stderr(log)
             .spawn()
-            .unwrap_or_else(|err| {
-                panic!("cannot start etcd ({err}): install it with `apt-get install etcd-server` (.ci/run does)")
-            });
+            .unwrap_or_else(|err| panic!("cannot start etcd: {err}"));
         self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(30);
         let agent: ureq::Agent =

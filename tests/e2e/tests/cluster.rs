@@ -6,9 +6,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use opendo_e2e::{Client, Etcd, Server};
+use opendo_e2e::{Client, Etcd, Server, WsClient};
 use opendo_storage::{Durability, ObjectDb};
-use opendo_test_support::{EXAMPLE_COUNTER, WRITER};
+use opendo_test_support::{EXAMPLE_CHAT_ROOM, EXAMPLE_COUNTER, WRITER};
 
 const SHARDS: u64 = 64;
 /// The tests' lease TTL (the shortest `--lease-ttl` takes), so that failovers are quick.
@@ -301,4 +301,66 @@ fn alarms_fire_on_the_node_that_owns_the_object_and_after_it_dies_on_the_next() 
         let fired: Vec<String> = serde_json::from_str(&n1.get(&format!("/writer/b{i}/fired")).body).unwrap();
         assert!(!fired.is_empty() && fired.iter().all(|node| node == "n1"), "b{i}: {fired:?}");
     }
+}
+
+fn recv(client: &mut WsClient) -> serde_json::Value {
+    let text = client.recv_text();
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
+}
+
+/// Joins the chat room `room` through `node` as `name`; returns the socket and the history.
+fn join(node: &Server, room: &str, name: &str) -> (WsClient, Vec<serde_json::Value>) {
+    let mut client = node.websocket(&format!("/chat-room/{room}/ws?name={name}"));
+    let mut history = Vec::new();
+    loop {
+        let message = recv(&mut client);
+        if message == serde_json::json!({ "joined": name }) {
+            return (client, history);
+        }
+        history.push(message);
+    }
+}
+
+#[test]
+fn websockets_through_any_node_reach_the_one_room_and_close_with_1012_when_it_moves() {
+    let dir = tempfile::tempdir().unwrap();
+    let etcd = Etcd::start(dir.path());
+    let data = data_dir(&dir);
+    let room = Path::new(EXAMPLE_CHAT_ROOM);
+    let cluster = etcd.cluster_arg();
+    let mut nodes: Vec<Server> = ["n1", "n2", "n3"]
+        .iter()
+        .map(|id| {
+            let mut flags = node_flags(&cluster, id);
+            flags.extend(["--namespace", "chat-room"]);
+            Server::start(room, &data, &flags)
+        })
+        .collect();
+    settled(&nodes.iter().collect::<Vec<_>>());
+
+    let (mut alice, _) = join(&nodes[0], "lobby", "alice");
+    let (mut bob, _) = join(&nodes[1], "lobby", "bob");
+    assert_eq!(recv(&mut alice), serde_json::json!({ "joined": "bob" }));
+    let (mut carol, _) = join(&nodes[2], "lobby", "carol");
+    assert_eq!(recv(&mut alice), serde_json::json!({ "joined": "carol" }));
+    assert_eq!(recv(&mut bob), serde_json::json!({ "joined": "carol" }));
+    alice.send_text("hello from n1");
+    let said = serde_json::json!({ "from": "alice", "text": "hello from n1" });
+    for client in [&mut alice, &mut bob, &mut carol] {
+        assert_eq!(recv(client), said);
+    }
+    // The room's sockets all live on its owner; the other nodes only relay bytes.
+    let sockets: Vec<u64> = nodes.iter().map(|node| node.metric("opendo_websockets")).collect();
+    assert_eq!(sockets.iter().filter(|&&n| n == 3).count(), 1, "{sockets:?}");
+    assert_eq!(sockets.iter().sum::<u64>(), 3, "{sockets:?}");
+
+    // The owner leaves: the room moves, and its sockets close with 1012 (service restart).
+    let owner = sockets.iter().position(|&n| n == 3).unwrap();
+    assert!(nodes.remove(owner).terminate().success());
+    for client in [&mut alice, &mut bob, &mut carol] {
+        assert_eq!(client.expect_close().0, 1012);
+    }
+    settled(&nodes.iter().collect::<Vec<_>>());
+    let (_alice, history) = join(&nodes[0], "lobby", "alice");
+    assert!(history.contains(&said), "the room kept its history on the new owner: {history:?}");
 }
