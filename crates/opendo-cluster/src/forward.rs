@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::{HeaderMap, HeaderName, Method, StatusCode};
+use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 use http_body_util::{BodyExt, Full};
 use hyper::upgrade::Upgraded;
 use hyper_util::client::legacy::Client;
@@ -14,6 +14,10 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 /// forwards such a request again (no loops), and answers [`MISDIRECTED`] if it no longer holds
 /// the object.
 pub const FORWARDED_BY: HeaderName = HeaderName::from_static("opendo-forwarded-by");
+
+/// The header that proves [`FORWARDED_BY`] true: the cluster's secret between nodes. A request
+/// without it is a client's, whatever its other headers say.
+pub const CLUSTER_KEY: HeaderName = HeaderName::from_static("opendo-cluster-key");
 
 /// The answer of a node to a forwarded request for an object it does not hold: nothing ran, and
 /// the forwarding node may send it again to the owner it reads next.
@@ -54,15 +58,24 @@ pub enum ForwardError {
 pub(crate) struct Forwarder {
     http: Client<HttpConnector, Full<Bytes>>,
     node_id: String,
+    secret: HeaderValue,
 }
 
 impl Forwarder {
-    pub(crate) fn new(node_id: String) -> Self {
+    pub(crate) fn new(node_id: String, secret: HeaderValue) -> Self {
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
         connector.set_connect_timeout(Some(Duration::from_secs(2)));
         let http = Client::builder(TokioExecutor::new()).pool_idle_timeout(Duration::from_secs(60)).build(connector);
-        Forwarder { http, node_id }
+        Forwarder { http, node_id, secret }
+    }
+
+    /// Whether `headers` are those of a request another node of this cluster forwarded.
+    pub(crate) fn is_forwarded(&self, headers: &HeaderMap) -> bool {
+        headers.contains_key(FORWARDED_BY)
+            && headers
+                .get(CLUSTER_KEY)
+                .is_some_and(|key| bool::from(subtle::ConstantTimeEq::ct_eq(key.as_bytes(), self.secret.as_bytes())))
     }
 
     /// The request to send to the owner: the client's, without its hop-by-hop headers, marked
@@ -79,8 +92,9 @@ impl Forwarder {
                 headers.append(name, value.clone());
             }
         }
-        if let Ok(me) = http::HeaderValue::from_str(&self.node_id) {
+        if let Ok(me) = HeaderValue::from_str(&self.node_id) {
             headers.insert(FORWARDED_BY, me);
+            headers.insert(CLUSTER_KEY, self.secret.clone());
         }
         Ok(request)
     }
@@ -111,6 +125,7 @@ fn is_hop_by_hop(name: &HeaderName) -> bool {
         name.as_str(),
         "connection" | "keep-alive" | "proxy-connection" | "transfer-encoding" | "te" | "trailer" | "upgrade" | "host" | "content-length"
     ) || *name == FORWARDED_BY
+        || *name == CLUSTER_KEY
 }
 
 impl Forwarder {

@@ -25,8 +25,10 @@
 //! | `shards` | an object's shard; the owner a shard should have |
 //! | `table` | what the node knows: nodes, owners, its shards and lease; [`Place`] |
 //! | `forward` | sending a request to the owner |
+//! | `calls` | calls from this node's objects to objects of other nodes ([`opendo_runtime::Ownership`]) |
 //! | `member` | registering, renewing the lease, taking and handing over shards, leaving |
 
+mod calls;
 mod error;
 mod etcd;
 mod forward;
@@ -45,10 +47,11 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 pub use error::Error;
-pub use forward::{Answer, FORWARDED_BY, ForwardError, MISDIRECTED, Outgoing};
+pub use forward::{Answer, CLUSTER_KEY, FORWARDED_BY, ForwardError, MISDIRECTED, Outgoing};
 pub use shards::{desired_owner, shard_of};
 pub use table::Place;
 
+use crate::calls::NodeOwnership;
 use crate::etcd::Etcd;
 use crate::forward::Forwarder;
 use crate::member::Member;
@@ -144,11 +147,14 @@ impl Cluster {
             ttl: settings.lease_ttl,
             lease: AtomicI64::new(0),
         };
+        let secret = member.secret().await?;
+        let secret = http::HeaderValue::from_str(&secret)
+            .map_err(|_| Error::Etcd("the cluster's secret in etcd is not a header value".into()))?;
         member.register().await?;
         let cluster = Cluster {
             inner: Arc::new(Inner {
                 member,
-                forwarder: Forwarder::new(settings.node_id.clone()),
+                forwarder: Forwarder::new(settings.node_id.clone(), secret),
                 stop: CancellationToken::new(),
                 tasks: TaskTracker::new(),
                 runtime: Mutex::new(None),
@@ -161,7 +167,10 @@ impl Cluster {
 
     /// What the runtime's [`Config::cluster`](opendo_runtime::Config::cluster) must be set to.
     pub fn member(&self) -> ClusterMember {
-        ClusterMember(self.inner.member.table.clone())
+        ClusterMember(Arc::new(NodeOwnership {
+            table: self.inner.member.table.clone(),
+            forwarder: self.inner.forwarder.clone(),
+        }))
     }
 
     /// Starts taking shards and serving their objects with `runtime` (made with
@@ -175,6 +184,12 @@ impl Cluster {
     /// This node's id.
     pub fn node_id(&self) -> &str {
         &self.inner.member.table.node_id
+    }
+
+    /// Whether `headers` are those of a request another node of this cluster forwarded (with the
+    /// cluster's secret): it goes to its object, never through the front, and never on again.
+    pub fn is_forwarded(&self, headers: &http::HeaderMap) -> bool {
+        self.inner.forwarder.is_forwarded(headers)
     }
 
     /// Where `object` of `namespace` lives now; `None` if the object's name or id is not valid

@@ -4,6 +4,8 @@
 //! etcd keys (all under [`PREFIX`]):
 //! ```text
 //! /opendo/config/shards      the cluster's shard count, written by the first node
+//! /opendo/config/secret      a random key the nodes prove to each other that a request was
+//!                            forwarded by a node (it skips the front), written by the first node
 //! /opendo/nodes/{node-id}    the node's HTTP address, bound to its lease
 //! /opendo/shards/{shard}     the owner's node id, bound to the owner's lease
 //! ```
@@ -25,6 +27,7 @@ use crate::table::{Table, View};
 
 pub(crate) const PREFIX: &str = "/opendo/";
 const SHARDS_KEY: &str = "/opendo/config/shards";
+const SECRET_KEY: &str = "/opendo/config/secret";
 const NODES: &str = "/opendo/nodes/";
 const SHARDS: &str = "/opendo/shards/";
 
@@ -52,6 +55,20 @@ pub(crate) struct Member {
 impl Member {
     fn lease(&self) -> i64 {
         self.lease.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// The cluster's secret between nodes, made by the first node that asks.
+    pub(crate) async fn secret(&self) -> Result<String, Error> {
+        let mine: String = (0..32).map(|_| format!("{:02x}", rand::random::<u8>())).collect();
+        if self.etcd.create(SECRET_KEY, &mine, 0).await?.is_some() {
+            return Ok(mine);
+        }
+        let stored = self.etcd.prefix(SECRET_KEY).await?;
+        stored
+            .into_iter()
+            .find(|kv| kv.key == SECRET_KEY)
+            .map(|kv| kv.value)
+            .ok_or_else(|| Error::Etcd(format!("{SECRET_KEY} vanished while it was read")))
     }
 
     /// Checks the cluster's shard count (setting it if this is the first node), takes a lease and

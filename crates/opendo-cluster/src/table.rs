@@ -1,13 +1,13 @@
 //! What a node knows of the cluster: the nodes and shard owners it last read from etcd, the
 //! shards it holds, and until when its lease is surely valid. The runtime asks it, before opening
-//! an object and before each commit, whether the node holds the object ([`Ownership`]).
+//! an object and before each commit, whether the node holds the object (`calls.rs` answers
+//! [`opendo_runtime::Ownership`] with it).
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
-use opendo_runtime::Ownership;
 use opendo_storage::ObjectId;
 
 use crate::shards::shard_of;
@@ -118,10 +118,9 @@ impl Table {
             _ => Place::Nowhere,
         }
     }
-}
 
-impl Ownership for Table {
-    fn holds(&self, namespace: &str, id: &ObjectId) -> bool {
+    /// Whether this node holds the object now, with its lease valid past the margin.
+    pub(crate) fn holds(&self, namespace: &str, id: &ObjectId) -> bool {
         self.is_held(self.shard(namespace, id)) && self.lease_valid()
     }
 }

@@ -7,6 +7,8 @@ use std::time::Duration;
 use opendo_storage::ObjectId;
 
 use crate::clock::Clock;
+use crate::error::EventError;
+use crate::http::{Request, Response};
 
 /// When a commit counts as done, and so when the event's outputs may leave.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -91,7 +93,16 @@ pub trait Ownership: Send + Sync + 'static {
     /// yet. Asked before an object starts and before each of its batches commits: an object this
     /// node does not hold neither opens nor commits ([`crate::EventError::Moved`]).
     fn holds(&self, namespace: &str, id: &ObjectId) -> bool;
+
+    /// Sends a call (from an object or the front of this node) to an object this node does not
+    /// hold, to the node that does, and returns its answer. The object is named by id, and by
+    /// `name` if the call named it. Fails with [`EventError::Moved`] if the object turned out to
+    /// be on this node after all (the caller tries here again).
+    fn call_elsewhere(&self, namespace: &str, id: &ObjectId, name: Option<&str>, request: Request) -> Elsewhere;
 }
+
+/// The answer of another node to a call ([`Ownership::call_elsewhere`]).
+pub type Elsewhere = std::pin::Pin<Box<dyn std::future::Future<Output = Result<Response, EventError>> + Send>>;
 
 /// A runtime that is a node of a cluster: it shares its data directory with the other nodes
 /// (each object's file is locked while open), and runs only the objects [`Ownership`] gives it.

@@ -90,6 +90,61 @@ pub enum EventError {
     Internal(String),
 }
 
+/// The header of the server's own error responses that names the error
+/// ([`EventError::wire_kind`]).
+pub const ERROR_HEADER: &str = "opendo-error";
+
+impl EventError {
+    /// The error as one token, for the `opendo-error` header of the server's own error
+    /// responses: how a cluster's node tells the caller of a forwarded call what failed.
+    pub fn wire_kind(&self) -> &'static str {
+        match self {
+            EventError::UnknownNamespace(_) => "unknown-namespace",
+            EventError::BadObjectName(_) => "bad-object-name",
+            EventError::Overloaded => "overloaded",
+            EventError::ShuttingDown => "shutting-down",
+            EventError::Moved => "moved",
+            EventError::Trapped(cause) => match cause {
+                TrapCause::Panic => "trapped-panic",
+                TrapCause::CpuLimit => "trapped-cpu-limit",
+                TrapCause::MemoryLimit => "trapped-memory-limit",
+                TrapCause::StackOverflow => "trapped-stack-overflow",
+                TrapCause::Storage => "trapped-storage",
+                TrapCause::ResponseTooLarge => "trapped-response-too-large",
+                TrapCause::Other => "trapped-other",
+            },
+            EventError::Refused(_) => "refused",
+            EventError::Internal(_) => "internal",
+        }
+    }
+
+    /// The error [`EventError::wire_kind`] named, with the response's text as its message.
+    pub fn from_wire(kind: &str, message: &str) -> EventError {
+        let message = message.trim();
+        // The text is the error's own Display: take its message back out of it.
+        let inner = |prefix: &str| message.strip_prefix(prefix).unwrap_or(message).to_string();
+        let trapped = EventError::Trapped;
+        match kind {
+            "unknown-namespace" => {
+                EventError::UnknownNamespace(message.split('`').nth(1).unwrap_or(message).to_string())
+            }
+            "bad-object-name" => EventError::BadObjectName(message.to_string()),
+            "overloaded" => EventError::Overloaded,
+            "shutting-down" => EventError::ShuttingDown,
+            "moved" => EventError::Moved,
+            "trapped-panic" => trapped(TrapCause::Panic),
+            "trapped-cpu-limit" => trapped(TrapCause::CpuLimit),
+            "trapped-memory-limit" => trapped(TrapCause::MemoryLimit),
+            "trapped-stack-overflow" => trapped(TrapCause::StackOverflow),
+            "trapped-storage" => trapped(TrapCause::Storage),
+            "trapped-response-too-large" => trapped(TrapCause::ResponseTooLarge),
+            "trapped-other" => trapped(TrapCause::Other),
+            "refused" => EventError::Refused(inner("the object's writes were rolled back: ")),
+            _ => EventError::Internal(inner("internal error: ")),
+        }
+    }
+}
+
 /// Why an admin call (listing, inspecting, importing, deleting objects) failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AdminError {
@@ -182,5 +237,35 @@ impl From<Refusal> for HostError {
 impl From<wasmtime::Error> for HostError {
     fn from(trap: wasmtime::Error) -> Self {
         HostError::Trap(trap)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_event_error_survives_its_wire_form() {
+        let errors = [
+            EventError::UnknownNamespace("counter".into()),
+            EventError::BadObjectName("object name is empty".into()),
+            EventError::Overloaded,
+            EventError::ShuttingDown,
+            EventError::Moved,
+            EventError::Trapped(TrapCause::Panic),
+            EventError::Trapped(TrapCause::CpuLimit),
+            EventError::Trapped(TrapCause::MemoryLimit),
+            EventError::Trapped(TrapCause::StackOverflow),
+            EventError::Trapped(TrapCause::Storage),
+            EventError::Trapped(TrapCause::ResponseTooLarge),
+            EventError::Trapped(TrapCause::Other),
+            EventError::Refused("deferred foreign keys".into()),
+            EventError::Internal("the disk is gone".into()),
+        ];
+        for err in errors {
+            // As the server writes it: the kind in a header, the Display as the body's line.
+            let back = EventError::from_wire(err.wire_kind(), &format!("{err}\n"));
+            assert_eq!(back, err);
+        }
     }
 }

@@ -48,9 +48,9 @@
 //! | module | its job |
 //! |---|---|
 //! | `clock` | the time alarms are scheduled by |
-//! | `config` | [`Config`], [`Durability`] and their defaults |
 //! | `error` | the errors of the API, and how a host call fails (`HostError`) |
 //! | `http` | the runtime's own [`Request`] and [`Response`] |
+//! | `config` | [`Config`], [`Durability`] and their defaults; what a cluster's node asks of its cluster ([`Ownership`]) |
 //! | `metrics` | [`Stats`], and their OpenMetrics text |
 //! | `names` | which object names are acceptable |
 //! | `identity` | who an object is (namespace, id, name) |
@@ -110,11 +110,11 @@ pub use admin::ops::{KvQuery, MAX_KV_PAGE};
 pub use admin::{Admin, MAX_OBJECTS_PAGE, ObjectsQuery};
 pub use clock::Clock;
 pub use config::{
-    ClusterMember, Config, Durability, FILES_PER_ACTIVE_OBJECT, GuestSettings, ObjectLimits, Outbound, Ownership,
-    default_max_active,
+    ClusterMember, Config, Durability, Elsewhere, FILES_PER_ACTIVE_OBJECT, GuestSettings, ObjectLimits, Outbound,
+    Ownership, default_max_active,
 };
 pub use connection::AcceptedWebSocket;
-pub use error::{AdminError, Error, EventError, TrapCause};
+pub use error::{AdminError, ERROR_HEADER, Error, EventError, TrapCause};
 pub use http::{Request, Response};
 pub use metrics::{HISTOGRAM_BOUNDS, Histogram, METRICS_CONTENT_TYPE, Stats};
 pub use names::{MAX_OBJECT_NAME_BYTES, validate_object_name};

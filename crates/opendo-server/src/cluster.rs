@@ -9,7 +9,7 @@ use http::{HeaderValue, Request, StatusCode};
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
-use opendo_cluster::{Cluster, FORWARDED_BY, ForwardError, MISDIRECTED, Outgoing, Place};
+use opendo_cluster::{Cluster, ForwardError, MISDIRECTED, Outgoing, Place};
 use opendo_runtime::{EventError, Runtime};
 
 use crate::data::read;
@@ -29,8 +29,8 @@ pub(crate) async fn handle(
     request: Request<Incoming>,
     route: Route,
     max_body: usize,
+    forwarded: bool,
 ) -> HttpResponse {
-    let forwarded = request.headers().contains_key(FORWARDED_BY);
     let path_and_query = request.uri().path_and_query().map_or("/", |p| p.as_str()).to_string();
     let headers = request.headers().clone();
     let object_request = match read(request, route.path.clone(), max_body).await {
@@ -83,11 +83,15 @@ pub(crate) async fn handle(
 /// A WebSocket upgrade for an object of another node: the upgrade goes to the owner, and once it
 /// answers 101 the client's connection and the owner's are joined, byte for byte, until either
 /// closes.
-pub(crate) async fn websocket(cluster: &Cluster, mut request: Request<Incoming>, route: Route) -> HttpResponse {
+pub(crate) async fn websocket(
+    cluster: &Cluster,
+    mut request: Request<Incoming>,
+    route: Route,
+    forwarded: bool,
+) -> HttpResponse {
     if let Err(problem) = crate::websocket::handshake(&request) {
         return plain(StatusCode::BAD_REQUEST, &problem);
     }
-    let forwarded = request.headers().contains_key(FORWARDED_BY);
     let path_and_query = request.uri().path_and_query().map_or("/", |p| p.as_str()).to_string();
     let headers = request.headers().clone();
     let on_upgrade = hyper::upgrade::on(&mut request);

@@ -5,7 +5,7 @@ use http::header::CONTENT_LENGTH;
 use http::{Request, StatusCode};
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
-use opendo_cluster::{Cluster, Place};
+use opendo_cluster::{CLUSTER_KEY, Cluster, FORWARDED_BY, Place};
 use opendo_runtime::Runtime;
 
 use crate::response::{HttpResponse, event_error, from_object, plain, too_large};
@@ -18,7 +18,12 @@ pub(crate) async fn handle(
     max_body: usize,
     cluster: Option<&Cluster>,
 ) -> HttpResponse {
-    if runtime.has_front() {
+    // A request another node forwarded is for an object: its front ran there already.
+    let forwarded = cluster.is_some_and(|cluster| cluster.is_forwarded(request.headers()));
+    // The hop's own headers: no object or front sees them (the key is the cluster's secret).
+    request.headers_mut().remove(FORWARDED_BY);
+    request.headers_mut().remove(CLUSTER_KEY);
+    if runtime.has_front() && !forwarded {
         return through_front(runtime, request, max_body).await;
     }
     let route = match route(request.uri().path(), request.uri().query()) {
@@ -37,9 +42,9 @@ pub(crate) async fn handle(
             None => {}
             Some(Place::Here) if websocket::asks_websocket(&request) => {}
             Some(_) if websocket::asks_websocket(&request) => {
-                return crate::cluster::websocket(cluster, request, route).await;
+                return crate::cluster::websocket(cluster, request, route, forwarded).await;
             }
-            Some(_) => return crate::cluster::handle(runtime, cluster, request, route, max_body).await,
+            Some(_) => return crate::cluster::handle(runtime, cluster, request, route, max_body, forwarded).await,
         }
     }
     let upgrade = match websocket::asks_websocket(&request).then(|| websocket::handshake(&request)) {

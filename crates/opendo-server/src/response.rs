@@ -25,6 +25,12 @@ pub(crate) fn too_large(max_body: usize) -> HttpResponse {
 
 /// The HTTP answer to an event that produced no response from the object.
 pub(crate) fn event_error(err: &EventError) -> HttpResponse {
+    let mut response = event_error_status(err);
+    response.headers_mut().insert(opendo_runtime::ERROR_HEADER, HeaderValue::from_static(err.wire_kind()));
+    response
+}
+
+fn event_error_status(err: &EventError) -> HttpResponse {
     match err {
         EventError::UnknownNamespace(_) => plain(StatusCode::NOT_FOUND, &err.to_string()),
         EventError::BadObjectName(_) => plain(StatusCode::BAD_REQUEST, &err.to_string()),

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use opendo_e2e::{Client, Etcd, Server, WsClient};
 use opendo_storage::{Durability, ObjectDb};
-use opendo_test_support::{EXAMPLE_CHAT_ROOM, EXAMPLE_COUNTER, WRITER};
+use opendo_test_support::{EXAMPLE_CHAT_ROOM, EXAMPLE_COUNTER, FRONT, PROBE, WRITER};
 
 const SHARDS: u64 = 64;
 /// The tests' lease TTL (the shortest `--lease-ttl` takes), so that failovers are quick.
@@ -25,11 +25,29 @@ fn counter_node(data: &Path, etcd: &Etcd, id: &str) -> Server {
 
 /// A node serving the writer guest, whose objects see `NODE` = the node's id.
 fn writer_node(dir: &Path, data: &Path, etcd: &Etcd, id: &str) -> Server {
+    project_node(dir, data, etcd, id, "writer", WRITER)
+}
+
+/// A node serving `module` as `namespace`, whose objects see `NODE` = the node's id.
+fn project_node(dir: &Path, data: &Path, etcd: &Etcd, id: &str, namespace: &str, module: &str) -> Server {
+    project_node_with(dir, data, etcd, id, namespace, module, "")
+}
+
+/// [`project_node`], with `more` added to the project file.
+fn project_node_with(
+    dir: &Path,
+    data: &Path,
+    etcd: &Etcd,
+    id: &str,
+    namespace: &str,
+    module: &str,
+    more: &str,
+) -> Server {
     let project = dir.join(id);
     std::fs::create_dir_all(&project).unwrap();
     std::fs::write(
         project.join("opendo.toml"),
-        format!("[[namespace]]\nname = \"writer\"\nmodule = {WRITER:?}\nenv = {{ NODE = \"{id}\" }}\n"),
+        format!("[[namespace]]\nname = \"{namespace}\"\nmodule = {module:?}\nenv = {{ NODE = \"{id}\" }}\n{more}"),
     )
     .unwrap();
     Server::start_project_on(&project, data, &node_flags(&etcd.cluster_arg(), id))
@@ -363,4 +381,67 @@ fn websockets_through_any_node_reach_the_one_room_and_close_with_1012_when_it_mo
     settled(&nodes.iter().collect::<Vec<_>>());
     let (_alice, history) = join(&nodes[0], "lobby", "alice");
     assert!(history.contains(&said), "the room kept its history on the new owner: {history:?}");
+}
+
+#[test]
+fn calls_between_objects_on_different_nodes_work_as_on_one_with_their_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let etcd = Etcd::start(dir.path());
+    let data = data_dir(&dir);
+    let nodes: Vec<Server> =
+        ["n1", "n2", "n3"].iter().map(|id| project_node(dir.path(), &data, &etcd, id, "probe", PROBE)).collect();
+    settled(&nodes.iter().collect::<Vec<_>>());
+    let node_of = |object: &str| nodes[0].get(&format!("/probe/{object}/env?name=NODE")).body;
+
+    // Pairs whose caller and callee live on different nodes.
+    let pairs: Vec<(String, String)> = (0..40)
+        .map(|i| (format!("a{i}"), format!("b{i}")))
+        .filter(|(a, b)| node_of(a) != node_of(b))
+        .take(4)
+        .collect();
+    assert_eq!(pairs.len(), 4, "most pairs of objects live apart on three nodes");
+    for (i, (a, b)) in pairs.iter().enumerate() {
+        let through = &nodes[i % nodes.len()];
+        // The callee answers from its own node, by the name the call used.
+        assert_eq!(through.get(&format!("/probe/{a}/to/probe/{b}/env?name=NODE")).body, node_of(b));
+        let whoami: serde_json::Value =
+            serde_json::from_str(&through.get(&format!("/probe/{a}/to/probe/{b}/whoami")).body).unwrap();
+        assert_eq!(whoami["name"], b.as_str(), "a callee on another node learns its name");
+        // Its writes are its own, and durable there.
+        assert_eq!(through.send("PUT", &format!("/probe/{a}/to/probe/{b}/kv/k"), b"v").status, 204);
+        assert_eq!(nodes[(i + 1) % nodes.len()].get(&format!("/probe/{b}/kv/k")).body, "v");
+        // A callee that traps is an error the caller handles, as on one node.
+        let failed = through.post(&format!("/probe/{a}/to/probe/{b}/write-then-panic/doomed"));
+        assert_eq!(failed.status, 502, "{failed:?}");
+        assert!(failed.body.contains("call error CalleeFailed") && failed.body.contains("panic"), "{failed:?}");
+        assert_eq!(through.get(&format!("/probe/{b}/kv/doomed")).status, 404, "the callee's writes rolled back");
+    }
+}
+
+#[test]
+fn every_nodes_front_reaches_objects_on_every_node() {
+    let dir = tempfile::tempdir().unwrap();
+    let etcd = Etcd::start(dir.path());
+    let data = data_dir(&dir);
+    let front = format!("\n[front]\nmodule = {FRONT:?}\n");
+    let nodes: Vec<Server> = ["n1", "n2"]
+        .iter()
+        .map(|id| project_node_with(dir.path(), &data, &etcd, id, "probe", PROBE, &front))
+        .collect();
+    settled(&nodes.iter().collect::<Vec<_>>());
+    let authorized = |node: &Server, method: &str, path: &str, body: &[u8]| {
+        let head = format!("{method} {path} HTTP/1.1\r\nAuthorization: Bearer let-me-in\r\nContent-Length: {}", body.len());
+        node.raw(&head, body).expect("an answer")
+    };
+    let mut homes = BTreeSet::new();
+    for i in 0..8 {
+        let name = format!("user{i}");
+        assert_eq!(authorized(&nodes[0], "PUT", &format!("/notes/{name}"), name.as_bytes()).0, 204);
+        assert_eq!(authorized(&nodes[1], "GET", &format!("/notes/{name}"), b""), (200, name.clone()));
+        homes.insert(authorized(&nodes[0], "GET", &format!("/to/{name}/env?name=NODE"), b"").1);
+    }
+    assert_eq!(homes, BTreeSet::from(["n1".to_string(), "n2".to_string()]), "n1's front reached objects on both nodes");
+    // Only a node with the cluster's secret skips the front: a client claiming to be one does not.
+    let forged = "GET /probe/user0/kv/note HTTP/1.1\r\nOpendo-Forwarded-By: n2\r\nOpendo-Cluster-Key: guess";
+    assert_eq!(nodes[0].raw(forged, b"").map(|(status, _)| status), Some(401), "the front answered");
 }

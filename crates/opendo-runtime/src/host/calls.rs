@@ -20,7 +20,7 @@ use crate::error::EventError;
 use crate::host::StorageFailure;
 use crate::http::Request;
 use crate::identity::ObjectKey;
-use crate::mailbox::CallChain;
+use crate::mailbox::{Answer, CallChain};
 use crate::sockets::{Accepted, Sockets};
 
 /// Most objects in one chain of calls, the first caller and the last callee included.
@@ -152,8 +152,7 @@ impl Call {
         let Call { callee, chain, request, upgrade } = self;
         let timeout = dispatch.context.config.call_timeout;
         let waiting = Instant::now();
-        let answered =
-            tokio::time::timeout(timeout, dispatch.fetch_target(&callee, request, upgrade, chain)).await;
+        let answered = tokio::time::timeout(timeout, deliver(dispatch, &callee, request, upgrade, chain)).await;
         event.waited += waiting.elapsed();
         match answered {
             Ok(Ok((answer, sockets))) => {
@@ -175,6 +174,33 @@ impl Call {
                     callee.id, callee.namespace.name
                 ),
             )),
+        }
+    }
+}
+
+/// Delivers a call to its callee: here, or on the cluster's node that holds it (a WebSocket
+/// upgrade only here), trying again while the callee moves between nodes.
+async fn deliver(
+    dispatch: &Dispatch,
+    callee: &Target,
+    request: Request,
+    upgrade: bool,
+    chain: CallChain,
+) -> Result<(Answer, Arc<Sockets>), EventError> {
+    let Some(cluster) = dispatch.context.config.cluster.as_ref().filter(|_| !upgrade) else {
+        return dispatch.fetch_target(callee, request, upgrade, chain).await;
+    };
+    loop {
+        match dispatch.fetch_target(callee, request.clone(), false, chain.clone()).await {
+            Err(EventError::Moved) => {}
+            answered => return answered,
+        }
+        let name = callee.name.as_deref();
+        match cluster.0.call_elsewhere(&callee.namespace.name, &callee.id, name, request.clone()).await {
+            Ok(response) => return Ok((Answer { response, accepted: None }, Arc::new(Sockets::default()))),
+            // Here after all: again.
+            Err(EventError::Moved) => tokio::time::sleep(std::time::Duration::from_millis(20)).await,
+            Err(err) => return Err(err),
         }
     }
 }
