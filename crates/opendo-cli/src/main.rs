@@ -235,9 +235,23 @@ fn run(args: RunArgs, from_file: Vec<NamespaceSpec>, front: Option<FrontSpec>) -
             .await
             .with_context(|| format!("cannot listen on {}", args.listen))?;
         let address = listener.local_addr().context("reading the listening address")?;
+        // Bound before any namespace loads (its alarms may send requests at once): outbound
+        // requests never reach the admin listener.
+        let admin_listener = match args.admin_listen {
+            Some(admin) => Some(
+                tokio::net::TcpListener::bind(admin)
+                    .await
+                    .with_context(|| format!("cannot listen on {admin} (--admin-listen)"))?,
+            ),
+            None => None,
+        };
+        let admin_address = match &admin_listener {
+            Some(listener) => Some(listener.local_addr().context("reading the admin address")?),
+            None => None,
+        };
         let cluster = match &args.cluster {
             Some(cluster) => {
-                let settings = cluster_settings(&args, cluster, address)?;
+                let settings = cluster_settings(&args, cluster, address, admin_address)?;
                 let node = settings.node_id.clone();
                 let joined = opendo_cluster::Cluster::join(settings).await.context("joining the cluster (--cluster)")?;
                 tracing::info!(node = %node, "joined the cluster");
@@ -249,18 +263,9 @@ fn run(args: RunArgs, from_file: Vec<NamespaceSpec>, front: Option<FrontSpec>) -
         config.cluster = cluster.as_ref().map(opendo_cluster::Cluster::member);
         server_config.cluster = cluster.clone();
         let runtime = Runtime::new(config.clone())?;
-        // Bound before any namespace loads (its alarms may send requests at once): outbound
-        // requests never reach the admin listener.
-        let admin_listener = match args.admin_listen {
-            Some(admin) => {
-                let listener = tokio::net::TcpListener::bind(admin)
-                    .await
-                    .with_context(|| format!("cannot listen on {admin} (--admin-listen)"))?;
-                runtime.set_admin_address(listener.local_addr().context("reading the admin address")?);
-                Some(listener)
-            }
-            None => None,
-        };
+        if let Some(admin) = admin_address {
+            runtime.set_admin_address(admin);
+        }
         let defaults = config.object_limits();
         for ((spec, origin), module) in namespaces.iter().zip(&modules) {
             let started = std::time::Instant::now();
@@ -355,6 +360,7 @@ fn cluster_settings(
     args: &RunArgs,
     cluster: &ClusterArg,
     listening: std::net::SocketAddr,
+    admin: Option<std::net::SocketAddr>,
 ) -> anyhow::Result<opendo_cluster::Settings> {
     let advertise = match &args.advertise {
         Some(advertise) => advertise.clone(),
@@ -363,6 +369,14 @@ fn cluster_settings(
         }
         None => listening.to_string(),
     };
+    // The admin listener is reached on the advertised host when it listens on every address.
+    let advertise_admin = admin.map(|admin| match admin.ip().is_unspecified() {
+        true => {
+            let host = advertise.rsplit_once(':').map_or(advertise.as_str(), |(host, _)| host);
+            format!("{host}:{}", admin.port())
+        }
+        false => admin.to_string(),
+    });
     let node_id = match &args.node_id {
         Some(id) => id.clone(),
         None => {
@@ -375,6 +389,7 @@ fn cluster_settings(
         etcd: cluster.etcd.clone(),
         node_id,
         advertise,
+        advertise_admin,
         shards: args.shards,
         lease_ttl: args.lease_ttl,
     })

@@ -156,7 +156,7 @@ pub fn run(args: ObjectsArgs) -> anyhow::Result<()> {
             })
         }
         ObjectsCommand::List { namespace, prefix, cursor, limit } => {
-            let query = ObjectsQuery { prefix, cursor, limit: Some(limit) };
+            let query = ObjectsQuery { prefix, cursor, limit: Some(limit), held_only: false };
             let path = format!(
                 "/v1/namespaces/{}/objects?{}",
                 encode(&namespace),

@@ -56,6 +56,7 @@ use crate::etcd::Etcd;
 use crate::forward::Forwarder;
 use crate::member::Member;
 use crate::table::Table;
+pub use crate::table::NodeAddresses;
 
 /// How a node joins its cluster.
 #[derive(Debug, Clone)]
@@ -66,6 +67,9 @@ pub struct Settings {
     pub node_id: String,
     /// Where the other nodes reach this node's HTTP listener (`host:port`).
     pub advertise: String,
+    /// Where the other nodes reach this node's admin listener, if it serves one: admin calls on
+    /// an object made on another node are passed on to it.
+    pub advertise_admin: Option<String>,
     /// The cluster's shard count: the same on every node.
     pub shards: u32,
     /// The lease's time to live: a dead node's shards move after at most this long (plus a
@@ -143,7 +147,11 @@ impl Cluster {
         let member = Member {
             etcd: Etcd::new(settings.etcd.clone()),
             table,
-            address: settings.advertise.clone(),
+            addresses: serde_json::to_string(&NodeAddresses {
+                http: settings.advertise.clone(),
+                admin: settings.advertise_admin.clone(),
+            })
+            .map_err(|err| Error::InvalidConfig(err.to_string()))?,
             ttl: settings.lease_ttl,
             lease: AtomicI64::new(0),
         };
@@ -203,6 +211,23 @@ impl Cluster {
         Some(table.place(table.shard(namespace, &id)))
     }
 
+    /// The other live nodes that serve an admin listener: (node id, admin address).
+    pub fn other_admins(&self) -> Vec<(String, String)> {
+        let table = &self.inner.member.table;
+        table
+            .view()
+            .nodes
+            .into_iter()
+            .filter(|(id, _)| *id != table.node_id)
+            .filter_map(|(id, addresses)| Some((id, addresses.admin?)))
+            .collect()
+    }
+
+    /// The admin listener of live node `node`, if it serves one.
+    pub fn admin_address(&self, node: &str) -> Option<String> {
+        self.inner.member.table.admin_of(node)
+    }
+
     /// Sends `outgoing` to node `node` at `address`.
     pub async fn forward(&self, node: &str, address: &str, outgoing: Outgoing) -> Result<Answer, ForwardError> {
         let counters = &self.inner.member.table.counters;
@@ -252,7 +277,7 @@ impl Cluster {
         let view = table.view();
         Status {
             node_id: table.node_id.clone(),
-            nodes: view.nodes.into_iter().map(|(id, address)| NodeStatus { id, address }).collect(),
+            nodes: view.nodes.into_iter().map(|(id, addresses)| NodeStatus { id, addresses }).collect(),
             shards: view
                 .owners
                 .into_iter()
@@ -303,7 +328,8 @@ pub struct Status {
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct NodeStatus {
     pub id: String,
-    pub address: String,
+    #[serde(flatten)]
+    pub addresses: NodeAddresses,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]

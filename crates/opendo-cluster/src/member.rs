@@ -6,7 +6,7 @@
 //! /opendo/config/shards      the cluster's shard count, written by the first node
 //! /opendo/config/secret      a random key the nodes prove to each other that a request was
 //!                            forwarded by a node (it skips the front), written by the first node
-//! /opendo/nodes/{node-id}    the node's HTTP address, bound to its lease
+//! /opendo/nodes/{node-id}    where the node serves ({"http": ADDR, "admin": ADDR}), bound to its lease
 //! /opendo/shards/{shard}     the owner's node id, bound to the owner's lease
 //! ```
 //! A shard key is created only if absent (a transaction), so a shard has one owner at a time;
@@ -23,7 +23,7 @@ use tokio_util::sync::CancellationToken;
 use crate::error::Error;
 use crate::etcd::Etcd;
 use crate::shards::{desired_owner, shard_of};
-use crate::table::{Table, View};
+use crate::table::{NodeAddresses, Table, View};
 
 pub(crate) const PREFIX: &str = "/opendo/";
 const SHARDS_KEY: &str = "/opendo/config/shards";
@@ -46,7 +46,8 @@ fn shard_key(shard: u32) -> String {
 pub(crate) struct Member {
     pub(crate) etcd: Etcd,
     pub(crate) table: Arc<Table>,
-    pub(crate) address: String,
+    /// The value of the node's key: its addresses, as JSON.
+    pub(crate) addresses: String,
     pub(crate) ttl: Duration,
     /// The current lease (0: none).
     pub(crate) lease: std::sync::atomic::AtomicI64,
@@ -86,7 +87,7 @@ impl Member {
         }
         let sent = Instant::now();
         let lease = self.etcd.grant(self.ttl).await?;
-        if self.etcd.create(&node_key(&self.table.node_id), &self.address, lease).await?.is_none() {
+        if self.etcd.create(&node_key(&self.table.node_id), &self.addresses, lease).await?.is_none() {
             let _ = self.etcd.revoke(lease).await;
             return Err(Error::InvalidConfig(format!(
                 "node id `{}` is in use by a live node: give each node its own --node-id",
@@ -161,7 +162,7 @@ impl Member {
 
     async fn place_once(&self, runtime: &Runtime) -> Result<(), Error> {
         self.fence_if_expiring(runtime).await;
-        let view = self.read().await?;
+        let mut view = self.read().await?;
         self.table.set_view(view.clone());
         let me = self.table.node_id.as_str();
         let registered = view.nodes.contains_key(me) && self.table.lease_valid();
@@ -193,18 +194,22 @@ impl Member {
             for (shard, ours) in leaving {
                 if ours {
                     self.etcd.delete_if(&shard_key(shard), me).await?;
+                    view.owners[shard as usize] = None;
                     self.table.counters.shards_given.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 }
             }
         }
         let lease = self.lease();
         for shard in taking {
-            if self.etcd.create(&shard_key(shard), me, lease).await?.is_some() {
+            if let Some(revision) = self.etcd.create(&shard_key(shard), me, lease).await? {
                 self.table.set_held(shard, true);
+                view.owners[shard as usize] = Some((me.to_string(), revision));
                 self.table.counters.shards_taken.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 tracing::info!(node = me, shard, "took the shard");
             }
         }
+        // What this poll changed, so that the status shows it before the next read.
+        self.table.set_view(view);
         if !self.table.held_shards().is_empty() {
             runtime.ownership_changed();
         }
@@ -228,7 +233,12 @@ impl Member {
         let mut view = View { nodes: BTreeMap::new(), owners: vec![None; self.table.shards as usize] };
         for kv in self.etcd.prefix(PREFIX).await? {
             if let Some(node) = kv.key.strip_prefix(NODES) {
-                view.nodes.insert(node.to_string(), kv.value);
+                match serde_json::from_str::<NodeAddresses>(&kv.value) {
+                    Ok(addresses) => {
+                        view.nodes.insert(node.to_string(), addresses);
+                    }
+                    Err(err) => tracing::warn!(node, "a node registered an unreadable address ({err}): ignored"),
+                }
             } else if let Some(shard) = kv.key.strip_prefix(SHARDS) {
                 if let Some(slot) = shard.parse::<usize>().ok().and_then(|shard| view.owners.get_mut(shard)) {
                     *slot = Some((kv.value, kv.create_revision));
@@ -242,7 +252,7 @@ impl Member {
     /// stop counting it, then each shard's objects close and its key goes.
     pub(crate) async fn leave(&self, runtime: &Runtime) -> Result<(), Error> {
         let me = self.table.node_id.clone();
-        self.etcd.delete_if(&node_key(&me), &self.address).await?;
+        self.etcd.delete_if(&node_key(&me), &self.addresses).await?;
         let held = self.table.held_shards();
         self.release(runtime, &held).await;
         for shard in held {

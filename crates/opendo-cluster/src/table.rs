@@ -15,10 +15,20 @@ use crate::shards::shard_of;
 /// The cluster as last read from etcd.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct View {
-    /// Live nodes: id → the address they serve HTTP on.
-    pub(crate) nodes: BTreeMap<String, String>,
+    /// Live nodes by id.
+    pub(crate) nodes: BTreeMap<String, NodeAddresses>,
     /// Each shard's owner, with its fencing token (the revision that created its key).
     pub(crate) owners: Vec<Option<(String, i64)>>,
+}
+
+/// Where a node serves, as it registered (the value of its key in etcd, as JSON).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct NodeAddresses {
+    /// Its data listener (`host:port`).
+    pub http: String,
+    /// Its admin listener, if it serves one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub admin: Option<String>,
 }
 
 /// Where an object lives right now, as this node sees it.
@@ -100,6 +110,11 @@ impl Table {
         self.view.read().unwrap_or_else(PoisonError::into_inner).clone()
     }
 
+    /// The admin listener of node `node`, if it is live and serves one.
+    pub(crate) fn admin_of(&self, node: &str) -> Option<String> {
+        self.view.read().unwrap_or_else(PoisonError::into_inner).nodes.get(node)?.admin.clone()
+    }
+
     pub(crate) fn set_view(&self, view: View) {
         *self.view.write().unwrap_or_else(PoisonError::into_inner) = view;
     }
@@ -112,7 +127,7 @@ impl Table {
         let view = self.view.read().unwrap_or_else(PoisonError::into_inner);
         match view.owners.get(shard as usize).cloned().flatten() {
             Some((owner, _)) if owner != self.node_id => match view.nodes.get(&owner) {
-                Some(address) => Place::Node { id: owner, address: address.clone() },
+                Some(node) => Place::Node { id: owner, address: node.http.clone() },
                 None => Place::Nowhere,
             },
             _ => Place::Nowhere,
@@ -147,7 +162,7 @@ mod tests {
         assert!(!table.holds("counter", &id));
         assert_eq!(table.place(shard), Place::Nowhere, "no owner known");
         let mut view = View { nodes: BTreeMap::new(), owners: vec![None; 8] };
-        view.nodes.insert("b".into(), "127.0.0.1:9".into());
+        view.nodes.insert("b".into(), NodeAddresses { http: "127.0.0.1:9".into(), admin: None });
         view.owners[shard as usize] = Some(("b".into(), 7));
         table.set_view(view);
         assert_eq!(table.place(shard), Place::Node { id: "b".into(), address: "127.0.0.1:9".into() });

@@ -445,3 +445,78 @@ fn every_nodes_front_reaches_objects_on_every_node() {
     let forged = "GET /probe/user0/kv/note HTTP/1.1\r\nOpendo-Forwarded-By: n2\r\nOpendo-Cluster-Key: guess";
     assert_eq!(nodes[0].raw(forged, b"").map(|(status, _)| status), Some(401), "the front answered");
 }
+
+#[test]
+fn any_nodes_admin_api_shows_the_cluster_and_reaches_objects_on_every_node() {
+    let dir = tempfile::tempdir().unwrap();
+    let etcd = Etcd::start(dir.path());
+    let data = data_dir(&dir);
+    let token_file = dir.path().join("token");
+    std::fs::write(&token_file, "sesame").unwrap();
+    let token = token_file.to_str().unwrap();
+    let cluster = etcd.cluster_arg();
+    let nodes: Vec<Server> = ["n1", "n2"]
+        .iter()
+        .map(|id| {
+            let mut flags = node_flags(&cluster, id);
+            flags.extend(["--admin-token-file", token]);
+            Server::start(Path::new(EXAMPLE_COUNTER), &data, &flags)
+        })
+        .collect();
+    settled(&nodes.iter().collect::<Vec<_>>());
+    let admin = |node: &Server, path: &str| {
+        let (status, body) = node.admin_request("GET", path, Some("sesame"), b"");
+        (status, String::from_utf8(body).unwrap())
+    };
+
+    // The status is the node's view as of its last look at etcd (four times a second).
+    let mut body = String::new();
+    wait_until(Duration::from_secs(5), "n1 sees every shard owned", || {
+        let (status, answer) = admin(&nodes[0], "/v1/cluster");
+        assert_eq!(status, 200, "{answer}");
+        body = answer;
+        body.matches("\"owner\":\"n").count() as u64 == SHARDS && body.contains("\"owner\":\"n2\"")
+    });
+    let status: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let ids: Vec<&str> = status["nodes"].as_array().unwrap().iter().map(|n| n["id"].as_str().unwrap()).collect();
+    assert_eq!(ids, ["n1", "n2"], "{body}");
+    assert!(status["nodes"].as_array().unwrap().iter().all(|n| n["http"].is_string() && n["admin"].is_string()));
+    let owners: Vec<&str> = status["shards"].as_array().unwrap().iter().filter_map(|s| s["owner"].as_str()).collect();
+    assert_eq!(owners.len() as u64, SHARDS, "every shard has an owner");
+    assert_eq!(status["held"].as_array().unwrap().len() as u64, shards_held(&nodes[0]));
+
+    for i in 0..8 {
+        assert_eq!(nodes[i % 2].post(&format!("/counter/o{i}/increment")).body, "1");
+    }
+    // Any node lists every node's objects, in pages cut at the same cursor.
+    for node in &nodes {
+        let (_, listing) = admin(node, "/v1/namespaces/counter/objects");
+        let page: serde_json::Value = serde_json::from_str(&listing).unwrap();
+        let mut names: Vec<&str> = page["objects"].as_array().unwrap().iter().map(|o| o["name"].as_str().unwrap()).collect();
+        names.sort();
+        assert_eq!(names, (0..8).map(|i| format!("o{i}")).collect::<Vec<_>>(), "{listing}");
+        let (_, first) = admin(node, "/v1/namespaces/counter/objects?limit=5");
+        let first: serde_json::Value = serde_json::from_str(&first).unwrap();
+        let cursor = first["cursor"].as_str().expect("a next page");
+        let (_, rest) = admin(node, &format!("/v1/namespaces/counter/objects?limit=5&cursor={cursor}"));
+        let rest: serde_json::Value = serde_json::from_str(&rest).unwrap();
+        let ids = |page: &serde_json::Value| -> Vec<String> {
+            page["objects"].as_array().unwrap().iter().map(|o| o["id"].as_str().unwrap().to_string()).collect()
+        };
+        let (first, rest) = (ids(&first), ids(&rest));
+        assert_eq!((first.len(), rest.len()), (5, 3));
+        let all: Vec<String> = first.into_iter().chain(rest).collect();
+        let mut sorted = all.clone();
+        sorted.sort();
+        sorted.dedup();
+        assert_eq!(all, sorted, "pages in id order, none twice");
+    }
+    // Calls on one object go to its owner's admin listener, from either node.
+    for i in 0..8 {
+        for node in &nodes {
+            let (status, kv) = admin(node, &format!("/v1/namespaces/counter/objects/name/o{i}/kv"));
+            assert_eq!(status, 200, "o{i}: {kv}");
+            assert!(kv.contains("\"count\""), "o{i}: {kv}");
+        }
+    }
+}

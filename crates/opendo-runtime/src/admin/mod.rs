@@ -44,6 +44,9 @@ pub struct ObjectsQuery {
     pub cursor: Option<String>,
     /// At most this many (1 to [`MAX_OBJECTS_PAGE`]; 100 if not given).
     pub limit: Option<u32>,
+    /// On a cluster's node, only the objects it holds now (a cluster-wide listing merges every
+    /// node's); everywhere else, ignored.
+    pub held_only: bool,
 }
 
 /// Runs admin calls on a live runtime or on a data directory offline. Cheap to clone.
@@ -194,8 +197,12 @@ impl Admin {
         let stored = blocking(move || Ok(layout::stored_objects(&data_dir, &name)?)).await?;
         let mut page = Vec::new();
         let mut more = false;
-        let candidates: Vec<StoredObject> =
-            stored.into_iter().filter(|object| after.is_none_or(|after| object.id > after)).collect();
+        let cluster = self.config().cluster.as_ref().filter(|_| query.held_only);
+        let candidates: Vec<StoredObject> = stored
+            .into_iter()
+            .filter(|object| after.is_none_or(|after| object.id > after))
+            .filter(|object| cluster.is_none_or(|member| member.0.holds(namespace, &object.id)))
+            .collect();
         'pages: for chunk in candidates.chunks(NAMES_AT_ONCE) {
             // Names not yet known are read from the objects' databases, several at a time.
             let names = join_all(chunk.iter().map(|stored| self.name_of(&space, stored.id))).await;

@@ -8,7 +8,8 @@ use http::header::{CONTENT_DISPOSITION, CONTENT_TYPE, HeaderValue, USER_AGENT};
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
-use opendo_runtime::{Admin, AdminError, KvQuery, ObjectRef, ObjectsQuery, Runtime};
+use opendo_cluster::{Cluster, Place};
+use opendo_runtime::{Admin, AdminError, KvQuery, ObjectPage, ObjectRef, ObjectsQuery, Runtime};
 use percent_encoding::percent_decode_str;
 use serde::Deserialize;
 
@@ -18,7 +19,12 @@ use crate::response::HttpResponse;
 const MAX_SQL_BODY: usize = 1024 * 1024;
 
 /// Answers one `/v1/...` request (the token was checked).
-pub(crate) async fn handle(runtime: &Runtime, request: Request<Incoming>, peer: SocketAddr) -> HttpResponse {
+pub(crate) async fn handle(
+    runtime: &Runtime,
+    request: Request<Incoming>,
+    peer: SocketAddr,
+    cluster: Option<&Cluster>,
+) -> HttpResponse {
     let admin = runtime.admin();
     let path = request.uri().path().to_string();
     let segments: Vec<&str> = path.trim_start_matches("/v1/").split('/').collect();
@@ -31,9 +37,22 @@ pub(crate) async fn handle(runtime: &Runtime, request: Request<Incoming>, peer: 
                     Ok(params) => params,
                     Err((status, message)) => return error(status, &message),
                 };
-                let listing =
-                    ObjectsQuery { prefix: params.prefix, cursor: params.cursor, limit: params.limit };
-                json(admin.objects(namespace, listing).await)
+                // On a cluster, each node lists what it holds; the node asked merges them all.
+                let asked_by_node = cluster.is_some_and(|cluster| cluster.is_forwarded(request.headers()));
+                let listing = ObjectsQuery {
+                    prefix: params.prefix,
+                    cursor: params.cursor,
+                    limit: params.limit,
+                    held_only: cluster.is_some(),
+                };
+                match cluster {
+                    Some(cluster) if !asked_by_node => {
+                        let limit = listing.limit;
+                        let mine = admin.objects(namespace, listing).await;
+                        json(cluster_listing(cluster, &request, mine, limit).await)
+                    }
+                    _ => json(admin.objects(namespace, listing).await),
+                }
             })
             .await
         }
@@ -42,10 +61,91 @@ pub(crate) async fn handle(runtime: &Runtime, request: Request<Incoming>, peer: 
                 Ok(object) => object,
                 Err((status, message)) => return error(status, &message),
             };
+            if let Some(cluster) = cluster
+                && !cluster.is_forwarded(request.headers())
+                && let Some(Place::Node { id, .. }) = cluster.place(namespace, &object)
+            {
+                let limit = usize::try_from(admin.max_import_bytes(namespace)).unwrap_or(usize::MAX);
+                return pass_on(cluster, &id, request, limit.max(MAX_SQL_BODY)).await;
+            }
             let call = Call { admin, namespace, object: &object, peer, user_agent: user_agent(&request) };
             call.answer(&method, rest, request).await
         }
         _ => error(StatusCode::NOT_FOUND, "no such admin path: see docs/runtime.md, \"Admin API\""),
+    }
+}
+
+/// A cluster-wide listing: this node's page (`mine`) merged with the pages every other live
+/// node lists of the objects it holds, for the same query. Pages are in id order and cut at the
+/// same cursor, so the first `limit` of the merge are the cluster's page.
+async fn cluster_listing(
+    cluster: &Cluster,
+    request: &Request<Incoming>,
+    mine: Result<ObjectPage, AdminError>,
+    limit: Option<u32>,
+) -> Result<ObjectPage, AdminError> {
+    let mine = mine?;
+    let limit = limit.unwrap_or(100) as usize;
+    let mut more = mine.cursor.is_some();
+    let mut rows = mine.objects;
+    let path = request.uri().path_and_query().map_or("/", |p| p.as_str()).to_string();
+    for (node, admin) in cluster.other_admins() {
+        let outgoing = opendo_cluster::Outgoing {
+            method: Method::GET,
+            path_and_query: path.clone(),
+            headers: request.headers().clone(),
+            body: Bytes::new(),
+        };
+        let answer = cluster
+            .forward(&node, &admin, outgoing)
+            .await
+            .map_err(|err| AdminError::Unavailable(format!("listing node {node}'s objects: {err}")))?;
+        if !answer.status.is_success() {
+            let text = String::from_utf8_lossy(&answer.body);
+            return Err(AdminError::Unavailable(format!("listing node {node}'s objects: {} {text}", answer.status)));
+        }
+        let page: ObjectPage = serde_json::from_slice(&answer.body)
+            .map_err(|err| AdminError::Internal(format!("node {node} listed its objects unreadably: {err}")))?;
+        more |= page.cursor.is_some();
+        rows.extend(page.objects);
+    }
+    rows.sort_by(|a, b| a.id.cmp(&b.id));
+    rows.dedup_by(|a, b| a.id == b.id);
+    more |= rows.len() > limit;
+    rows.truncate(limit);
+    let cursor = if more { rows.last().map(|row| row.id.clone()) } else { None };
+    Ok(ObjectPage { objects: rows, cursor })
+}
+
+/// An admin call on an object of another node, passed on to that node's admin listener with
+/// the caller's token, and its answer relayed.
+async fn pass_on(cluster: &Cluster, node: &str, request: Request<Incoming>, limit: usize) -> HttpResponse {
+    let Some(admin) = cluster.admin_address(node) else {
+        let message = format!("the object lives on node {node}, which serves no admin listener (--admin-listen)");
+        return error(StatusCode::SERVICE_UNAVAILABLE, &message);
+    };
+    let (method, path, headers) = (
+        request.method().clone(),
+        request.uri().path_and_query().map_or("/", |p| p.as_str()).to_string(),
+        request.headers().clone(),
+    );
+    let body = match body(request, limit).await {
+        Ok(body) => body,
+        Err(message) => return error(StatusCode::BAD_REQUEST, &message),
+    };
+    let outgoing = opendo_cluster::Outgoing { method, path_and_query: path, headers, body };
+    match cluster.forward(node, &admin, outgoing).await {
+        Ok(answer) => {
+            let mut response = Response::new(Full::new(answer.body));
+            *response.status_mut() = answer.status;
+            for name in [CONTENT_TYPE, CONTENT_DISPOSITION] {
+                if let Some(value) = answer.headers.get(&name) {
+                    response.headers_mut().insert(name, value.clone());
+                }
+            }
+            response
+        }
+        Err(err) => error(StatusCode::BAD_GATEWAY, &err.to_string()),
     }
 }
 

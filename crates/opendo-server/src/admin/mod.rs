@@ -33,7 +33,7 @@ pub(crate) async fn answer(
     if path.starts_with("/v1/") {
         return match access.check(request.headers()) {
             Ok(()) if path == "/v1/cluster" => api::cluster(cluster, request.method()),
-            Ok(()) => api::handle(runtime, request, peer).await,
+            Ok(()) => api::handle(runtime, request, peer, cluster).await,
             Err(Denied::NoToken) => api::error(
                 StatusCode::UNAUTHORIZED,
                 "the admin API is off: start the server with --admin-token-file FILE (a file holding the token)",
