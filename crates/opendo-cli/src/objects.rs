@@ -129,6 +129,9 @@ pub enum ObjectsCommand {
     RunAlarm(Target),
     /// Hibernate an object now (needs --admin).
     Hibernate(Target),
+    /// A cluster's nodes and how many shards each owns, as the node at --admin sees them
+    /// (needs --admin of a node started with --cluster).
+    Cluster,
 }
 
 pub fn run(args: ObjectsArgs) -> anyhow::Result<()> {
@@ -298,6 +301,14 @@ pub fn run(args: ObjectsArgs) -> anyhow::Result<()> {
                 format!("{}\n", serde_json::to_string(&outcome).unwrap_or_default().trim_matches('"'))
             })
         }
+        ObjectsCommand::Cluster => {
+            let Client::Http(http) = &client else {
+                bail!("`opendo objects cluster` needs --admin: the admin listener of a cluster's node");
+            };
+            let bytes = http.send("GET", "/v1/cluster", None)?;
+            let status: serde_json::Value = serde_json::from_slice(&bytes).context("reading the server's answer")?;
+            show(json, &status, || cluster_table(&status))
+        }
         ObjectsCommand::Hibernate(target) => {
             let object = target.object();
             let done: Done = client.call(
@@ -436,6 +447,31 @@ fn time(ms: Option<i64>) -> String {
 }
 
 /// Columns padded to their widest cell.
+/// The nodes of `/v1/cluster` with their shard counts, and the shards without an owner.
+fn cluster_table(status: &serde_json::Value) -> String {
+    let shards = status["shards"].as_array().map(Vec::as_slice).unwrap_or_default();
+    let owned_by = |node: &str| shards.iter().filter(|shard| shard["owner"].as_str() == Some(node)).count();
+    let text = |value: &serde_json::Value| value.as_str().unwrap_or("-").to_string();
+    let rows = status["nodes"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+        .iter()
+        .map(|node| {
+            let id = text(&node["id"]);
+            let shards = owned_by(&id).to_string();
+            vec![id, text(&node["http"]), text(&node["admin"]), shards]
+        })
+        .collect();
+    let unowned = shards.iter().filter(|shard| shard["owner"].is_null()).count();
+    format!(
+        "{}{} shards, {unowned} without an owner now (seen by node {})\n",
+        table(&["NODE", "HTTP", "ADMIN", "SHARDS"], rows),
+        shards.len(),
+        text(&status["node_id"])
+    )
+}
+
 fn table(header: &[&str], rows: Vec<Vec<String>>) -> String {
     let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
     for row in &rows {

@@ -484,6 +484,18 @@ fn any_nodes_admin_api_shows_the_cluster_and_reaches_objects_on_every_node() {
     let owners: Vec<&str> = status["shards"].as_array().unwrap().iter().filter_map(|s| s["owner"].as_str()).collect();
     assert_eq!(owners.len() as u64, SHARDS, "every shard has an owner");
     assert_eq!(status["held"].as_array().unwrap().len() as u64, shards_held(&nodes[0]));
+    // The same from the command line.
+    let admin_url = format!("http://{}", nodes[1].admin.unwrap());
+    let mut shown = String::new();
+    wait_until(Duration::from_secs(5), "n2 sees every shard owned", || {
+        let output = std::process::Command::new(opendo_e2e::opendo_bin())
+            .args(["objects", "--admin", &admin_url, "--token-file", token, "cluster"])
+            .output()
+            .unwrap();
+        shown = String::from_utf8_lossy(&output.stdout).into_owned();
+        shown.contains(&format!("{SHARDS} shards, 0 without an owner now (seen by node n2)"))
+    });
+    assert!(shown.contains("NODE") && shown.contains("n1") && shown.contains("n2"), "{shown}");
 
     for i in 0..8 {
         assert_eq!(nodes[i % 2].post(&format!("/counter/o{i}/increment")).body, "1");
