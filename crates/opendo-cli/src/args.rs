@@ -25,7 +25,7 @@ pub enum Command {
     /// the path /{rest}. Each object keeps its storage in {data-dir}/{namespace}/{id}.sqlite.
     /// Without MODULE, the namespaces of the project file are served (--config, or ./opendo.toml);
     /// with a `[front]` there, every request goes to the front instead.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// See and manage stored objects: list, show, browse KV, query, export, import, delete.
     ///
     /// Talks to a running server's admin API (--admin URL, with its token), or works directly
@@ -209,9 +209,12 @@ impl FromStr for ClusterArg {
         let Some(urls) = text.trim().strip_prefix("etcd=") else {
             return Err(format!("`{text}` is not etcd=URL[,URL...] (etcd is the only placement store)"));
         };
-        let etcd: Vec<String> = urls.split(',').map(str::trim).filter(|url| !url.is_empty()).map(String::from).collect();
+        let etcd: Vec<String> =
+            urls.split(',').map(str::trim).filter(|url| !url.is_empty()).map(String::from).collect();
         match etcd.iter().find(|url| !url.starts_with("http://")) {
-            _ if etcd.is_empty() => Err("etcd= needs at least one URL, e.g. etcd=http://127.0.0.1:2379".into()),
+            _ if etcd.is_empty() => {
+                Err("etcd= needs at least one URL, e.g. etcd=http://127.0.0.1:2379".into())
+            }
             Some(bad) => Err(format!("etcd URL `{bad}` must start with http://")),
             None => Ok(ClusterArg { etcd }),
         }

@@ -41,7 +41,7 @@ fn main() -> ExitCode {
                 }
             };
             init_logging(args.log_format);
-            match run(args, namespaces, front) {
+            match run(*args, namespaces, front) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(err) => {
                     eprintln!("error: {err:#}");
@@ -365,7 +365,9 @@ fn cluster_settings(
     let advertise = match &args.advertise {
         Some(advertise) => advertise.clone(),
         None if listening.ip().is_unspecified() => {
-            bail!("listening on {listening}, the other nodes cannot tell this node's address: pass --advertise HOST:PORT")
+            bail!(
+                "listening on {listening}, the other nodes cannot tell this node's address: pass --advertise HOST:PORT"
+            )
         }
         None => listening.to_string(),
     };

@@ -306,7 +306,8 @@ pub fn run(args: ObjectsArgs) -> anyhow::Result<()> {
                 bail!("`opendo objects cluster` needs --admin: the admin listener of a cluster's node");
             };
             let bytes = http.send("GET", "/v1/cluster", None)?;
-            let status: serde_json::Value = serde_json::from_slice(&bytes).context("reading the server's answer")?;
+            let status: serde_json::Value =
+                serde_json::from_slice(&bytes).context("reading the server's answer")?;
             show(json, &status, || cluster_table(&status))
         }
         ObjectsCommand::Hibernate(target) => {

@@ -28,7 +28,13 @@ impl Ownership for NodeOwnership {
         self.table.holds(namespace, id)
     }
 
-    fn call_elsewhere(&self, namespace: &str, id: &ObjectId, name: Option<&str>, request: Request) -> Elsewhere {
+    fn call_elsewhere(
+        &self,
+        namespace: &str,
+        id: &ObjectId,
+        name: Option<&str>,
+        request: Request,
+    ) -> Elsewhere {
         let (table, forwarder) = (self.table.clone(), self.forwarder.clone());
         let shard = table.shard(namespace, id);
         // By name when the call named the object, so that a new object records its name.
@@ -46,8 +52,15 @@ impl Ownership for NodeOwnership {
                         Ok(answer) if answer.status == MISDIRECTED => {}
                         Ok(answer) => match answer.headers.get(ERROR_HEADER).and_then(|v| v.to_str().ok()) {
                             Some("moved") => {}
-                            Some(kind) => return Err(EventError::from_wire(kind, &String::from_utf8_lossy(&answer.body))),
-                            None => return Ok(response(answer.status.as_u16(), &answer.headers, answer.body)),
+                            Some(kind) => {
+                                return Err(EventError::from_wire(
+                                    kind,
+                                    &String::from_utf8_lossy(&answer.body),
+                                ));
+                            }
+                            None => {
+                                return Ok(response(answer.status.as_u16(), &answer.headers, answer.body));
+                            }
                         },
                         Err(ForwardError::NotSent { .. }) => {}
                         Err(err) => return Err(EventError::Internal(err.to_string())),
@@ -86,7 +99,10 @@ fn response(status: u16, headers: &HeaderMap, body: Bytes) -> Response {
     let headers = headers
         .iter()
         .filter(|(name, _)| {
-            !matches!(name.as_str(), "content-length" | "transfer-encoding" | "connection" | "keep-alive" | "date")
+            !matches!(
+                name.as_str(),
+                "content-length" | "transfer-encoding" | "connection" | "keep-alive" | "date"
+            )
         })
         .map(|(name, value)| (name.as_str().to_string(), value.as_bytes().to_vec()))
         .collect();

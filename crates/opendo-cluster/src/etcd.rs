@@ -131,7 +131,10 @@ impl Etcd {
     /// Every key starting with `prefix`.
     pub(crate) async fn prefix(&self, prefix: &str) -> Result<Vec<Kv>, Error> {
         let answer = self
-            .call("/v3/kv/range", json!({ "key": B64.encode(prefix), "range_end": B64.encode(prefix_end(prefix)) }))
+            .call(
+                "/v3/kv/range",
+                json!({ "key": B64.encode(prefix), "range_end": B64.encode(prefix_end(prefix)) }),
+            )
             .await?;
         let raw: Vec<RawKv> = match answer.get("kvs") {
             Some(kvs) => serde_json::from_value(kvs.clone())
@@ -187,7 +190,8 @@ fn number(value: &Value) -> i64 {
 }
 
 fn decode(text: &str) -> Result<String, Error> {
-    let bytes = B64.decode(text).map_err(|err| Error::Etcd(format!("a key or value is not base64: {err}")))?;
+    let bytes =
+        B64.decode(text).map_err(|err| Error::Etcd(format!("a key or value is not base64: {err}")))?;
     String::from_utf8(bytes).map_err(|_| Error::Etcd("a key or value is not UTF-8".into()))
 }
 

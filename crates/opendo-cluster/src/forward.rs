@@ -66,21 +66,27 @@ impl Forwarder {
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
         connector.set_connect_timeout(Some(Duration::from_secs(2)));
-        let http = Client::builder(TokioExecutor::new()).pool_idle_timeout(Duration::from_secs(60)).build(connector);
+        let http =
+            Client::builder(TokioExecutor::new()).pool_idle_timeout(Duration::from_secs(60)).build(connector);
         Forwarder { http, node_id, secret }
     }
 
     /// Whether `headers` are those of a request another node of this cluster forwarded.
     pub(crate) fn is_forwarded(&self, headers: &HeaderMap) -> bool {
         headers.contains_key(FORWARDED_BY)
-            && headers
-                .get(CLUSTER_KEY)
-                .is_some_and(|key| bool::from(subtle::ConstantTimeEq::ct_eq(key.as_bytes(), self.secret.as_bytes())))
+            && headers.get(CLUSTER_KEY).is_some_and(|key| {
+                bool::from(subtle::ConstantTimeEq::ct_eq(key.as_bytes(), self.secret.as_bytes()))
+            })
     }
 
     /// The request to send to the owner: the client's, without its hop-by-hop headers, marked
     /// as forwarded by this node.
-    fn request(&self, node: &str, address: &str, outgoing: Outgoing) -> Result<http::Request<Full<Bytes>>, ForwardError> {
+    fn request(
+        &self,
+        node: &str,
+        address: &str,
+        outgoing: Outgoing,
+    ) -> Result<http::Request<Full<Bytes>>, ForwardError> {
         let mut request = http::Request::builder()
             .method(outgoing.method)
             .uri(format!("http://{address}{}", outgoing.path_and_query))
@@ -99,7 +105,12 @@ impl Forwarder {
         Ok(request)
     }
 
-    pub(crate) async fn send(&self, node: &str, address: &str, outgoing: Outgoing) -> Result<Answer, ForwardError> {
+    pub(crate) async fn send(
+        &self,
+        node: &str,
+        address: &str,
+        outgoing: Outgoing,
+    ) -> Result<Answer, ForwardError> {
         let no_answer = |message: String| ForwardError::NoAnswer { node: node.to_string(), message };
         let request = self.request(node, address, outgoing)?;
         let exchange = async {
@@ -123,7 +134,15 @@ impl Forwarder {
 fn is_hop_by_hop(name: &HeaderName) -> bool {
     matches!(
         name.as_str(),
-        "connection" | "keep-alive" | "proxy-connection" | "transfer-encoding" | "te" | "trailer" | "upgrade" | "host" | "content-length"
+        "connection"
+            | "keep-alive"
+            | "proxy-connection"
+            | "transfer-encoding"
+            | "te"
+            | "trailer"
+            | "upgrade"
+            | "host"
+            | "content-length"
     ) || *name == FORWARDED_BY
         || *name == CLUSTER_KEY
 }
@@ -153,21 +172,25 @@ impl Forwarder {
                 .map_err(|_| not_sent("no connection within 2 s".into()))?
                 .map_err(|err| not_sent(err.to_string()))?;
             let _ = tcp.set_nodelay(true);
-            let (mut sender, connection) =
-                hyper::client::conn::http1::handshake(TokioIo::new(tcp)).await.map_err(|err| not_sent(err.to_string()))?;
+            let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
+                .await
+                .map_err(|err| not_sent(err.to_string()))?;
             tokio::spawn(async move {
                 if let Err(err) = connection.with_upgrades().await {
                     tracing::debug!("a forwarded WebSocket's connection ended: {err}");
                 }
             });
-            let mut response = sender.send_request(request).await.map_err(|err| no_answer(err.to_string()))?;
+            let mut response =
+                sender.send_request(request).await.map_err(|err| no_answer(err.to_string()))?;
             if response.status() != StatusCode::SWITCHING_PROTOCOLS {
                 let (parts, body) = response.into_parts();
                 let body = body.collect().await.map_err(|err| no_answer(err.to_string()))?.to_bytes();
                 return Ok((Answer { status: parts.status, headers: parts.headers, body }, None));
             }
-            let upgraded = hyper::upgrade::on(&mut response).await.map_err(|err| no_answer(err.to_string()))?;
-            let answer = Answer { status: response.status(), headers: response.headers().clone(), body: Bytes::new() };
+            let upgraded =
+                hyper::upgrade::on(&mut response).await.map_err(|err| no_answer(err.to_string()))?;
+            let answer =
+                Answer { status: response.status(), headers: response.headers().clone(), body: Bytes::new() };
             Ok((answer, Some(upgraded)))
         };
         tokio::time::timeout(ANSWER_TIMEOUT, exchange)

@@ -55,8 +55,8 @@ use crate::calls::NodeOwnership;
 use crate::etcd::Etcd;
 use crate::forward::Forwarder;
 use crate::member::Member;
-use crate::table::Table;
 pub use crate::table::NodeAddresses;
+use crate::table::Table;
 
 /// How a node joins its cluster.
 #[derive(Debug, Clone)]
@@ -229,7 +229,12 @@ impl Cluster {
     }
 
     /// Sends `outgoing` to node `node` at `address`.
-    pub async fn forward(&self, node: &str, address: &str, outgoing: Outgoing) -> Result<Answer, ForwardError> {
+    pub async fn forward(
+        &self,
+        node: &str,
+        address: &str,
+        outgoing: Outgoing,
+    ) -> Result<Answer, ForwardError> {
         let counters = &self.inner.member.table.counters;
         counters.forwards.fetch_add(1, Ordering::Relaxed);
         let answer = self.inner.forwarder.send(node, address, outgoing).await;
@@ -301,12 +306,28 @@ impl Cluster {
         let mut counter = |name: &str, help: &str, value: u64| {
             text.push_str(&format!("# TYPE {name} counter\n# HELP {name} {help}\n{name}_total {value}\n"));
         };
-        counter("opendo_cluster_forwards", "Requests forwarded to the node that owns their object.", load(&c.forwards));
-        counter("opendo_cluster_forward_failures", "Forwarded requests that got no answer.", load(&c.forward_failures));
+        counter(
+            "opendo_cluster_forwards",
+            "Requests forwarded to the node that owns their object.",
+            load(&c.forwards),
+        );
+        counter(
+            "opendo_cluster_forward_failures",
+            "Forwarded requests that got no answer.",
+            load(&c.forward_failures),
+        );
         counter("opendo_cluster_shards_taken", "Shards this node took ownership of.", load(&c.shards_taken));
         counter("opendo_cluster_shards_given", "Shards this node handed over.", load(&c.shards_given));
-        counter("opendo_cluster_lease_renewals", "Successful renewals of this node's lease.", load(&c.renewals));
-        counter("opendo_cluster_lease_renewal_failures", "Failed renewals of this node's lease.", load(&c.renewal_failures));
+        counter(
+            "opendo_cluster_lease_renewals",
+            "Successful renewals of this node's lease.",
+            load(&c.renewals),
+        );
+        counter(
+            "opendo_cluster_lease_renewal_failures",
+            "Failed renewals of this node's lease.",
+            load(&c.renewal_failures),
+        );
         text.push_str(&format!(
             "# TYPE opendo_cluster_shards_held gauge\n# HELP opendo_cluster_shards_held Shards this node holds now.\nopendo_cluster_shards_held {}\n",
             table.held_shards().len()

@@ -222,9 +222,8 @@ impl Member {
             self.table.set_held(shard, false);
         }
         let count = self.table.shards;
-        let closed = runtime
-            .release(|namespace, id| shards.contains(&shard_of(namespace, &id.to_hex(), count)))
-            .await;
+        let closed =
+            runtime.release(|namespace, id| shards.contains(&shard_of(namespace, &id.to_hex(), count))).await;
         tracing::info!(node = %self.table.node_id, ?shards, objects = closed, "let go of shards");
     }
 
@@ -237,12 +236,14 @@ impl Member {
                     Ok(addresses) => {
                         view.nodes.insert(node.to_string(), addresses);
                     }
-                    Err(err) => tracing::warn!(node, "a node registered an unreadable address ({err}): ignored"),
+                    Err(err) => {
+                        tracing::warn!(node, "a node registered an unreadable address ({err}): ignored")
+                    }
                 }
-            } else if let Some(shard) = kv.key.strip_prefix(SHARDS) {
-                if let Some(slot) = shard.parse::<usize>().ok().and_then(|shard| view.owners.get_mut(shard)) {
-                    *slot = Some((kv.value, kv.create_revision));
-                }
+            } else if let Some(shard) = kv.key.strip_prefix(SHARDS)
+                && let Some(slot) = shard.parse::<usize>().ok().and_then(|shard| view.owners.get_mut(shard))
+            {
+                *slot = Some((kv.value, kv.create_revision));
             }
         }
         Ok(view)

@@ -98,11 +98,18 @@ pub trait Ownership: Send + Sync + 'static {
     /// hold, to the node that does, and returns its answer. The object is named by id, and by
     /// `name` if the call named it. Fails with [`EventError::Moved`] if the object turned out to
     /// be on this node after all (the caller tries here again).
-    fn call_elsewhere(&self, namespace: &str, id: &ObjectId, name: Option<&str>, request: Request) -> Elsewhere;
+    fn call_elsewhere(
+        &self,
+        namespace: &str,
+        id: &ObjectId,
+        name: Option<&str>,
+        request: Request,
+    ) -> Elsewhere;
 }
 
 /// The answer of another node to a call ([`Ownership::call_elsewhere`]).
-pub type Elsewhere = std::pin::Pin<Box<dyn std::future::Future<Output = Result<Response, EventError>> + Send>>;
+pub type Elsewhere =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<Response, EventError>> + Send>>;
 
 /// A runtime that is a node of a cluster: it shares its data directory with the other nodes
 /// (each object's file is locked while open), and runs only the objects [`Ownership`] gives it.

@@ -110,8 +110,8 @@ pub use admin::ops::{KvQuery, MAX_KV_PAGE};
 pub use admin::{Admin, MAX_OBJECTS_PAGE, ObjectsQuery};
 pub use clock::Clock;
 pub use config::{
-    ClusterMember, Config, Durability, Elsewhere, FILES_PER_ACTIVE_OBJECT, GuestSettings, ObjectLimits, Outbound,
-    Ownership, default_max_active,
+    ClusterMember, Config, Durability, Elsewhere, FILES_PER_ACTIVE_OBJECT, GuestSettings, ObjectLimits,
+    Outbound, Ownership, default_max_active,
 };
 pub use connection::AcceptedWebSocket;
 pub use error::{AdminError, ERROR_HEADER, Error, EventError, TrapCause};

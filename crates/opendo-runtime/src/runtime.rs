@@ -60,9 +60,9 @@ impl Runtime {
             None => opendo_storage::layout::lock_data_dir,
         };
         let data_dir_lock = lock(&config.data_dir).map_err(|err| match err {
-                opendo_storage::Error::Io { path, source } => Error::Io { path, source },
-                in_use => Error::InvalidConfig(in_use.to_string()),
-            })?;
+            opendo_storage::Error::Io { path, source } => Error::Io { path, source },
+            in_use => Error::InvalidConfig(in_use.to_string()),
+        })?;
         // This process's objects trust that an empty WAL file is empty on disk too
         // (`opendo_storage::ObjectDb::open`); a previous process may have stopped before syncing
         // one it had just emptied.

@@ -51,7 +51,10 @@ pub(crate) async fn handle(
             }
             // The node that forwarded it believed this one the owner: it looks again.
             Some(_) if forwarded => {
-                return plain(MISDIRECTED, &format!("node {} does not hold this object now", cluster.node_id()));
+                return plain(
+                    MISDIRECTED,
+                    &format!("node {} does not hold this object now", cluster.node_id()),
+                );
             }
             Some(Place::Node { id, address }) => {
                 let outgoing = Outgoing {
@@ -99,7 +102,10 @@ pub(crate) async fn websocket(
     loop {
         match cluster.place(&route.namespace, &route.object) {
             Some(Place::Node { .. }) if forwarded => {
-                return plain(MISDIRECTED, &format!("node {} does not hold this object now", cluster.node_id()));
+                return plain(
+                    MISDIRECTED,
+                    &format!("node {} does not hold this object now", cluster.node_id()),
+                );
             }
             Some(Place::Node { id, address }) => {
                 let outgoing = Outgoing {
@@ -136,7 +142,10 @@ pub(crate) async fn websocket(
             // The object arrived here while the upgrade waited: the client connects again.
             Some(Place::Here) | None => return no_owner(),
             Some(Place::Nowhere) if forwarded => {
-                return plain(MISDIRECTED, &format!("node {} does not hold this object now", cluster.node_id()));
+                return plain(
+                    MISDIRECTED,
+                    &format!("node {} does not hold this object now", cluster.node_id()),
+                );
             }
             Some(Place::Nowhere) => {}
         }

@@ -44,7 +44,9 @@ pub(crate) async fn handle(
             Some(_) if websocket::asks_websocket(&request) => {
                 return crate::cluster::websocket(cluster, request, route, forwarded).await;
             }
-            Some(_) => return crate::cluster::handle(runtime, cluster, request, route, max_body, forwarded).await,
+            Some(_) => {
+                return crate::cluster::handle(runtime, cluster, request, route, max_body, forwarded).await;
+            }
         }
     }
     let upgrade = match websocket::asks_websocket(&request).then(|| websocket::handshake(&request)) {

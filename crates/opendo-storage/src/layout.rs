@@ -155,8 +155,7 @@ pub fn lock_data_dir(data_dir: &Path) -> Result<DataDirLock> {
 pub fn lock_data_dir_shared(data_dir: &Path) -> Result<DataDirLock> {
     let path = data_dir.join("opendo.lock");
     let io = |source| Error::Io { path: path.clone(), source };
-    let file =
-        File::options().read(true).write(true).create(true).truncate(false).open(&path).map_err(io)?;
+    let file = File::options().read(true).write(true).create(true).truncate(false).open(&path).map_err(io)?;
     match file.try_lock_shared() {
         Ok(()) => Ok(DataDirLock { _file: file }),
         Err(std::fs::TryLockError::WouldBlock) => Err(Error::InUse(format!(

@@ -277,7 +277,8 @@ fn a_commit_reports_whether_it_wrote_anything() {
 fn puts_and_deletes_never_leave_the_database_past_its_cap() {
     let dir = tempfile::tempdir().unwrap();
     let cap = 2 * 1024 * 1024;
-    let settings = opendo_storage::Settings { durability: Durability::Relaxed, storage_cap: cap, file_locks: false };
+    let settings =
+        opendo_storage::Settings { durability: Durability::Relaxed, storage_cap: cap, file_locks: false };
     let mut db = ObjectDb::open(&dir.path().join("capped.sqlite"), settings).unwrap();
     // A fixed pseudo-random sequence: values from empty to 40 KB over 300 keys, a fifth deletes.
     let mut state: u64 = 0x9E37_79B9_7F4A_7C15;

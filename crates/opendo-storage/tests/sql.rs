@@ -329,8 +329,11 @@ fn deferred_violations_roll_back_an_event_alone_in_its_batch() {
 fn writes_past_the_storage_cap_are_refused_and_nothing_corrupts() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("capped.sqlite");
-    let mut db =
-        ObjectDb::open(&path, Settings { durability: Durability::Relaxed, storage_cap: 256 * 1024, file_locks: false }).unwrap();
+    let mut db = ObjectDb::open(
+        &path,
+        Settings { durability: Durability::Relaxed, storage_cap: 256 * 1024, file_locks: false },
+    )
+    .unwrap();
     db.begin_batch().unwrap();
     db.begin_event(false).unwrap();
     db.exec("CREATE TABLE t (v BLOB)", &[]).unwrap();

@@ -1,7 +1,6 @@
 //! Admin calls in the actor: run between batches, on the object's open database if it is active,
 //! after closing it for those that replace or remove its files.
 
-
 use super::instance::{Active, Closing};
 use super::object::ObjectCtx;
 use crate::admin::ops::{self, AdminOp, AdminReply, Place};

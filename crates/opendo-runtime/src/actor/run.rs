@@ -79,7 +79,10 @@ pub(crate) async fn run(ctx: ObjectCtx, mut mailbox: mpsc::Receiver<Envelope>) {
             ctx.control.busy.store(false, Ordering::Relaxed);
             // An actor started only for an admin call (a listing reads many names) leaves at
             // once rather than idling: nothing of the object is open.
-            if active.is_none() && ctx.sockets.is_empty() && ctx.directory.retire(&key, &ctx.control, &mailbox) {
+            if active.is_none()
+                && ctx.sockets.is_empty()
+                && ctx.directory.retire(&key, &ctx.control, &mailbox)
+            {
                 return;
             }
             continue;

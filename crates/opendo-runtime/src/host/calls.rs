@@ -152,7 +152,8 @@ impl Call {
         let Call { callee, chain, request, upgrade } = self;
         let timeout = dispatch.context.config.call_timeout;
         let waiting = Instant::now();
-        let answered = tokio::time::timeout(timeout, deliver(dispatch, &callee, request, upgrade, chain)).await;
+        let answered =
+            tokio::time::timeout(timeout, deliver(dispatch, &callee, request, upgrade, chain)).await;
         event.waited += waiting.elapsed();
         match answered {
             Ok(Ok((answer, sockets))) => {

@@ -102,10 +102,14 @@ async fn cluster_listing(
             .map_err(|err| AdminError::Unavailable(format!("listing node {node}'s objects: {err}")))?;
         if !answer.status.is_success() {
             let text = String::from_utf8_lossy(&answer.body);
-            return Err(AdminError::Unavailable(format!("listing node {node}'s objects: {} {text}", answer.status)));
+            return Err(AdminError::Unavailable(format!(
+                "listing node {node}'s objects: {} {text}",
+                answer.status
+            )));
         }
-        let page: ObjectPage = serde_json::from_slice(&answer.body)
-            .map_err(|err| AdminError::Internal(format!("node {node} listed its objects unreadably: {err}")))?;
+        let page: ObjectPage = serde_json::from_slice(&answer.body).map_err(|err| {
+            AdminError::Internal(format!("node {node} listed its objects unreadably: {err}"))
+        })?;
         more |= page.cursor.is_some();
         rows.extend(page.objects);
     }
@@ -121,7 +125,8 @@ async fn cluster_listing(
 /// the caller's token, and its answer relayed.
 async fn pass_on(cluster: &Cluster, node: &str, request: Request<Incoming>, limit: usize) -> HttpResponse {
     let Some(admin) = cluster.admin_address(node) else {
-        let message = format!("the object lives on node {node}, which serves no admin listener (--admin-listen)");
+        let message =
+            format!("the object lives on node {node}, which serves no admin listener (--admin-listen)");
         return error(StatusCode::SERVICE_UNAVAILABLE, &message);
     };
     let (method, path, headers) = (

@@ -56,14 +56,17 @@ impl DurableObject for Writer {
         match (req.method(), req.path()) {
             (Method::Post, "/write") => {
                 let next = self.rows("SELECT coalesce(max(seq), 0) + 1 FROM log")?;
-                let seq = next.first().and_then(|row| row.first()).and_then(serde_json::Value::as_i64).unwrap_or(1);
+                let seq =
+                    next.first().and_then(|row| row.first()).and_then(serde_json::Value::as_i64).unwrap_or(1);
                 sql.exec(
                     "INSERT INTO log (seq, node) VALUES (?, ?)",
                     vec![SqlStorageValue::Integer(seq), SqlStorageValue::String(node())],
                 )?;
                 Response::ok(seq.to_string())
             }
-            (Method::Get, "/log") => Response::from_json(&self.rows("SELECT seq, node FROM log ORDER BY seq")?),
+            (Method::Get, "/log") => {
+                Response::from_json(&self.rows("SELECT seq, node FROM log ORDER BY seq")?)
+            }
             (Method::Post, "/alarm") => {
                 let ms: u64 = req
                     .query()
