@@ -12,7 +12,7 @@ use hyper_util::rt::TokioIo;
 use opendo_cluster::{Cluster, ForwardError, MISDIRECTED, Outgoing, Place};
 use opendo_runtime::{EventError, Runtime};
 
-use crate::data::read;
+use crate::request::read;
 use crate::response::{HttpResponse, event_error, from_object, plain};
 use crate::routing::Route;
 

@@ -1,14 +1,13 @@
 //! The data plane: one request routed to its object (or, when the project has a front, given to
 //! the front), and the answer as HTTP.
 
-use http::header::CONTENT_LENGTH;
 use http::{Request, StatusCode};
-use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use opendo_cluster::{CLUSTER_KEY, Cluster, FORWARDED_BY, Place};
 use opendo_runtime::Runtime;
 
-use crate::response::{HttpResponse, event_error, from_object, plain, too_large};
+use crate::request::read;
+use crate::response::{HttpResponse, event_error, from_object, plain};
 use crate::routing::{RouteError, route};
 use crate::websocket;
 
@@ -94,34 +93,4 @@ async fn through_front(runtime: &Runtime, mut request: Request<Incoming>, max_bo
         Ok((response, None)) => from_object(response),
         Err(err) => event_error(&err),
     }
-}
-
-/// Reads `request`'s body (at most `max_body` bytes) into the request a guest gets, with `path`.
-pub(crate) async fn read(
-    request: Request<Incoming>,
-    path: String,
-    max_body: usize,
-) -> Result<opendo_runtime::Request, HttpResponse> {
-    let declared = request.headers().get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
-    if declared.is_some_and(|len| len > max_body as u64) {
-        return Err(too_large(max_body));
-    }
-    let (parts, body) = request.into_parts();
-    let body = match Limited::new(body, max_body).collect().await {
-        Ok(collected) => collected.to_bytes(),
-        Err(err) if err.is::<http_body_util::LengthLimitError>() => return Err(too_large(max_body)),
-        Err(err) => {
-            return Err(plain(StatusCode::BAD_REQUEST, &format!("could not read the request body: {err}")));
-        }
-    };
-    Ok(opendo_runtime::Request {
-        method: parts.method.as_str().to_string(),
-        path,
-        headers: parts
-            .headers
-            .iter()
-            .map(|(name, value)| (name.as_str().to_string(), value.as_bytes().to_vec()))
-            .collect(),
-        body: body.to_vec(),
-    })
 }

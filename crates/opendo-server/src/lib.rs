@@ -22,10 +22,11 @@
 //! |---|---|
 //! | `response` | responses the server writes itself; an object's response as HTTP |
 //! | `routing` | a path as (namespace, object name, path inside the object) |
+//! | `request` | a client's request as the runtime's, its body read within the limit |
 //! | `listener` | the accept loop both listeners share: timeouts, accept errors, graceful shutdown |
 //! | `websocket` | the HTTP side of a WebSocket upgrade |
-//! | `data` | one data-plane request, routed to its object |
 //! | `cluster` | on a cluster's node: a request served here or forwarded to its object's owner |
+//! | `data` | one data-plane request, routed to its object |
 //! | `admin/` | the admin listener: health, metrics, the inspector page; `admin/access.rs` the token; `admin/api.rs` the `/v1` API |
 //! | `serve` | [`serve`] and [`serve_admin`] |
 
@@ -33,6 +34,7 @@ mod admin;
 mod cluster;
 mod data;
 mod listener;
+mod request;
 mod response;
 mod routing;
 mod serve;
