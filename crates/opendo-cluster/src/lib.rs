@@ -235,13 +235,7 @@ impl Cluster {
         address: &str,
         outgoing: Outgoing,
     ) -> Result<Answer, ForwardError> {
-        let counters = &self.inner.member.table.counters;
-        counters.forwards.fetch_add(1, Ordering::Relaxed);
-        let answer = self.inner.forwarder.send(node, address, outgoing).await;
-        if answer.is_err() {
-            counters.forward_failures.fetch_add(1, Ordering::Relaxed);
-        }
-        answer
+        self.counted(self.inner.forwarder.send(node, address, outgoing).await)
     }
 
     /// Sends a WebSocket upgrade request to node `node` at `address`; with its 101 comes the
@@ -252,9 +246,13 @@ impl Cluster {
         address: &str,
         outgoing: Outgoing,
     ) -> Result<(Answer, Option<hyper::upgrade::Upgraded>), ForwardError> {
+        self.counted(self.inner.forwarder.tunnel(node, address, outgoing).await)
+    }
+
+    /// Counts a forward, and whether it got an answer.
+    fn counted<T>(&self, answer: Result<T, ForwardError>) -> Result<T, ForwardError> {
         let counters = &self.inner.member.table.counters;
         counters.forwards.fetch_add(1, Ordering::Relaxed);
-        let answer = self.inner.forwarder.tunnel(node, address, outgoing).await;
         if answer.is_err() {
             counters.forward_failures.fetch_add(1, Ordering::Relaxed);
         }

@@ -118,7 +118,15 @@ impl Member {
                 }
                 Ok(_) => {
                     tracing::warn!(node = %self.table.node_id, "the node's lease expired: registering again");
+                    // Its shard keys went with the lease: the node lets go of every shard (the
+                    // placement loop closes their objects) before it may take any again.
                     self.table.set_lease_until(None);
+                    while !self.table.held_shards().is_empty() {
+                        tokio::select! {
+                            () = stop.cancelled() => return,
+                            () = tokio::time::sleep(POLL) => {}
+                        }
+                    }
                     if let Err(err) = self.register().await {
                         tracing::warn!(node = %self.table.node_id, "registering again failed: {err}");
                     }

@@ -394,6 +394,24 @@ pub fn run_expecting_refusal(module: &Path, data_dir: &Path, extra: &[&str]) -> 
     (status, std::fs::read_to_string(&stderr_path).unwrap_or_default())
 }
 
+/// Opens every object database in `namespace_dir` (not the namespace's `_alarms.sqlite` index)
+/// and asserts that SQLite's integrity check passes; returns how many there were.
+pub fn check_object_files(namespace_dir: &Path) -> usize {
+    use opendo_storage::{Durability, ObjectDb};
+    let mut checked = 0;
+    for entry in std::fs::read_dir(namespace_dir).expect("the namespace's folder") {
+        let path = entry.expect("a folder entry").path();
+        let is_object = path.file_name().and_then(|n| n.to_str()).is_some_and(|n| !n.starts_with('_'));
+        if is_object && path.extension().is_some_and(|e| e == "sqlite") {
+            let db = ObjectDb::open(&path, Durability::Full).expect("open an object database");
+            assert_eq!(db.integrity_check().expect("integrity_check"), "ok", "{}", path.display());
+            db.close().expect("close it");
+            checked += 1;
+        }
+    }
+    checked
+}
+
 /// Reads one HTTP/1.1 request from `stream` (for small servers a test runs, such as the targets
 /// of outbound requests): its request line (`POST /links HTTP/1.1`) and its body, by its
 /// `Content-Length`. `None` if the client sent nothing.

@@ -6,11 +6,17 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use opendo_e2e::{Client, Etcd, Server, WsClient};
-use opendo_storage::{Durability, ObjectDb};
+use opendo_e2e::{Client, Etcd, Server, WsClient, check_object_files};
 use opendo_test_support::{EXAMPLE_CHAT_ROOM, EXAMPLE_COUNTER, FRONT, PROBE, WRITER};
 
 const SHARDS: u64 = 64;
+
+/// One cluster at a time: each test runs etcd and up to four nodes, and leases of 2 s must not
+/// lapse because another test's cluster starved this one of CPU.
+fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    SERIAL.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
 /// The tests' lease TTL (the shortest `--lease-ttl` takes), so that failovers are quick.
 const TTL: Duration = Duration::from_secs(2);
 
@@ -77,27 +83,13 @@ fn settled(nodes: &[&Server]) -> Duration {
     })
 }
 
-fn check_every_file(namespace_dir: &Path) -> usize {
-    let mut checked = 0;
-    for entry in std::fs::read_dir(namespace_dir).unwrap() {
-        let path = entry.unwrap().path();
-        let is_object = path.file_name().and_then(|n| n.to_str()).is_some_and(|n| !n.starts_with('_'));
-        if is_object && path.extension().is_some_and(|e| e == "sqlite") {
-            let db = ObjectDb::open(&path, Durability::Full).unwrap();
-            assert_eq!(db.integrity_check().unwrap(), "ok", "{}", path.display());
-            db.close().unwrap();
-            checked += 1;
-        }
-    }
-    checked
-}
-
 fn data_dir(dir: &tempfile::TempDir) -> PathBuf {
     dir.path().join("data")
 }
 
 #[test]
 fn three_nodes_serve_every_object_through_any_node_with_exact_totals() {
+    let _serial = one_at_a_time();
     let dir = tempfile::tempdir().unwrap();
     let etcd = Etcd::start(dir.path());
     let data = data_dir(&dir);
@@ -135,11 +127,12 @@ fn three_nodes_serve_every_object_through_any_node_with_exact_totals() {
     let forwards: u64 = nodes.iter().map(|node| node.metric("opendo_cluster_forwards_total")).sum();
     assert!(forwards > 0, "with three nodes most requests reach a node that does not own the object");
     // Each object has one file, written by whichever node owned it.
-    assert_eq!(check_every_file(&data.join("counter")), OBJECTS);
+    assert_eq!(check_object_files(&data.join("counter")), OBJECTS);
 }
 
 #[test]
 fn a_node_killed_under_write_load_loses_no_acknowledged_increment() {
+    let _serial = one_at_a_time();
     let dir = tempfile::tempdir().unwrap();
     let etcd = Etcd::start(dir.path());
     let data = data_dir(&dir);
@@ -197,11 +190,12 @@ fn a_node_killed_under_write_load_loses_no_acknowledged_increment() {
     for node in nodes {
         node.terminate();
     }
-    assert_eq!(check_every_file(&data.join("counter")), OBJECTS);
+    assert_eq!(check_object_files(&data.join("counter")), OBJECTS);
 }
 
 #[test]
 fn no_two_nodes_write_one_object_across_kills_leaves_and_joins() {
+    let _serial = one_at_a_time();
     let dir = tempfile::tempdir().unwrap();
     let etcd = Etcd::start(dir.path());
     let data = data_dir(&dir);
@@ -264,11 +258,12 @@ fn no_two_nodes_write_one_object_across_kills_leaves_and_joins() {
     assert!(writers.iter().all(|node| ["n1", "n2", "n3", "n4"].contains(&node.as_str())), "{writers:?}");
     drop(joined);
     drop(first);
-    assert_eq!(check_every_file(&data.join("writer")), OBJECTS);
+    assert_eq!(check_object_files(&data.join("writer")), OBJECTS);
 }
 
 #[test]
 fn a_node_cut_off_from_etcd_stops_serving_before_its_lease_can_expire_and_the_cluster_converges_after() {
+    let _serial = one_at_a_time();
     let dir = tempfile::tempdir().unwrap();
     let mut etcd = Etcd::start(dir.path());
     let data = data_dir(&dir);
@@ -294,6 +289,7 @@ fn a_node_cut_off_from_etcd_stops_serving_before_its_lease_can_expire_and_the_cl
 
 #[test]
 fn alarms_fire_on_the_node_that_owns_the_object_and_after_it_dies_on_the_next() {
+    let _serial = one_at_a_time();
     let dir = tempfile::tempdir().unwrap();
     let etcd = Etcd::start(dir.path());
     let data = data_dir(&dir);
@@ -352,6 +348,7 @@ fn join(node: &Server, room: &str, name: &str) -> (WsClient, Vec<serde_json::Val
 
 #[test]
 fn websockets_through_any_node_reach_the_one_room_and_close_with_1012_when_it_moves() {
+    let _serial = one_at_a_time();
     let dir = tempfile::tempdir().unwrap();
     let etcd = Etcd::start(dir.path());
     let data = data_dir(&dir);
@@ -396,6 +393,7 @@ fn websockets_through_any_node_reach_the_one_room_and_close_with_1012_when_it_mo
 
 #[test]
 fn calls_between_objects_on_different_nodes_work_as_on_one_with_their_errors() {
+    let _serial = one_at_a_time();
     let dir = tempfile::tempdir().unwrap();
     let etcd = Etcd::start(dir.path());
     let data = data_dir(&dir);
@@ -440,6 +438,7 @@ fn calls_between_objects_on_different_nodes_work_as_on_one_with_their_errors() {
 
 #[test]
 fn every_nodes_front_reaches_objects_on_every_node() {
+    let _serial = one_at_a_time();
     let dir = tempfile::tempdir().unwrap();
     let etcd = Etcd::start(dir.path());
     let data = data_dir(&dir);
@@ -475,6 +474,7 @@ fn every_nodes_front_reaches_objects_on_every_node() {
 
 #[test]
 fn any_nodes_admin_api_shows_the_cluster_and_reaches_objects_on_every_node() {
+    let _serial = one_at_a_time();
     let dir = tempfile::tempdir().unwrap();
     let etcd = Etcd::start(dir.path());
     let data = data_dir(&dir);
@@ -568,4 +568,33 @@ fn any_nodes_admin_api_shows_the_cluster_and_reaches_objects_on_every_node() {
             assert!(kv.contains("\"count\""), "o{i}: {kv}");
         }
     }
+}
+
+#[test]
+fn a_node_that_cannot_join_says_why_and_does_not_start() {
+    let _serial = one_at_a_time();
+    let dir = tempfile::tempdir().unwrap();
+    let etcd = Etcd::start(dir.path());
+    let data = data_dir(&dir);
+    let counter = Path::new(EXAMPLE_COUNTER);
+    let cluster = etcd.cluster_arg();
+    let _first = counter_node(&data, &etcd, "n1");
+    let refused = |extra: &[&str]| {
+        let (status, log) = opendo_e2e::run_expecting_refusal(counter, &data, extra);
+        assert!(!status.success(), "{log}");
+        log
+    };
+    let log = refused(&["--cluster", &cluster, "--node-id", "n1"]);
+    assert!(log.contains("node id `n1` is in use by a live node"), "{log}");
+    let log = refused(&["--cluster", &cluster, "--node-id", "n2", "--shards", "16"]);
+    assert!(log.contains("this cluster has 64 shards") && log.contains("--shards 16"), "{log}");
+    let log = refused(&["--cluster", "etcd=http://127.0.0.1:1", "--node-id", "n3"]);
+    assert!(log.contains("joining the cluster") && log.contains("etcd"), "{log}");
+    let log = refused(&["--cluster", "zookeeper=x"]);
+    assert!(log.contains("etcd=URL"), "{log}");
+    let log = refused(&["--cluster", &cluster, "--node-id", "bad id!"]);
+    assert!(log.contains("invalid node id"), "{log}");
+    // A lone server cannot take a data directory the nodes share.
+    let log = refused(&[]);
+    assert!(log.contains("in use by another opendo"), "{log}");
 }

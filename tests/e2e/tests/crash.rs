@@ -6,8 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use opendo_e2e::Server;
-use opendo_storage::{Durability, ObjectDb};
+use opendo_e2e::{Server, check_object_files};
 use opendo_test_support::EXAMPLE_COUNTER;
 
 const CYCLES: usize = 3;
@@ -49,22 +48,6 @@ fn burst_then_kill(server: Server, label: &str, objects: usize, burst: Duration)
     total
 }
 
-fn check_every_file(namespace_dir: &Path) -> usize {
-    let mut checked = 0;
-    for entry in std::fs::read_dir(namespace_dir).unwrap() {
-        let path = entry.unwrap().path();
-        // Object databases only (the namespace's `_alarms.sqlite` index is not an object).
-        let is_object = path.file_name().and_then(|n| n.to_str()).is_some_and(|n| !n.starts_with('_'));
-        if is_object && path.extension().is_some_and(|e| e == "sqlite") {
-            let db = ObjectDb::open(&path, Durability::Full).unwrap();
-            assert_eq!(db.integrity_check().unwrap(), "ok", "{}", path.display());
-            db.close().unwrap();
-            checked += 1;
-        }
-    }
-    checked
-}
-
 #[test]
 fn kill_9_mid_burst_loses_no_acknowledged_write() {
     let dir = tempfile::tempdir().unwrap();
@@ -77,7 +60,7 @@ fn kill_9_mid_burst_loses_no_acknowledged_write() {
             for (object, count) in burst_then_kill(server, label, objects, Duration::from_millis(1500)) {
                 *acked.entry(object).or_insert(0) += count;
             }
-            check_every_file(&data.join("counter"));
+            check_object_files(&data.join("counter"));
         }
     }
     let server = Server::start(module, &data, &["--durability", "full"]);
@@ -91,7 +74,7 @@ fn kill_9_mid_burst_loses_no_acknowledged_write() {
         }
     }
     assert!(server.interrupt().success());
-    let files = check_every_file(&data.join("counter"));
+    let files = check_object_files(&data.join("counter"));
     println!(
         "crash test: {CYCLES} cycles x (1 and 100 objects), {acknowledged} acknowledged increments over {} objects, lost {lost}, {files} files pass integrity_check",
         acked.len()
