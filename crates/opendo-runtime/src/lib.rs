@@ -41,6 +41,15 @@
 //! its namespace's `cpu_limit` worth of ticks. Linear memory is capped per instance, at its
 //! namespace's `memory_limit`, by a resource limiter ([`ObjectLimits`]).
 //!
+//! # On a cluster's node
+//! With [`Config::cluster`] set, the runtime shares its data directory with other nodes (a shared
+//! lock on it, and each object's file locked while open) and runs only the objects its
+//! [`Ownership`] holds: an event for another object, or a batch that finds its object's shard
+//! gone before it commits, fails with [`EventError::Moved`] having kept nothing, and a call to
+//! such an object goes to the node that holds it ([`Ownership::call_elsewhere`]).
+//! [`Runtime::release`] closes the objects of shards that leave; the scheduler runs the alarms of
+//! held objects only. `opendo-cluster` is the one implementation.
+//!
 //! # Modules
 //! Each module has one job, and a module only uses modules listed before it (a test,
 //! `tests/e2e/tests/module_graph.rs`, fails on an import that closes a circle):
