@@ -50,7 +50,11 @@ impl Namespace {
         let dir = opendo_storage::layout::namespace_dir(data_dir, name);
         std::fs::create_dir_all(&dir).map_err(Error::io(&dir))?;
         let index_path = opendo_storage::layout::alarm_index_path(data_dir, name);
-        let alarms = AlarmIndex::open(&index_path, durability.for_index()).map_err(|e| {
+        let open = match context.config.cluster {
+            Some(_) => AlarmIndex::open_shared,
+            None => AlarmIndex::open,
+        };
+        let alarms = open(&index_path, durability.for_index()).map_err(|e| {
             Error::InvalidConfig(format!("cannot open the alarm index {}: {e}", index_path.display()))
         })?;
         Ok(Namespace {

@@ -101,10 +101,24 @@ pub struct IndexEntry {
 impl AlarmIndex {
     /// Opens (creating if needed) the index file at `path`.
     pub fn open(path: &Path, durability: Durability) -> Result<Self> {
+        Self::open_with(path, durability, false)
+    }
+
+    /// Like [`AlarmIndex::open`], for an index that processes on several machines share (a
+    /// cluster's nodes on a network filesystem): in SQLite's rollback-journal mode, which needs
+    /// only the file locks, where WAL mode needs memory the processes share.
+    pub fn open_shared(path: &Path, durability: Durability) -> Result<Self> {
+        Self::open_with(path, durability, true)
+    }
+
+    fn open_with(path: &Path, durability: Durability, shared: bool) -> Result<Self> {
         let conn = Connection::open(path)?;
         let synchronous = if durability == Durability::Full { "FULL" } else { "NORMAL" };
+        // A persistent journal, not one made and deleted per transaction: its directory entry
+        // is synced once, below (SQLite syncs no directory in this build).
+        let journal = if shared { "PERSIST" } else { "WAL" };
         conn.execute_batch(&format!(
-            "PRAGMA journal_mode = WAL;
+            "PRAGMA journal_mode = {journal};
              PRAGMA synchronous = {synchronous};
              CREATE TABLE IF NOT EXISTS alarms (
                  id TEXT PRIMARY KEY NOT NULL,
@@ -113,11 +127,15 @@ impl AlarmIndex {
              ) WITHOUT ROWID;
              CREATE INDEX IF NOT EXISTS alarms_by_time ON alarms (time_ms);"
         ))?;
+        if shared {
+            // A write, so that the journal file exists before its folder is synced.
+            conn.execute_batch("PRAGMA user_version = 1")?;
+        }
         if durability == Durability::Full
             && let Some(folder) = path.parent()
         {
-            // SQLite does not sync directories in this build (see `files`): the index's WAL,
-            // created just now, must not vanish on power loss.
+            // SQLite does not sync directories in this build (see `files`): the index's WAL or
+            // journal, created just now, must not vanish on power loss.
             crate::files::sync_folder(folder)?;
         }
         Ok(AlarmIndex { conn })

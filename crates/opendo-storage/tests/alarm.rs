@@ -60,3 +60,16 @@ fn every_kind_of_alarm_write_is_counted() {
     assert_eq!(db.alarm_writes(), 5);
     assert_eq!(db.get_alarm().unwrap(), None, "delete_all removed the alarm");
 }
+
+#[test]
+fn a_shared_index_keeps_a_rollback_journal_and_is_seen_by_another_connection() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("_alarms.sqlite");
+    let first = AlarmIndex::open_shared(&path, Durability::Full).unwrap();
+    let second = AlarmIndex::open_shared(&path, Durability::Full).unwrap();
+    let id = ObjectId::from_name("ns", "a");
+    first.set(&id, Some("a"), 1_000).unwrap();
+    assert_eq!(second.get(&id).unwrap(), Some(1_000), "each write is visible to the other process");
+    assert!(!dir.path().join("_alarms.sqlite-wal").exists(), "no WAL: its shared memory would not cross machines");
+    assert!(dir.path().join("_alarms.sqlite-journal").exists(), "the journal stays, synced once");
+}
