@@ -80,7 +80,8 @@ pub(crate) fn copy_headers(headers: Vec<(String, Vec<u8>)>, to: &mut http::Heade
             tracing::warn!(header = %name, "object answered an invalid header");
             return Err(());
         };
-        if is_framing_header(&name) {
+        // The runtime's own errors are marked with `opendo-error`: an object cannot claim one.
+        if is_framing_header(&name) || name.as_str() == opendo_runtime::ERROR_HEADER {
             continue;
         }
         to.append(name, value);
@@ -98,4 +99,23 @@ fn is_framing_header(name: &HeaderName) -> bool {
             | "upgrade"
             | "sec-websocket-accept"
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_object_cannot_mark_its_response_as_the_runtimes_own_error() {
+        let object = opendo_runtime::Response {
+            status: 503,
+            headers: vec![("opendo-error".into(), b"overloaded".to_vec()), ("x-kept".into(), b"1".to_vec())],
+            body: b"busy".to_vec(),
+        };
+        let http = from_object(object);
+        assert_eq!(http.headers().get("x-kept").map(|v| v.as_bytes()), Some(&b"1"[..]));
+        assert!(http.headers().get(opendo_runtime::ERROR_HEADER).is_none());
+        let runtime_own = event_error(&EventError::Overloaded);
+        assert_eq!(runtime_own.headers()[opendo_runtime::ERROR_HEADER], "overloaded");
+    }
 }

@@ -70,6 +70,9 @@ fn a_shared_index_keeps_a_rollback_journal_and_is_seen_by_another_connection() {
     let id = ObjectId::from_name("ns", "a");
     first.set(&id, Some("a"), 1_000).unwrap();
     assert_eq!(second.get(&id).unwrap(), Some(1_000), "each write is visible to the other process");
-    assert!(!dir.path().join("_alarms.sqlite-wal").exists(), "no WAL: its shared memory would not cross machines");
+    assert!(
+        !dir.path().join("_alarms.sqlite-wal").exists(),
+        "no WAL: its shared memory would not cross machines"
+    );
     assert!(dir.path().join("_alarms.sqlite-journal").exists(), "the journal stays, synced once");
 }
