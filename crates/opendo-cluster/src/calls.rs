@@ -10,7 +10,7 @@ use opendo_runtime::{ERROR_HEADER, Elsewhere, EventError, Ownership, Request, Re
 use opendo_storage::ObjectId;
 use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 
-use crate::forward::{ForwardError, Forwarder, MISDIRECTED, Outgoing};
+use crate::forward::{CALL_CHAIN, ForwardError, Forwarder, MISDIRECTED, Outgoing};
 use crate::table::{Place, Table};
 
 /// Longest a call waits for its callee's shard to get an owner (the call's own timeout may end
@@ -34,7 +34,9 @@ impl Ownership for NodeOwnership {
         id: &ObjectId,
         name: Option<&str>,
         request: Request,
+        chain: &[(Arc<str>, ObjectId)],
     ) -> Elsewhere {
+        let chain = format_chain(chain);
         let (table, forwarder) = (self.table.clone(), self.forwarder.clone());
         let shard = table.shard(namespace, id);
         // By name when the call named the object, so that a new object records its name.
@@ -43,7 +45,13 @@ impl Ownership for NodeOwnership {
             None => format!("/_id/{namespace}/{}", id.to_hex()),
         };
         Box::pin(async move {
-            let outgoing = || outgoing(&object, &request);
+            let outgoing = || {
+                let mut outgoing = outgoing(&object, &request)?;
+                if let Ok(chain) = HeaderValue::from_str(&chain) {
+                    outgoing.headers.insert(CALL_CHAIN, chain);
+                }
+                Ok::<_, EventError>(outgoing)
+            };
             let deadline = Instant::now() + MOVE_WAIT;
             loop {
                 match table.place(shard) {
@@ -107,4 +115,44 @@ fn response(status: u16, headers: &HeaderMap, body: Bytes) -> Response {
         .map(|(name, value)| (name.as_str().to_string(), value.as_bytes().to_vec()))
         .collect();
     Response { status, headers, body: body.to_vec() }
+}
+
+/// A chain of waiting objects as the [`CALL_CHAIN`] header carries it.
+fn format_chain(chain: &[(Arc<str>, ObjectId)]) -> String {
+    chain.iter().map(|(namespace, id)| format!("{namespace}/{}", id.to_hex())).collect::<Vec<_>>().join(",")
+}
+
+/// The chain a [`CALL_CHAIN`] header carries; `None` if it is malformed.
+pub(crate) fn parse_chain(text: &str) -> Option<Vec<(String, ObjectId)>> {
+    if text.is_empty() {
+        return Some(Vec::new());
+    }
+    text.split(',')
+        .map(|entry| {
+            let (namespace, id) = entry.split_once('/')?;
+            Some((namespace.to_string(), ObjectId::parse(namespace, id).ok()?))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_chain_of_waiting_objects_survives_its_header() {
+        let chain: Vec<(Arc<str>, ObjectId)> = [("probe", "a"), ("other-ns", "b")]
+            .iter()
+            .map(|(ns, name)| (Arc::from(*ns), ObjectId::from_name(ns, name)))
+            .collect();
+        let parsed = parse_chain(&format_chain(&chain)).unwrap();
+        assert_eq!(parsed, chain.iter().map(|(ns, id)| (ns.to_string(), *id)).collect::<Vec<_>>());
+        assert_eq!(parse_chain(""), Some(Vec::new()));
+        assert_eq!(parse_chain("probe/nothex"), None);
+        assert_eq!(
+            parse_chain(&format!("other/{}", chain[0].1.to_hex())),
+            None,
+            "an id of another namespace"
+        );
+    }
 }

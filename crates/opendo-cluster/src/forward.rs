@@ -19,6 +19,10 @@ pub const FORWARDED_BY: HeaderName = HeaderName::from_static("opendo-forwarded-b
 /// without it is a client's, whatever its other headers say.
 pub const CLUSTER_KEY: HeaderName = HeaderName::from_static("opendo-cluster-key");
 
+/// On a call passed on to another node: the objects waiting for it, `namespace/id,...`. Read
+/// only from a request that [`CLUSTER_KEY`] proves forwarded.
+pub const CALL_CHAIN: HeaderName = HeaderName::from_static("opendo-call-chain");
+
 /// The answer of a node to a forwarded request for an object it does not hold: nothing ran, and
 /// the forwarding node may send it again to the owner it reads next.
 pub const MISDIRECTED: StatusCode = StatusCode::MISDIRECTED_REQUEST;

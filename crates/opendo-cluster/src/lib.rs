@@ -47,7 +47,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 pub use error::Error;
-pub use forward::{Answer, CLUSTER_KEY, FORWARDED_BY, ForwardError, MISDIRECTED, Outgoing};
+pub use forward::{Answer, CALL_CHAIN, CLUSTER_KEY, FORWARDED_BY, ForwardError, MISDIRECTED, Outgoing};
 pub use shards::{desired_owner, shard_of};
 pub use table::Place;
 
@@ -198,6 +198,15 @@ impl Cluster {
     /// cluster's secret): it goes to its object, never through the front, and never on again.
     pub fn is_forwarded(&self, headers: &http::HeaderMap) -> bool {
         self.inner.forwarder.is_forwarded(headers)
+    }
+
+    /// The chain of objects waiting for a call another node passed on (its [`CALL_CHAIN`]
+    /// header); `None` for a request that is not such a call, or whose header is malformed.
+    pub fn call_chain(&self, headers: &http::HeaderMap) -> Option<Vec<(String, ObjectId)>> {
+        if !self.is_forwarded(headers) {
+            return None;
+        }
+        crate::calls::parse_chain(headers.get(CALL_CHAIN)?.to_str().ok()?)
     }
 
     /// Where `object` of `namespace` lives now; `None` if the object's name or id is not valid

@@ -97,13 +97,16 @@ pub trait Ownership: Send + Sync + 'static {
     /// Sends a call (from an object or the front of this node) to an object this node does not
     /// hold, to the node that does, and returns its answer. The object is named by id, and by
     /// `name` if the call named it. Fails with [`EventError::Moved`] if the object turned out to
-    /// be on this node after all (the caller tries here again).
+    /// be on this node after all (the caller tries here again). `chain`: the objects waiting
+    /// for this call, as (namespace, id), which the callee's node checks its own calls against
+    /// ([`Runtime::fetch_in_chain`](crate::Runtime::fetch_in_chain)).
     fn call_elsewhere(
         &self,
         namespace: &str,
         id: &ObjectId,
         name: Option<&str>,
         request: Request,
+        chain: &[(Arc<str>, ObjectId)],
     ) -> Elsewhere;
 }
 

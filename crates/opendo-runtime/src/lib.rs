@@ -127,4 +127,5 @@ pub use error::{AdminError, ERROR_HEADER, Error, EventError, TrapCause};
 pub use http::{Request, Response};
 pub use metrics::{HISTOGRAM_BOUNDS, Histogram, METRICS_CONTENT_TYPE, Stats};
 pub use names::{MAX_OBJECT_NAME_BYTES, validate_object_name};
+pub use opendo_storage::ObjectId;
 pub use runtime::Runtime;

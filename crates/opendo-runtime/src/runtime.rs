@@ -233,6 +233,23 @@ impl Runtime {
         Ok(answer.response)
     }
 
+    /// Like [`Runtime::fetch_object`], for a call that another node of a cluster passed on:
+    /// `chain` holds the objects waiting for it there, as (namespace, id), so that the callee's
+    /// own calls back into the chain fail at once, and the chain's length limit holds across
+    /// nodes.
+    pub async fn fetch_in_chain(
+        &self,
+        namespace: &str,
+        object: &ObjectRef,
+        request: Request,
+        chain: Vec<(String, opendo_storage::ObjectId)>,
+    ) -> Result<Response, EventError> {
+        let chain: CallChain =
+            chain.into_iter().map(|(namespace, id)| (Arc::<str>::from(namespace), id)).collect();
+        let (answer, _, _) = self.dispatch.fetch(namespace, object, request, false, chain).await?;
+        Ok(answer.response)
+    }
+
     /// Like [`Runtime::fetch`], for a WebSocket upgrade request: the object may accept the socket
     /// and answer 101. The socket comes back only with a 101 response.
     pub async fn fetch_upgrade(

@@ -10,7 +10,7 @@ use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use opendo_cluster::{Cluster, ForwardError, MISDIRECTED, Outgoing, Place};
-use opendo_runtime::{EventError, Runtime};
+use opendo_runtime::{EventError, ObjectId, Runtime};
 
 use crate::request::read;
 use crate::response::{HttpResponse, event_error, from_object, plain};
@@ -30,6 +30,7 @@ pub(crate) async fn handle(
     route: Route,
     max_body: usize,
     forwarded: bool,
+    chain: Option<Vec<(String, ObjectId)>>,
 ) -> HttpResponse {
     let path_and_query = request.uri().path_and_query().map_or("/", |p| p.as_str()).to_string();
     let headers = request.headers().clone();
@@ -43,7 +44,15 @@ pub(crate) async fn handle(
     loop {
         match cluster.place(&route.namespace, &route.object) {
             None | Some(Place::Here) => {
-                match runtime.fetch_object(&route.namespace, &route.object, object_request.clone()).await {
+                let request = object_request.clone();
+                let answered = match &chain {
+                    // A call from another node: the callee's calls are checked against its chain.
+                    Some(chain) => {
+                        runtime.fetch_in_chain(&route.namespace, &route.object, request, chain.clone()).await
+                    }
+                    None => runtime.fetch_object(&route.namespace, &route.object, request).await,
+                };
+                match answered {
                     Ok(response) => return from_object(response),
                     Err(EventError::Moved) => {}
                     Err(err) => return event_error(&err),

@@ -3,7 +3,7 @@
 
 use http::{Request, StatusCode};
 use hyper::body::Incoming;
-use opendo_cluster::{CLUSTER_KEY, Cluster, FORWARDED_BY, Place};
+use opendo_cluster::{CALL_CHAIN, CLUSTER_KEY, Cluster, FORWARDED_BY, Place};
 use opendo_runtime::Runtime;
 
 use crate::request::read;
@@ -19,9 +19,11 @@ pub(crate) async fn handle(
 ) -> HttpResponse {
     // A request another node forwarded is for an object: its front ran there already.
     let forwarded = cluster.is_some_and(|cluster| cluster.is_forwarded(request.headers()));
+    let chain = cluster.and_then(|cluster| cluster.call_chain(request.headers()));
     // The hop's own headers: no object or front sees them (the key is the cluster's secret).
-    request.headers_mut().remove(FORWARDED_BY);
-    request.headers_mut().remove(CLUSTER_KEY);
+    for hop in [FORWARDED_BY, CLUSTER_KEY, CALL_CHAIN] {
+        request.headers_mut().remove(hop);
+    }
     if runtime.has_front() && !forwarded {
         return through_front(runtime, request, max_body).await;
     }
@@ -44,7 +46,8 @@ pub(crate) async fn handle(
                 return crate::cluster::websocket(cluster, request, route, forwarded).await;
             }
             Some(_) => {
-                return crate::cluster::handle(runtime, cluster, request, route, max_body, forwarded).await;
+                return crate::cluster::handle(runtime, cluster, request, route, max_body, forwarded, chain)
+                    .await;
             }
         }
     }

@@ -433,6 +433,10 @@ fn calls_between_objects_on_different_nodes_work_as_on_one_with_their_errors() {
             404,
             "the callee's writes rolled back"
         );
+        // The chain of waiting objects crosses nodes: a call back into it fails at once (it
+        // would wait for the call timeout otherwise, and answer `Timeout`).
+        let back = through.get(&format!("/probe/{a}/to/probe/{b}/to/probe/{a}/whoami"));
+        assert!(back.body.contains("call error Cycle"), "{back:?}");
     }
 }
 

@@ -197,7 +197,11 @@ async fn deliver(
             answered => return answered,
         }
         let name = callee.name.as_deref();
-        match cluster.0.call_elsewhere(&callee.namespace.name, &callee.id, name, request.clone()).await {
+        match cluster
+            .0
+            .call_elsewhere(&callee.namespace.name, &callee.id, name, request.clone(), &chain)
+            .await
+        {
             Ok(response) => return Ok((Answer { response, accepted: None }, Arc::new(Sockets::default()))),
             // Here after all: again.
             Err(EventError::Moved) => tokio::time::sleep(std::time::Duration::from_millis(20)).await,
