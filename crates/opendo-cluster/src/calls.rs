@@ -10,12 +10,9 @@ use opendo_runtime::{ERROR_HEADER, Elsewhere, EventError, Ownership, Request, Re
 use opendo_storage::ObjectId;
 use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 
+use crate::MOVE_WAIT;
 use crate::forward::{CALL_CHAIN, ForwardError, Forwarder, MISDIRECTED, Outgoing};
 use crate::table::{Place, Table};
-
-/// Longest a call waits for its callee's shard to get an owner (the call's own timeout may end
-/// it sooner).
-const MOVE_WAIT: Duration = Duration::from_secs(15);
 
 /// What the runtime of a cluster's node asks of the cluster.
 pub(crate) struct NodeOwnership {

@@ -58,6 +58,10 @@ use crate::member::Member;
 pub use crate::table::NodeAddresses;
 use crate::table::Table;
 
+/// Longest a request or call waits for its object's shard to get an owner (a dead node's lease
+/// to expire, a leaving node to hand over) before it fails.
+pub const MOVE_WAIT: Duration = Duration::from_secs(15);
+
 /// How a node joins its cluster.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -261,9 +265,9 @@ impl Cluster {
     /// Counts a forward, and whether it got an answer.
     fn counted<T>(&self, answer: Result<T, ForwardError>) -> Result<T, ForwardError> {
         let counters = &self.inner.member.table.counters;
-        counters.forwards.fetch_add(1, Ordering::Relaxed);
+        counters.forwards.inc();
         if answer.is_err() {
-            counters.forward_failures.fetch_add(1, Ordering::Relaxed);
+            counters.forward_failures.inc();
         }
         answer
     }
@@ -306,40 +310,7 @@ impl Cluster {
 
     /// The node's cluster counters, as OpenMetrics lines (without the final `# EOF`).
     pub fn metrics_text(&self) -> String {
-        let table = &self.inner.member.table;
-        let c = &table.counters;
-        let load = |counter: &std::sync::atomic::AtomicU64| counter.load(Ordering::Relaxed);
-        let mut text = String::new();
-        let mut counter = |name: &str, help: &str, value: u64| {
-            text.push_str(&format!("# TYPE {name} counter\n# HELP {name} {help}\n{name}_total {value}\n"));
-        };
-        counter(
-            "opendo_cluster_forwards",
-            "Requests forwarded to the node that owns their object.",
-            load(&c.forwards),
-        );
-        counter(
-            "opendo_cluster_forward_failures",
-            "Forwarded requests that got no answer.",
-            load(&c.forward_failures),
-        );
-        counter("opendo_cluster_shards_taken", "Shards this node took ownership of.", load(&c.shards_taken));
-        counter("opendo_cluster_shards_given", "Shards this node handed over.", load(&c.shards_given));
-        counter(
-            "opendo_cluster_lease_renewals",
-            "Successful renewals of this node's lease.",
-            load(&c.renewals),
-        );
-        counter(
-            "opendo_cluster_lease_renewal_failures",
-            "Failed renewals of this node's lease.",
-            load(&c.renewal_failures),
-        );
-        text.push_str(&format!(
-            "# TYPE opendo_cluster_shards_held gauge\n# HELP opendo_cluster_shards_held Shards this node holds now.\nopendo_cluster_shards_held {}\n",
-            table.held_shards().len()
-        ));
-        text
+        self.inner.member.table.counters.encode()
     }
 }
 

@@ -114,7 +114,7 @@ impl Member {
             match self.etcd.keep_alive(lease).await {
                 Ok(left) if !left.is_zero() => {
                     self.table.set_lease_until(Some(sent + left));
-                    counters.renewals.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    counters.renewals.inc();
                 }
                 Ok(_) => {
                     tracing::warn!(node = %self.table.node_id, "the node's lease expired: registering again");
@@ -132,7 +132,7 @@ impl Member {
                     }
                 }
                 Err(err) => {
-                    counters.renewal_failures.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    counters.renewal_failures.inc();
                     tracing::warn!(node = %self.table.node_id, "renewing the node's lease failed: {err}");
                 }
             }
@@ -203,7 +203,7 @@ impl Member {
                 if ours {
                     self.etcd.delete_if(&shard_key(shard), me).await?;
                     view.owners[shard as usize] = None;
-                    self.table.counters.shards_given.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    self.table.counters.shards_given.inc();
                 }
             }
         }
@@ -212,7 +212,7 @@ impl Member {
             if let Some(revision) = self.etcd.create(&shard_key(shard), me, lease).await? {
                 self.table.set_held(shard, true);
                 view.owners[shard as usize] = Some((me.to_string(), revision));
-                self.table.counters.shards_taken.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                self.table.counters.shards_taken.inc();
                 tracing::info!(node = me, shard, "took the shard");
             }
         }
@@ -266,7 +266,7 @@ impl Member {
         self.release(runtime, &held).await;
         for shard in held {
             self.etcd.delete_if(&shard_key(shard), &me).await?;
-            self.table.counters.shards_given.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            self.table.counters.shards_given.inc();
         }
         self.table.set_lease_until(None);
         self.etcd.revoke(self.lease()).await

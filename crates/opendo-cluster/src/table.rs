@@ -4,11 +4,14 @@
 //! [`opendo_runtime::Ownership`] with it).
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
 use opendo_storage::ObjectId;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
 
 use crate::shards::shard_of;
 
@@ -42,15 +45,73 @@ pub enum Place {
     Nowhere,
 }
 
-/// Counters of a node's cluster work, for `/metrics`.
-#[derive(Debug, Default)]
+/// Counters of a node's cluster work, for `/metrics` (written by `prometheus-client`, as the
+/// runtime's are).
 pub(crate) struct Counters {
-    pub(crate) forwards: AtomicU64,
-    pub(crate) forward_failures: AtomicU64,
-    pub(crate) shards_taken: AtomicU64,
-    pub(crate) shards_given: AtomicU64,
-    pub(crate) renewals: AtomicU64,
-    pub(crate) renewal_failures: AtomicU64,
+    pub(crate) forwards: Counter,
+    pub(crate) forward_failures: Counter,
+    pub(crate) shards_taken: Counter,
+    pub(crate) shards_given: Counter,
+    pub(crate) renewals: Counter,
+    pub(crate) renewal_failures: Counter,
+    pub(crate) shards_held: Gauge,
+    registry: Registry,
+}
+
+impl Default for Counters {
+    fn default() -> Self {
+        let mut counters = Counters {
+            forwards: Counter::default(),
+            forward_failures: Counter::default(),
+            shards_taken: Counter::default(),
+            shards_given: Counter::default(),
+            renewals: Counter::default(),
+            renewal_failures: Counter::default(),
+            shards_held: Gauge::default(),
+            registry: Registry::default(),
+        };
+        let registry = &mut counters.registry;
+        let each: [(&str, &str, &Counter); 6] = [
+            (
+                "opendo_cluster_forwards",
+                "Requests and calls forwarded to the node that owns their object",
+                &counters.forwards,
+            ),
+            (
+                "opendo_cluster_forward_failures",
+                "Forwarded requests that got no answer",
+                &counters.forward_failures,
+            ),
+            ("opendo_cluster_shards_taken", "Shards this node took ownership of", &counters.shards_taken),
+            ("opendo_cluster_shards_given", "Shards this node handed over", &counters.shards_given),
+            ("opendo_cluster_lease_renewals", "Successful renewals of this node's lease", &counters.renewals),
+            (
+                "opendo_cluster_lease_renewal_failures",
+                "Failed renewals of this node's lease",
+                &counters.renewal_failures,
+            ),
+        ];
+        for (name, help, counter) in each {
+            registry.register(name, help, counter.clone());
+        }
+        registry.register(
+            "opendo_cluster_shards_held",
+            "Shards this node holds now",
+            counters.shards_held.clone(),
+        );
+        counters
+    }
+}
+
+impl Counters {
+    /// The counters as OpenMetrics lines, without the final `# EOF`.
+    pub(crate) fn encode(&self) -> String {
+        let mut text = String::new();
+        if let Err(err) = prometheus_client::encoding::text::encode_registry(&mut text, &self.registry) {
+            tracing::error!("encoding the cluster's metrics: {err}");
+        }
+        text
+    }
 }
 
 pub(crate) struct Table {
@@ -97,8 +158,10 @@ impl Table {
     }
 
     pub(crate) fn set_held(&self, shard: u32, held: bool) {
-        if let Some(flag) = self.held.get(shard as usize) {
-            flag.store(held, Ordering::SeqCst);
+        if let Some(flag) = self.held.get(shard as usize)
+            && flag.swap(held, Ordering::SeqCst) != held
+        {
+            self.counters.shards_held.inc_by(if held { 1 } else { -1 });
         }
     }
 
@@ -158,7 +221,12 @@ mod tests {
         table.set_lease_until(Some(Instant::now() + Duration::from_millis(500)));
         assert!(!table.holds("counter", &id), "a lease within the margin of expiry fences the node");
         table.set_lease_until(Some(Instant::now() + Duration::from_secs(5)));
+        assert_eq!(table.counters.shards_held.get(), 1);
+        table.set_held(shard, true);
+        assert_eq!(table.counters.shards_held.get(), 1, "held once, counted once");
         table.set_held(shard, false);
+        assert_eq!(table.counters.shards_held.get(), 0);
+        assert!(table.counters.encode().contains("opendo_cluster_shards_held 0"));
         assert!(!table.holds("counter", &id));
         assert_eq!(table.place(shard), Place::Nowhere, "no owner known");
         let mut view = View { nodes: BTreeMap::new(), owners: vec![None; 8] };

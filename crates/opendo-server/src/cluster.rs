@@ -9,16 +9,12 @@ use http::{HeaderValue, Request, StatusCode};
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
-use opendo_cluster::{Cluster, ForwardError, MISDIRECTED, Outgoing, Place};
+use opendo_cluster::{Cluster, ForwardError, MISDIRECTED, MOVE_WAIT, Outgoing, Place};
 use opendo_runtime::{EventError, ObjectId, Runtime};
 
 use crate::request::read;
 use crate::response::{HttpResponse, event_error, from_object, plain};
 use crate::routing::Route;
-
-/// Longest a request waits for its object's shard to get an owner (a dead node's lease to
-/// expire, a leaving node to hand over) before it is answered 503.
-pub const MOVE_WAIT: Duration = Duration::from_secs(15);
 
 /// Between two looks at where the object lives while its shard moves.
 const RETRY_EVERY: Duration = Duration::from_millis(50);

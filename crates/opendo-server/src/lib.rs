@@ -41,7 +41,6 @@ mod serve;
 mod websocket;
 
 pub use admin::AdminAccess;
-pub use cluster::MOVE_WAIT;
 pub use listener::Error;
 pub use routing::{Route, RouteError, route};
 pub use serve::{ServerConfig, serve, serve_admin};

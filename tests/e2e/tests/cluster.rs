@@ -535,6 +535,12 @@ fn any_nodes_admin_api_shows_the_cluster_and_reaches_objects_on_every_node() {
     for i in 0..8 {
         assert_eq!(nodes[i % 2].post(&format!("/counter/o{i}/increment")).body, "1");
     }
+    // The cluster's metrics join the runtime's in one OpenMetrics text.
+    let metrics = nodes[0].admin_send("GET", "/metrics").body;
+    assert!(metrics.contains("# TYPE opendo_cluster_forwards counter"), "{metrics}");
+    assert!(metrics.contains("# TYPE opendo_activations counter"), "{metrics}");
+    assert_eq!(metrics.matches("# EOF").count(), 1, "{metrics}");
+    assert!(metrics.ends_with("# EOF\n"), "{metrics}");
     // Any node lists every node's objects, in pages cut at the same cursor.
     for node in &nodes {
         let (_, listing) = admin(node, "/v1/namespaces/counter/objects");
