@@ -10,9 +10,8 @@ use opendo_runtime::{ERROR_HEADER, Elsewhere, EventError, Ownership, Request, Re
 use opendo_storage::ObjectId;
 use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 
-use crate::MOVE_WAIT;
 use crate::forward::{CALL_CHAIN, ForwardError, Forwarder, MISDIRECTED, Outgoing};
-use crate::table::{Place, Table};
+use crate::table::{MOVE_WAIT, Place, Table};
 
 /// What the runtime of a cluster's node asks of the cluster.
 pub(crate) struct NodeOwnership {

@@ -49,7 +49,7 @@ use tokio_util::task::TaskTracker;
 pub use error::Error;
 pub use forward::{Answer, CALL_CHAIN, CLUSTER_KEY, FORWARDED_BY, ForwardError, MISDIRECTED, Outgoing};
 pub use shards::{desired_owner, shard_of};
-pub use table::Place;
+pub use table::{MOVE_WAIT, Place};
 
 use crate::calls::NodeOwnership;
 use crate::etcd::Etcd;
@@ -57,10 +57,6 @@ use crate::forward::Forwarder;
 use crate::member::Member;
 pub use crate::table::NodeAddresses;
 use crate::table::Table;
-
-/// Longest a request or call waits for its object's shard to get an owner (a dead node's lease
-/// to expire, a leaving node to hand over) before it fails.
-pub const MOVE_WAIT: Duration = Duration::from_secs(15);
 
 /// How a node joins its cluster.
 #[derive(Debug, Clone)]

@@ -45,6 +45,10 @@ pub enum Place {
     Nowhere,
 }
 
+/// Longest a request or call waits for its object's shard to get an owner (a dead node's lease
+/// to expire, a leaving node to hand over) before it fails.
+pub const MOVE_WAIT: Duration = Duration::from_secs(15);
+
 /// Counters of a node's cluster work, for `/metrics` (written by `prometheus-client`, as the
 /// runtime's are).
 pub(crate) struct Counters {
