@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Benchmarks open-do against Cloudflare's workerd: builds what it needs, installs workerd from
-# npm when npm is present, then runs `opendo-bench` (extra arguments are passed to it, e.g.
-# `--duration 10s --objects 5000`). Prints a table and writes target/bench.json.
+# npm when npm is present and etcd (Debian's etcd-server, for the three-node rows) when apt-get
+# can, then runs `opendo-bench` (extra arguments are passed to it, e.g. `--duration 10s
+# --objects 5000`). Prints tables and writes target/bench.json.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,6 +20,15 @@ if command -v npm >/dev/null; then
   (cd bench/workerd && npm install --no-audit --no-fund --loglevel=error)
 else
   echo "npm not found: measuring open-do only"
+fi
+
+if ! command -v etcd >/dev/null && command -v apt-get >/dev/null; then
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo -n"
+  echo "installing etcd (Debian's etcd-server) for the three-node rows..."
+  if ! DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends etcd-server >/dev/null; then
+    echo "could not install etcd: the three-node rows are skipped"
+  fi
 fi
 
 # Many objects hold files open: use the whole open-file allowance.

@@ -32,8 +32,10 @@ pub enum Paths {
     Once(Vec<String>),
 }
 
+/// Runs a workload over `connections` keep-alive connections, spread round-robin over `addrs`
+/// (the nodes of a cluster, or one server).
 pub async fn run(
-    addr: SocketAddr,
+    addrs: &[SocketAddr],
     connections: usize,
     duration: Duration,
     paths: Paths,
@@ -43,7 +45,9 @@ pub async fn run(
     let started = Instant::now();
     let deadline = started + duration;
     let mut tasks = Vec::new();
-    for _ in 0..connections {
+    anyhow::ensure!(!addrs.is_empty(), "no server to load");
+    for index in 0..connections {
+        let addr = addrs[index % addrs.len()];
         let paths = paths.clone();
         let next = next.clone();
         tasks.push(tokio::spawn(async move { connection(addr, &paths, &next, deadline).await }));

@@ -4,6 +4,7 @@
 //! Both servers answer only after a write is durable: open-do runs with `--durability full`
 //! (fsync per commit) and workerd fsyncs every write before answering.
 
+mod cluster;
 mod load;
 mod machine;
 mod micro;
@@ -16,6 +17,7 @@ use anyhow::Context;
 use clap::Parser;
 use serde::Serialize;
 
+use crate::cluster::Cluster;
 use crate::load::{Measurement, Paths};
 use crate::server::Server;
 
@@ -59,6 +61,13 @@ struct Args {
     /// Stop after the create workload (for profiling object creation).
     #[arg(long)]
     create_only: bool,
+    /// Nodes of the cluster measured after the single server (0 skips it). They run on this
+    /// machine, with one etcd: this measures the cost of forwarding, not scale.
+    #[arg(long, default_value_t = 3)]
+    cluster_nodes: usize,
+    /// The etcd binary for the cluster; the cluster is skipped if it cannot run.
+    #[arg(long, default_value = "etcd")]
+    etcd: PathBuf,
     /// Where to write the results as JSON.
     #[arg(long, default_value = "target/bench.json")]
     json: PathBuf,
@@ -118,9 +127,18 @@ fn main() -> anyhow::Result<()> {
     if args.micro_only {
         return Ok(());
     }
-    let opendo = Server::opendo(&args.opendo, &args.module, &data.path().join("opendo"), "10s")?;
+    let opendo = Server::opendo(&args.opendo, &args.module, &data.path().join("opendo"), "10s", &[])?;
     let opendo_results = measure_stealing(&runtime, &opendo, &args)?;
     drop(opendo);
+    let cluster_results = if args.cluster_nodes == 0 {
+        None
+    } else if etcd_runs(&args.etcd) {
+        let dir = data.path().join("cluster");
+        Some(runtime.block_on(measure_cluster(&args, &dir))?)
+    } else {
+        println!("etcd not found at {}: skipping the cluster\n", args.etcd.display());
+        None
+    };
     let workerd_results = if args.workerd.is_file() {
         let workerd = Server::workerd(&args.workerd, &args.workerd_config, &data.path().join("workerd"))?;
         Some(measure_stealing(&runtime, &workerd, &args)?)
@@ -129,6 +147,9 @@ fn main() -> anyhow::Result<()> {
         None
     };
     print_table(&opendo_results, workerd_results.as_ref());
+    if let Some(cluster) = &cluster_results {
+        print_cluster_table(&opendo_results, cluster);
+    }
     if let Some(micro) = &micro {
         println!(
             "\nget + put + commit, in process, no fsync: native {:.1} us in a loop, {:.1} us handed off \
@@ -147,6 +168,7 @@ fn main() -> anyhow::Result<()> {
     let json = serde_json::json!({
         "open-do": opendo_results,
         "workerd": workerd_results,
+        "cluster": cluster_results,
         "micro": micro,
         "micro_cpu_stolen_percent": micro_stolen.flatten(),
     });
@@ -185,17 +207,17 @@ async fn measure(server: &Server, args: &Args) -> anyhow::Result<Results> {
     };
     // First touch of every object: creates its storage.
     let create =
-        load::run(server.addr, args.connections, duration, Paths::Once(paths("incr", &names))).await?;
+        load::run(&[server.addr], args.connections, duration, Paths::Once(paths("incr", &names))).await?;
     record("create", create);
     if args.create_only {
         return Ok(results);
     }
     for op in ["hello", "incr", "sql"] {
         let measured =
-            load::run(server.addr, args.connections, duration, Paths::Random(paths(op, &hot))).await?;
+            load::run(&[server.addr], args.connections, duration, Paths::Random(paths(op, &hot))).await?;
         record(&format!("{op} hot"), measured);
         let measured =
-            load::run(server.addr, args.connections, duration, Paths::Random(paths(op, &names))).await?;
+            load::run(&[server.addr], args.connections, duration, Paths::Random(paths(op, &names))).await?;
         record(&format!("{op} spread"), measured);
     }
     results.rss_after_touch_bytes = server.rss_bytes();
@@ -226,6 +248,61 @@ async fn measure(server: &Server, args: &Args) -> anyhow::Result<Results> {
         },
     );
     Ok(results)
+}
+
+/// Results of the cluster.
+#[derive(Debug, Serialize)]
+struct ClusterResults {
+    nodes: usize,
+    workloads: Vec<(String, Measurement)>,
+    /// Share of the requests a node forwarded to the owner of their object.
+    forwarded_share: f64,
+}
+
+fn etcd_runs(etcd: &std::path::Path) -> bool {
+    std::process::Command::new(etcd).arg("--version").output().is_ok_and(|out| out.status.success())
+}
+
+/// The workloads of one server that forwarding changes, through the nodes of a cluster: each
+/// connection goes to one node, the connections spread over the nodes.
+async fn measure_cluster(args: &Args, dir: &std::path::Path) -> anyhow::Result<ClusterResults> {
+    let cluster = Cluster::start(&args.etcd, &args.opendo, &args.module, dir, args.cluster_nodes).await?;
+    let addrs = cluster.addrs();
+    let duration: Duration = args.duration.into();
+    let names: Vec<String> = (0..args.objects).map(|i| format!("obj{i}")).collect();
+    let paths =
+        |op: &str, names: &[String]| names.iter().map(|n| format!("/bench/{n}/{op}")).collect::<Vec<_>>();
+    let hot = vec!["hot".to_string()];
+    let forwards_before = cluster.forwards().await?;
+    let mut workloads = Vec::new();
+    let mut record = |name: &str, measurement: Measurement| {
+        eprintln!(
+            "  {} nodes  {:<13} {:>9.0}/s  p50 {:>6} us  p99 {:>6} us  ({} errors)",
+            args.cluster_nodes,
+            name,
+            measurement.rate,
+            measurement.p50_us,
+            measurement.p99_us,
+            measurement.errors
+        );
+        workloads.push((name.to_string(), measurement));
+    };
+    let create = load::run(&addrs, args.connections, duration, Paths::Once(paths("incr", &names))).await?;
+    record("create", create);
+    for op in ["hello", "incr"] {
+        let measured = load::run(&addrs, args.connections, duration, Paths::Random(paths(op, &hot))).await?;
+        record(&format!("{op} hot"), measured);
+        let measured =
+            load::run(&addrs, args.connections, duration, Paths::Random(paths(op, &names))).await?;
+        record(&format!("{op} spread"), measured);
+    }
+    let forwarded = cluster.forwards().await? - forwards_before;
+    let requests: u64 = workloads.iter().map(|(_, m)| m.requests + m.errors).sum();
+    Ok(ClusterResults {
+        nodes: args.cluster_nodes,
+        workloads,
+        forwarded_share: forwarded as f64 / requests.max(1) as f64,
+    })
 }
 
 /// p50 and p99 (microseconds) of the wakes between two readings of the histogram, interpolated
@@ -310,6 +387,37 @@ fn print_table(opendo: &Results, workerd: Option<&Results>) {
     }
     if let Some((p50, p99)) = opendo.wake_server_us {
         println!("| wake, server-side (open-do only) | | | | {p50:.0} / {p99:.0} us | |");
+    }
+}
+
+/// The cluster's workloads beside the single server's.
+fn print_cluster_table(single: &Results, cluster: &ClusterResults) {
+    println!(
+        "\n{} nodes and one etcd on this machine, one shared data directory; connections spread over \
+         the nodes, {:.0}% of the requests forwarded to their object's owner. All share this \
+         machine's cores: this measures the cost of forwarding, not scale.",
+        cluster.nodes,
+        cluster.forwarded_share * 100.0
+    );
+    println!(
+        "\n| workload | one node | {} nodes | ratio | {} nodes p50 / p99 |",
+        cluster.nodes, cluster.nodes
+    );
+    println!("|---|---:|---:|---:|---:|");
+    for (name, theirs) in &cluster.workloads {
+        let unit = if name == "create" { "objects/s" } else { "req/s" };
+        let one = single.workloads.iter().find(|(n, _)| n == name).map(|(_, m)| m);
+        let (one, ratio) = match one {
+            Some(m) => (
+                format!("{:.0} {unit}", m.rate),
+                format!("{:.2}x", theirs.rate / m.rate.max(f64::MIN_POSITIVE)),
+            ),
+            None => ("-".into(), "-".into()),
+        };
+        println!(
+            "| {name} | {one} | {:.0} {unit} | {ratio} | {} / {} us |",
+            theirs.rate, theirs.p50_us, theirs.p99_us
+        );
     }
 }
 

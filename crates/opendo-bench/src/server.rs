@@ -16,19 +16,27 @@ pub struct Server {
     child: Child,
 }
 
-fn free_port() -> anyhow::Result<SocketAddr> {
+pub fn free_port() -> anyhow::Result<SocketAddr> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?)
 }
 
 impl Server {
-    /// `opendo run <module>` with full durability (fsync before every answer).
-    pub fn opendo(binary: &Path, module: &Path, data: &Path, idle_timeout: &str) -> anyhow::Result<Server> {
+    /// `opendo run <module>` with full durability (fsync before every answer), and `extra`
+    /// arguments (a cluster node's).
+    pub fn opendo(
+        binary: &Path,
+        module: &Path,
+        data: &Path,
+        idle_timeout: &str,
+        extra: &[String],
+    ) -> anyhow::Result<Server> {
         let addr = free_port()?;
         let admin = free_port()?;
         let child = Command::new(binary)
             .arg("run")
             .arg(module)
             .args(["--namespace", "bench", "--durability", "full", "--idle-timeout", idle_timeout])
+            .args(extra)
             .arg("--listen")
             .arg(addr.to_string())
             .arg("--admin-listen")
@@ -80,7 +88,7 @@ impl Server {
 
     /// open-do's count of active objects (not hibernated); `None` for workerd.
     pub async fn active_objects(&self) -> anyhow::Result<Option<u64>> {
-        Ok(self.metrics().await?.as_deref().and_then(active_objects))
+        Ok(self.metrics().await?.as_deref().and_then(|text| metric_value(text, "opendo_active_objects")))
     }
 
     /// open-do's wake histogram: cumulative counts per bucket upper bound (seconds); empty for
@@ -90,7 +98,7 @@ impl Server {
     }
 
     /// open-do's metrics page from its admin listener; `None` for workerd, which has none.
-    async fn metrics(&self) -> anyhow::Result<Option<String>> {
+    pub async fn metrics(&self) -> anyhow::Result<Option<String>> {
         let Some(admin) = self.admin else { return Ok(None) };
         Ok(Some(crate::load::get(admin, "/metrics").await?.0))
     }
@@ -123,9 +131,9 @@ impl Drop for Server {
     }
 }
 
-/// The `opendo_active_objects` gauge of a metrics page.
-fn active_objects(metrics: &str) -> Option<u64> {
-    metrics.lines().find_map(|line| line.strip_prefix("opendo_active_objects ")?.parse().ok())
+/// The value of an unlabelled metric in a metrics page.
+pub fn metric_value(metrics: &str, metric: &str) -> Option<u64> {
+    metrics.lines().find_map(|line| line.strip_prefix(metric)?.strip_prefix(' ')?.trim().parse().ok())
 }
 
 /// The buckets of `opendo_wake_seconds` in a metrics page: (upper bound in seconds, cumulative
@@ -157,9 +165,11 @@ opendo_wake_seconds_sum 0.1
 ";
 
     #[test]
-    fn the_active_gauge_is_read_from_its_own_line() {
-        assert_eq!(active_objects(METRICS), Some(8842));
-        assert_eq!(active_objects("opendo_activations_total 3\n"), None);
+    fn a_metric_is_read_from_its_own_line_only() {
+        assert_eq!(metric_value(METRICS, "opendo_active_objects"), Some(8842));
+        assert_eq!(metric_value("opendo_activations_total 3\n", "opendo_active_objects"), None);
+        assert_eq!(metric_value(METRICS, "opendo_activations"), None);
+        assert_eq!(metric_value(METRICS, "opendo_activations_total"), Some(12000));
     }
 
     #[test]

@@ -9,6 +9,7 @@
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::time::Duration;
 
 use anyhow::{Context, bail};
 use sha2::{Digest, Sha256};
@@ -135,8 +136,10 @@ impl Kit {
         let dir = root.join(version);
         std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
         let lock_path = root.join(format!("{version}.lock"));
+        // Creating the lock file also marks when this kit was last used.
         let lock = File::create(&lock_path).with_context(|| format!("creating {}", lock_path.display()))?;
         lock.lock().with_context(|| format!("locking {}", lock_path.display()))?;
+        evict_unused_kits(&root, version, UNUSED_KIT_AGE);
         let kit = Kit { dir, _lock: lock };
         kit.install()?;
         Ok(kit)
@@ -199,8 +202,15 @@ impl Kit {
         let bundled = std::fs::read(&bundle).with_context(|| format!("reading {}", bundle.display()))?;
         let components = self.dir.join("components");
         std::fs::create_dir_all(&components).with_context(|| format!("creating {}", components.display()))?;
-        let component = components.join(format!("{}.wasm", &hex::encode(Sha256::digest(&bundled))[..32]));
-        if component.is_file() {
+        // One component per source file, replaced when its bundle changes: the runtime's compiled
+        // cache then also keeps one entry per source (see `opendo-runtime`'s component.rs).
+        let source_path = source.canonicalize().unwrap_or_else(|_| source.to_path_buf());
+        let key = &hex::encode(Sha256::digest(source_path.as_os_str().as_encoded_bytes()))[..32];
+        let component = components.join(format!("{key}.wasm"));
+        let built_from = components.join(format!("{key}.bundle-sha256"));
+        let bundle_hash = hex::encode(Sha256::digest(&bundled));
+        let cached_hash = std::fs::read_to_string(&built_from).unwrap_or_default();
+        if component.is_file() && cached_hash == bundle_hash {
             return Ok(component);
         }
         eprintln!("Componentizing {} (componentize-js, some seconds)...", source.display());
@@ -208,7 +218,51 @@ impl Kit {
         self.node(&[Path::new("componentize"), &bundle, &self.dir.join("wit"), &partial])
             .with_context(|| format!("componentizing {}", source.display()))?;
         std::fs::rename(&partial, &component).with_context(|| format!("writing {}", component.display()))?;
+        // Written after the component: a crash in between only costs a rebuild.
+        std::fs::write(&built_from, bundle_hash)
+            .with_context(|| format!("writing {}", built_from.display()))?;
         Ok(component)
+    }
+}
+
+/// How long a kit of another version (about 400 MB with its toolchain) stays unused before a
+/// build removes it: long enough that two opendo versions used in turn do not reinstall.
+const UNUSED_KIT_AGE: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// Removes the kits in `root` other than `keep` that no process holds and that were last used
+/// more than `age` ago.
+fn evict_unused_kits(root: &Path, keep: &str, age: Duration) {
+    let Ok(entries) = std::fs::read_dir(root) else { return };
+    for entry in entries.flatten() {
+        let lock_path = entry.path();
+        let Some(version) =
+            lock_path.file_name().and_then(|n| n.to_str()).and_then(|n| n.strip_suffix(".lock"))
+        else {
+            continue;
+        };
+        let unused_for = lock_path.metadata().and_then(|m| m.modified()).ok().and_then(|t| t.elapsed().ok());
+        if version == keep || unused_for.is_none_or(|unused| unused < age) {
+            continue;
+        }
+        // Opening does not truncate, so the last-used time stays if the kit is busy.
+        let Ok(lock) = File::options().write(true).open(&lock_path) else { continue };
+        if lock.try_lock().is_err() {
+            continue;
+        }
+        let dir = root.join(version);
+        match std::fs::remove_dir_all(&dir) {
+            Ok(()) => {
+                let _ = std::fs::remove_file(&lock_path);
+                eprintln!(
+                    "Removed the JavaScript build kit {} (unused for over {} days)",
+                    dir.display(),
+                    age.as_secs() / 86_400
+                );
+            }
+            Err(err) => {
+                eprintln!("Could not remove the unused JavaScript build kit {}: {err}", dir.display())
+            }
+        }
     }
 }
 
@@ -219,4 +273,35 @@ pub fn default_cache_dir() -> PathBuf {
         .map(|dir| dir.join("opendo"))
         .or_else(|| var("HOME").map(|home| home.join(".cache/opendo")))
         .unwrap_or_else(|| PathBuf::from(".opendo-cache"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kit(root: &Path, version: &str, last_used: std::time::SystemTime) {
+        std::fs::create_dir_all(root.join(version).join("toolchain")).unwrap();
+        let lock = File::create(root.join(format!("{version}.lock"))).unwrap();
+        lock.set_modified(last_used).unwrap();
+    }
+
+    #[test]
+    fn only_kits_of_other_versions_unused_for_long_and_not_held_are_removed() {
+        let root = tempfile::tempdir().unwrap();
+        let root = root.path();
+        let long_ago = std::time::SystemTime::now() - Duration::from_secs(30 * 86_400);
+        kit(root, "current", long_ago);
+        kit(root, "old", long_ago);
+        kit(root, "recent", std::time::SystemTime::now());
+        kit(root, "busy", long_ago);
+        let busy = File::options().write(true).open(root.join("busy.lock")).unwrap();
+        busy.lock().unwrap();
+
+        evict_unused_kits(root, "current", UNUSED_KIT_AGE);
+        let exists = |name: &str| root.join(name).exists();
+        assert!(exists("current") && exists("current.lock"), "the kit in use stays");
+        assert!(!exists("old") && !exists("old.lock"), "an old unused kit goes");
+        assert!(exists("recent"), "a kit used lately stays");
+        assert!(exists("busy"), "a kit another process holds stays");
+    }
 }

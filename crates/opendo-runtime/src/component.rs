@@ -29,7 +29,8 @@ const COMPONENT_VERSION: [u8; 4] = [0x0d, 0, 1, 0];
 pub(crate) fn load(engine: &Engine, path: &Path, cache_dir: &Path) -> Result<Component, Error> {
     let bytes = std::fs::read(path).map_err(Error::io(path))?;
     check_header(path, &bytes)?;
-    let cached = cache_dir.join(format!("{}.cwasm", cache_key(engine, &bytes)));
+    let module = module_key(path);
+    let cached = cache_dir.join(format!("{module}-{}.cwasm", cache_key(engine, &bytes)));
     if cached.is_file() {
         // SAFETY: the cache lives in the runtime's data directory, written only by
         // `store_in_cache` below from a component this engine compiled; the key includes the
@@ -44,8 +45,9 @@ pub(crate) fn load(engine: &Engine, path: &Path, cache_dir: &Path) -> Result<Com
     let component = Component::new(engine, &bytes).map_err(|err| {
         Error::InvalidModule(format!("{} is not a valid WebAssembly component: {err:#}", path.display()))
     })?;
-    if let Err(err) = store_in_cache(&component, cache_dir, &cached) {
-        tracing::warn!(path = %cached.display(), "could not cache the compiled component: {err}");
+    match store_in_cache(&component, cache_dir, &cached) {
+        Ok(()) => evict_other_versions(cache_dir, &module, &cached),
+        Err(err) => tracing::warn!(path = %cached.display(), "could not cache the compiled component: {err}"),
     }
     Ok(component)
 }
@@ -68,6 +70,41 @@ fn check_header(path: &Path, bytes: &[u8]) -> Result<(), Error> {
         )));
     }
     Ok(())
+}
+
+/// Which module a cache entry belongs to: a hash of the module's path, so that a new version
+/// of the file (or a new engine) replaces its entry instead of adding one (about 35 MB for a
+/// JavaScript object).
+fn module_key(path: &Path) -> String {
+    let path = path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
+    hex::encode(&Sha256::digest(path.as_os_str().as_encoded_bytes())[..8])
+}
+
+/// Removes the cache entries of `module` other than `keep`, and entries named as before entries
+/// carried their module (`{content}-{engine}.cwasm`), which nothing would ever replace. A
+/// process still running an older version keeps its mapping of the removed file.
+fn evict_other_versions(cache_dir: &Path, module: &str, keep: &Path) {
+    let Ok(entries) = std::fs::read_dir(cache_dir) else { return };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let Some(stem) = path.file_name().and_then(|n| n.to_str()).and_then(|n| n.strip_suffix(".cwasm"))
+        else {
+            continue;
+        };
+        let parts: Vec<&str> = stem.split('-').collect();
+        let unowned = parts.len() == 2 && parts[0].len() == 64;
+        let other_version = parts.len() == 3 && parts[0] == module && path != keep;
+        if unowned || other_version {
+            match std::fs::remove_file(&path) {
+                Ok(()) => {
+                    tracing::debug!(path = %path.display(), "removed a compiled component of another version")
+                }
+                Err(err) => {
+                    tracing::warn!(path = %path.display(), "could not remove an old compiled component: {err}")
+                }
+            }
+        }
+    }
 }
 
 fn cache_key(engine: &Engine, bytes: &[u8]) -> String {

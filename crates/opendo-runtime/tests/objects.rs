@@ -201,6 +201,46 @@ async fn committed_writes_survive_a_restart_and_the_compiled_component_is_cached
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_version_of_a_module_replaces_its_compiled_artifact() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let module = dir.path().join("probe.wasm");
+    std::fs::copy(PROBE, &module).unwrap();
+    let cached = || {
+        let mut names: Vec<String> = std::fs::read_dir(data.join(".cache/components"))
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    };
+    let serve = |version: &str| {
+        let runtime = Runtime::new(config(&data)).unwrap();
+        runtime.load_namespace("probe", &module).unwrap();
+        // Another module (another path) keeps its own entry.
+        runtime.load_namespace("other", Path::new(PROBE)).unwrap();
+        assert_eq!(cached().len(), 2, "one entry per module after loading {version}: {:?}", cached());
+        runtime
+    };
+    let first = serve("the first version");
+    assert_eq!(text(&first, "a", "PUT", "/kv/k", b"kept").await.0, 204);
+    assert!(first.shutdown(Duration::from_secs(10)).await);
+    drop(first);
+    let before = cached();
+
+    // A new version of the file: the same component with a custom section appended.
+    let mut bytes = std::fs::read(&module).unwrap();
+    bytes.extend_from_slice(&[0x00, 0x09, 0x07]);
+    bytes.extend_from_slice(b"version2");
+    std::fs::write(&module, bytes).unwrap();
+    let second = serve("the second version");
+    let after = cached();
+    assert_eq!(before.iter().filter(|name| after.contains(name)).count(), 1, "{before:?} then {after:?}");
+    assert_eq!(text(&second, "a", "GET", "/kv/k", b"").await, (200, "kept".into()));
+    assert!(second.shutdown(Duration::from_secs(10)).await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn identity_is_visible_to_the_object() {
     let dir = tempfile::tempdir().unwrap();
     let runtime = runtime_with(config(dir.path()));

@@ -159,6 +159,34 @@ fn a_typescript_object_builds_and_runs() {
 }
 
 #[test]
+fn an_edited_object_is_rebuilt_and_replaces_its_compiled_code() {
+    let dir = tempfile::tempdir().unwrap();
+    let (source, data) = (dir.path().join("notes.ts"), dir.path().join("data"));
+    let original = std::fs::read_to_string(guest("notes.ts")).unwrap();
+    std::fs::write(&source, &original).unwrap();
+    let server = Server::start(&source, &data, &[]);
+    assert_eq!(server.send("POST", "/notes/mine/", b"first").status, 204);
+    assert_eq!(json_of(&server.get("/notes/mine/")), json!(["first"]));
+    server.terminate();
+
+    let edited = original.replace("(note: Note) => note.text)", "(note: Note) => note.text.toUpperCase())");
+    assert_ne!(edited, original, "the edit applies");
+    std::fs::write(&source, edited).unwrap();
+    let server = Server::start(&source, &data, &[]);
+    assert_eq!(
+        json_of(&server.get("/notes/mine/")),
+        json!(["FIRST"]),
+        "the new version runs, on the old data"
+    );
+    let compiled: Vec<_> = std::fs::read_dir(data.join(".cache/components"))
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name())
+        .filter(|name| name.to_string_lossy().ends_with(".cwasm"))
+        .collect();
+    assert_eq!(compiled.len(), 1, "the old version's compiled code is gone: {compiled:?}");
+}
+
+#[test]
 fn bad_javascript_and_a_missing_node_are_refused_with_one_clear_line() {
     let dir = tempfile::tempdir().unwrap();
     let broken = dir.path().join("broken.js");
