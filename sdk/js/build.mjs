@@ -32,7 +32,7 @@ async function bundle(source, out) {
     mainFields: ["module", "main"],
     conditions: ["workerd", "worker", "browser"],
     alias: { "cloudflare:workers": sdk, "@open-do/workers": sdk },
-    external: ["opendo:*"],
+    external: ["opendo:*", "wasi:*"],
     // As Wrangler's default rules: an imported .html or .txt file is its text.
     loader: { ".html": "text", ".txt": "text" },
     outfile: out,
@@ -47,7 +47,7 @@ async function componentize(bundled, wit, out) {
   const { component } = await componentize({
     sourcePath: bundled,
     witPath: wit,
-    worldName: "durable-object",
+    worldName: "durable-object-js",
   });
   await writeFile(out, component);
 }

@@ -127,7 +127,7 @@ export interface AlarmInvocationInfo {
   readonly isRetry: boolean;
 }
 
-export declare abstract class DurableObject<Env = Record<string, DurableObjectNamespace | undefined>> {
+export declare abstract class DurableObject<Env = Record<string, DurableObjectNamespace | string | undefined>> {
   constructor(ctx: DurableObjectState, env: Env);
   protected ctx: DurableObjectState;
   protected env: Env;

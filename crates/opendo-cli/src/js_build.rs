@@ -39,6 +39,8 @@ const KIT: &[(&str, &str)] = &[
     ("wit/objects.wit", include_str!("../../../wit/objects.wit")),
     ("wit/websockets.wit", include_str!("../../../wit/websockets.wit")),
     ("wit/handler.wit", include_str!("../../../wit/handler.wit")),
+    ("wit/js.wit", include_str!("../../../sdk/js/wit/js.wit")),
+    ("wit/deps/cli/environment.wit", include_str!("../../../sdk/js/wit/deps/cli/environment.wit")),
     ("wit/front.wit", include_str!("../../../wit/front.wit")),
     ("wit/world.wit", include_str!("../../../wit/world.wit")),
 ];

@@ -1,7 +1,8 @@
 // `this.env`: one binding per namespace the server runs, with Cloudflare's
-// DurableObjectNamespace API (ids and stubs). Calls go through the host's `objects.fetch`: an
+// DurableObjectNamespace API (ids and stubs), and the namespace's `env` variables. Calls go through the host's `objects.fetch`: an
 // ordinary event of the callee, whose answer arrives once it is durable.
 import * as objects from "opendo:durable-object/objects@0.1.0";
+import { getEnvironment } from "wasi:cli/environment@0.2.3";
 import { hostCall, hostError } from "./errors.js";
 import { fromRecord, toRecord } from "./http.js";
 
@@ -95,22 +96,33 @@ function known(namespace) {
 }
 
 /**
- * `env`: `env.NAME` is the namespace called NAME, or else the one called `name` in lower case
- * (Cloudflare's bindings are usually upper case, open-do's namespace names lower case).
+ * `env`: `env.NAME` is the namespace called NAME, else the namespace's `env` variable NAME (a
+ * string, as Cloudflare's `vars`), else the namespace called `name` in lower case (Cloudflare's
+ * bindings are usually upper case, open-do's namespace names lower case).
  */
 export function makeEnv() {
   const bindings = new Map();
+  let variables;
+  // Read when first asked: the module's top level runs at build time, without the server's env.
+  const variable = (name) => {
+    variables ??= new Map(getEnvironment());
+    return variables.get(name);
+  };
+  const binding = (property) => {
+    if (!bindings.has(property)) {
+      let value;
+      if (known(property)) value = new DurableObjectNamespace(property);
+      else if (variable(property) !== undefined) value = variable(property);
+      else if (known(property.toLowerCase())) value = new DurableObjectNamespace(property.toLowerCase());
+      bindings.set(property, value);
+    }
+    return bindings.get(property);
+  };
   return new Proxy(
     {},
     {
-      get(_, property) {
-        if (typeof property !== "string") return undefined;
-        if (!bindings.has(property)) {
-          const name = known(property) ? property : known(property.toLowerCase()) ? property.toLowerCase() : undefined;
-          bindings.set(property, name === undefined ? undefined : new DurableObjectNamespace(name));
-        }
-        return bindings.get(property);
-      },
+      get: (_, property) => (typeof property === "string" ? binding(property) : undefined),
+      has: (_, property) => typeof property === "string" && binding(property) !== undefined,
     },
   );
 }

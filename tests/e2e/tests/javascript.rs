@@ -115,9 +115,14 @@ fn transactions_and_sql_cursors_behave_as_at_cloudflare() {
 }
 
 #[test]
-fn an_alarm_runs_the_alarm_handler_and_env_reaches_other_objects() {
+fn an_alarm_runs_the_alarm_handler_and_env_reaches_other_objects_and_variables() {
     let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(&guest("probe.js"), &dir.path().join("data"), &[]);
+    let project = format!(
+        "[[namespace]]\nname = \"probe\"\nmodule = {:?}\nenv = {{ GREETING = \"hello\", probe = \"hidden\" }}\n",
+        guest("probe.js")
+    );
+    std::fs::write(dir.path().join("opendo.toml"), project).unwrap();
+    let server = Server::start_project(dir.path(), &[]);
     assert_eq!(server.post("/probe/a/alarm?in=50").body, "set");
     let deadline = Instant::now() + Duration::from_secs(30);
     while server.get("/probe/a/get?key=alarm-runs").body != "1" {
@@ -133,6 +138,12 @@ fn an_alarm_runs_the_alarm_handler_and_env_reaches_other_objects() {
     let direct = json_of(&server.get("/probe/other/whoami"));
     assert_eq!(called, direct, "env.PROBE.getByName(\"other\") reached the object called other");
     assert_eq!(called["name"], "other");
+
+    let env = |name: &str| json_of(&server.get(&format!("/probe/a/env?name={name}")));
+    assert_eq!(env("GREETING"), json!({"type": "string", "value": "hello", "has": true}), "a variable");
+    assert_eq!(env("NOPE"), json!({"type": "undefined", "value": null, "has": false}));
+    assert_eq!(env("probe")["type"], "object", "a namespace wins over a variable of its exact name");
+    assert_eq!(env("PROBE")["type"], "object", "a namespace by its upper-case name");
 }
 
 #[test]

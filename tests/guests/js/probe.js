@@ -177,6 +177,11 @@ export class Probe extends DurableObject {
         return new Response("set");
       case "GET /whoami":
         return Response.json({ id: this.ctx.id.toString(), name: this.ctx.id.name ?? null });
+      case "GET /env": {
+        const name = url.searchParams.get("name");
+        const value = this.env[name];
+        return Response.json({ type: typeof value, value: typeof value === "string" ? value : null, has: name in this.env });
+      }
       case "POST /call": {
         const stub = this.env.PROBE.getByName(url.searchParams.get("name"));
         const answer = await stub.fetch("/whoami");
