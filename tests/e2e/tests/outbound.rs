@@ -159,3 +159,25 @@ fn a_bad_outbound_entry_stops_the_start_with_one_line() {
     assert!(stderr.contains("namespace `p`: `outbound`"), "{stderr}");
     assert!(stderr.contains("is not a host or host:port"), "{stderr}");
 }
+
+#[test]
+fn a_javascript_object_fetches_from_an_allowed_host_only() {
+    let port = outside();
+    let other = outside();
+    let dir = tempfile::tempdir().unwrap();
+    let probe = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../guests/js/probe.js");
+    let toml =
+        format!("[[namespace]]\nname = \"probe\"\nmodule = {probe:?}\noutbound = [\"127.0.0.1:{port}\"]\n");
+    std::fs::write(dir.path().join("opendo.toml"), toml).unwrap();
+    let server = Server::start_project(dir.path(), &[]);
+    assert_eq!(
+        fetch(&server, "probe/a", &format!("http://127.0.0.1:{port}/ok")),
+        (200, "200 hello from outside".into())
+    );
+    assert_eq!(fetch(&server, "probe/a", &format!("http://127.0.0.1:{port}/nope")).1, "404 ");
+    let (status, body) = fetch(&server, "probe/a", &format!("http://127.0.0.1:{other}/ok"));
+    assert_eq!(status, 502, "{body}");
+    assert!(body.starts_with("refused: "), "{body}");
+    let log = server.log();
+    assert!(log.contains(&format!("outbound request to `127.0.0.1:{other}` refused")), "logged: {log}");
+}

@@ -177,6 +177,15 @@ export class Probe extends DurableObject {
         return new Response("set");
       case "GET /whoami":
         return Response.json({ id: this.ctx.id.toString(), name: this.ctx.id.name ?? null });
+      case "POST /fetch": {
+        // Outbound HTTP: `fetch()` of componentize-js, through the host's `wasi:http`.
+        try {
+          const answer = await fetch(await request.text());
+          return new Response(`${answer.status} ${await answer.text()}`);
+        } catch (error) {
+          return new Response(`refused: ${error}`, { status: 502 });
+        }
+      }
       case "GET /env": {
         const name = url.searchParams.get("name");
         const value = this.env[name];
