@@ -63,7 +63,16 @@ export interface DurableObjectTransaction {
   rollback(): void;
 }
 
+/** `ctx.storage.kv`: the synchronous KV API, one key at a time. */
+export interface SyncKvStorage {
+  get<T = unknown>(key: string): T | undefined;
+  put<T>(key: string, value: T): void;
+  delete(key: string): boolean;
+  list<T = unknown>(options?: DurableObjectListOptions): Iterable<[string, T]>;
+}
+
 export interface DurableObjectStorage extends Omit<DurableObjectTransaction, "rollback"> {
+  readonly kv: SyncKvStorage;
   deleteAll(): Promise<void>;
   transactionSync<T>(closure: () => T): T;
   transaction<T>(closure: (txn: DurableObjectTransaction) => Promise<T>): Promise<T>;

@@ -10,10 +10,15 @@ import { SqlStorage } from "./sql.js";
 
 const MAX_BATCH = 128;
 
+// The first failure of a promise-returning method called inside `transactionSync`: such calls
+// are rarely awaited there, so the transaction fails with it instead of committing without it.
+let syncTransaction = null;
+
 function settle(work) {
   try {
     return Promise.resolve(work());
   } catch (error) {
+    if (syncTransaction !== null) syncTransaction.failure ??= error;
     return Promise.reject(error);
   }
 }
@@ -92,15 +97,44 @@ function listSync(options = {}) {
 
 function inTransaction(work) {
   const txn = hostCall(() => transaction.begin());
+  const outer = syncTransaction;
+  const state = { failure: undefined };
+  syncTransaction = state;
   let result;
   try {
     result = work();
+    if (state.failure !== undefined) throw state.failure;
   } catch (error) {
     hostCall(() => txn.rollback());
     throw error;
+  } finally {
+    syncTransaction = outer;
   }
   hostCall(() => txn.commit());
   return result;
+}
+
+/**
+ * `ctx.storage.kv`: Cloudflare's synchronous KV API, one key at a time, on the same keys and
+ * values as `ctx.storage.get`/`put`. A failure throws at once.
+ */
+export class SyncKvStorage {
+  get(key) {
+    return getSync(checkKey(key));
+  }
+
+  put(key, value) {
+    putSync(checkKey(key), value);
+  }
+
+  delete(key) {
+    return deleteSync(checkKey(key));
+  }
+
+  /** The entries in key order (see `ctx.storage.list` for the options), as an iterable. */
+  list(options) {
+    return listSync(options).entries();
+  }
 }
 
 /** The storage a transaction callback gets: the same methods, plus `rollback()`. */
@@ -124,6 +158,7 @@ for (const name of ["get", "put", "delete", "list", "getAlarm", "setAlarm", "del
 export class DurableObjectStorage {
   constructor() {
     this.sql = new SqlStorage();
+    this.kv = new SyncKvStorage();
   }
 
   get(keys) {

@@ -58,6 +58,30 @@ fn kv_methods_follow_cloudflares_semantics() {
     }
     assert_eq!(kv["left"], json!(["d", "d/x", "e"]));
 
+    let sync = json_of(&server.post("/probe/sync/kv-sync"));
+    assert_eq!(sync["get"], json!({"n": 1}), "ctx.storage.kv.get");
+    assert_eq!(sync["missing"], "undefined");
+    assert_eq!(
+        sync["list"],
+        json!([["s/a", {"n": 1}], ["s/b", [2]], ["s/c", "three"]]),
+        "list is an iterable of entries"
+    );
+    assert_eq!(sync["reverse"], json!([["s/c", "three"]]));
+    assert_eq!(sync["sameKeys"], "three", "the async API sees the same keys");
+    assert_eq!(sync["deleted"], json!([true, false]));
+    assert!(
+        sync["putUndefined"].as_str().unwrap().starts_with("threw: put: the value is undefined"),
+        "{}",
+        sync["putUndefined"]
+    );
+    assert!(sync["many"].as_str().unwrap().starts_with("threw: a key must be a string"), "{}", sync["many"]);
+    assert!(
+        sync["unawaited"].as_str().unwrap().starts_with("threw: put: the value is undefined"),
+        "a failed put inside transactionSync undoes it: {}",
+        sync["unawaited"]
+    );
+    assert_eq!(sync["left"], json!(["s/a", "s/c"]), "and nothing of that transaction stayed");
+
     let deleted = json_of(&server.post("/probe/gone/delete-all"));
     assert_eq!(
         deleted,

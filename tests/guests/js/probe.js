@@ -94,6 +94,39 @@ export class Probe extends DurableObject {
           left: keys(await storage.list()),
         });
       }
+      case "POST /kv-sync": {
+        const sync = storage.kv;
+        sync.put("s/a", { n: 1 });
+        sync.put("s/b", [2]);
+        sync.put("s/c", "three");
+        const attempt = (work) => {
+          try {
+            return work();
+          } catch (error) {
+            return `threw: ${error.message}`;
+          }
+        };
+        // A put that fails inside transactionSync, not awaited: the transaction is undone.
+        const unawaited = attempt(() =>
+          storage.transactionSync(() => {
+            sync.put("s/t", 1);
+            storage.put("s/u", undefined);
+            return "committed";
+          }),
+        );
+        return Response.json({
+          get: sync.get("s/a"),
+          missing: sync.get("nope") ?? "undefined",
+          list: Array.from(sync.list({ prefix: "s/" })),
+          reverse: Array.from(sync.list({ prefix: "s/", reverse: true, limit: 1 })),
+          sameKeys: await storage.get("s/c"),
+          deleted: [sync.delete("s/b"), sync.delete("s/b")],
+          putUndefined: attempt(() => sync.put("x", undefined)),
+          many: attempt(() => sync.get(["s/a"])),
+          unawaited,
+          left: Array.from(sync.list({ prefix: "s/" }), ([key]) => key),
+        });
+      }
       case "POST /delete-all": {
         await storage.put("x", 1);
         await storage.setAlarm(Date.now() + 3_600_000);
