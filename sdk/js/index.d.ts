@@ -117,11 +117,16 @@ export interface DurableObjectState {
   getWebSocketAutoResponseTimestamp(ws: WebSocket): Date | null;
 }
 
-export interface DurableObjectStub {
+export interface DurableObjectStubBase {
   readonly id: DurableObjectId;
   readonly name?: string;
   fetch(input: RequestInfo | URL, init?: RequestInit): Promise<Response>;
 }
+
+/** A stub: `fetch`, and any other method is a call of the object's method of that name (RPC). */
+export type DurableObjectStub = DurableObjectStubBase & {
+  [method: string]: (...args: any[]) => Promise<any>;
+};
 
 export interface DurableObjectNamespace {
   idFromName(name: string): DurableObjectId;

@@ -25,6 +25,22 @@ pub struct Response {
     pub body: Vec<u8>,
 }
 
+/// The response header with which an object answers and still undoes the event's writes (and
+/// the WebSocket messages it sent): its answer is delivered, nothing of the event is kept. The
+/// runtime removes it; its value does not matter.
+pub const ROLLBACK_HEADER: &str = "opendo-rollback";
+
+/// The request header of a call to a JavaScript object's method (RPC on a stub, see the SDK's
+/// `namespaces.js`). The server removes it from the requests of clients, so only calls carry it.
+pub const RPC_HEADER: &str = "opendo-rpc";
+
+/// Removes [`ROLLBACK_HEADER`] from `response`; whether it was there.
+pub(crate) fn take_rollback(response: &mut Response) -> bool {
+    let before = response.headers.len();
+    response.headers.retain(|(name, _)| !name.eq_ignore_ascii_case(ROLLBACK_HEADER));
+    response.headers.len() != before
+}
+
 /// Whether `headers` ask for a WebSocket upgrade (`Upgrade: websocket`).
 pub(crate) fn asks_websocket(headers: &[(String, Vec<u8>)]) -> bool {
     headers.iter().any(|(name, value)| {

@@ -124,7 +124,7 @@ pub use config::{
 };
 pub use connection::AcceptedWebSocket;
 pub use error::{AdminError, ERROR_HEADER, Error, EventError, TrapCause};
-pub use http::{Request, Response};
+pub use http::{ROLLBACK_HEADER, RPC_HEADER, Request, Response};
 pub use metrics::{HISTOGRAM_BOUNDS, Histogram, METRICS_CONTENT_TYPE, Stats};
 pub use names::{MAX_OBJECT_NAME_BYTES, validate_object_name};
 pub use opendo_storage::ObjectId;

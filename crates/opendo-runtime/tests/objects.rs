@@ -72,6 +72,23 @@ async fn a_panic_after_writes_leaves_nothing_and_resets_the_instance() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_answer_marked_for_rollback_is_delivered_and_its_writes_undone() {
+    let dir = tempfile::tempdir().unwrap();
+    let runtime = runtime_with(config(dir.path()));
+    assert_eq!(text(&runtime, "a", "PUT", "/kv/before", b"1").await.0, 204);
+    let answer = call(&runtime, "a", "POST", "/write-then-undo/undone", b"").await;
+    assert_eq!((answer.status, answer.body.as_slice()), (409, b"undone".as_slice()));
+    assert!(
+        !answer.headers.iter().any(|(name, _)| name.eq_ignore_ascii_case(opendo_runtime::ROLLBACK_HEADER)),
+        "the runtime takes the header: {:?}",
+        answer.headers
+    );
+    assert_eq!(text(&runtime, "a", "GET", "/kv/undone", b"").await.0, 404, "the event's write is undone");
+    assert_eq!(text(&runtime, "a", "GET", "/kv/before", b"").await, (200, "1".into()), "earlier events kept");
+    assert_eq!(text(&runtime, "a", "GET", "/hits", b"").await.1, "5", "no trap: the instance was kept");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_err_from_fetch_is_a_500_response_not_a_trap() {
     let dir = tempfile::tempdir().unwrap();
     let runtime = runtime_with(config(dir.path()));

@@ -24,6 +24,10 @@ pub(crate) async fn handle(
     for hop in [FORWARDED_BY, CLUSTER_KEY, CALL_CHAIN] {
         request.headers_mut().remove(hop);
     }
+    // Only calls between objects name a method to run (a node forwards the calls of its objects).
+    if !forwarded {
+        request.headers_mut().remove(opendo_runtime::RPC_HEADER);
+    }
     if runtime.has_front() && !forwarded {
         return through_front(runtime, request, max_body).await;
     }

@@ -3,7 +3,8 @@
 // Cloudflare, the constructor runs again).
 import * as state from "opendo:durable-object/state@0.1.0";
 import { fromResponse, toRequest } from "./http.js";
-import { makeEnv } from "./namespaces.js";
+import { decode, encode } from "./encoding.js";
+import { makeEnv, RPC_HEADER } from "./namespaces.js";
 import { DurableObject, DurableObjectState } from "./object.js";
 import { forget, socketFor } from "./websockets.js";
 
@@ -25,6 +26,23 @@ function pickClass(module, namespace) {
       ? "the module exports no class that extends DurableObject (import { DurableObject } from \"cloudflare:workers\")"
       : `the module exports several DurableObject classes (${names}): name the namespace after one of them`,
   );
+}
+
+const utf8 = new TextEncoder();
+const fromUtf8 = new TextDecoder();
+/** The response header that undoes the event's writes (`opendo_runtime::ROLLBACK_HEADER`). */
+const ROLLBACK_HEADER = "opendo-rollback";
+/** Methods a stub cannot call: the handlers, which events of their own run. */
+const HANDLERS = new Set(["constructor", "fetch", "alarm", "webSocketMessage", "webSocketClose", "webSocketError"]);
+
+/** Whether `method` is a method of the object's own class (not of DurableObject, not a handler). */
+function callable(object, method) {
+  if (HANDLERS.has(method)) return false;
+  for (let proto = Object.getPrototypeOf(object); proto && proto !== DurableObject.prototype; proto = Object.getPrototypeOf(proto)) {
+    const descriptor = Object.getOwnPropertyDescriptor(proto, method);
+    if (descriptor !== undefined) return typeof descriptor.value === "function";
+  }
+  return false;
 }
 
 function errorText(error) {
@@ -67,8 +85,29 @@ export function handlerFor(module) {
     }
   }
 
+  // A call of one of the object's methods by a stub (RPC). A throw is answered to the caller
+  // (as Cloudflare does) and, as any uncaught exception here, undoes the event's writes.
+  async function call(method, request) {
+    const target = instance();
+    const answer = (outcome, value, headers = []) => ({
+      status: outcome === "ok" ? 200 : 500,
+      headers: [[RPC_HEADER, utf8.encode(outcome)], ...headers],
+      body: encode(value),
+    });
+    try {
+      if (!callable(target, method)) throw new TypeError(`${target.constructor.name} has no method ${method}() to call`);
+      const args = decode(request.body);
+      return answer("ok", await run(method, ...(Array.isArray(args) ? args : [])));
+    } catch (error) {
+      const thrown = error instanceof Error ? { name: error.name, message: error.message } : { name: "Error", message: String(error) };
+      return answer("error", thrown, [[ROLLBACK_HEADER, utf8.encode("1")]]);
+    }
+  }
+
   return {
     async fetch(request) {
+      const rpc = request.headers.find(([name]) => name.toLowerCase() === RPC_HEADER);
+      if (rpc !== undefined) return call(fromUtf8.decode(rpc[1]), request);
       const target = instance();
       if (typeof target.fetch !== "function") {
         return { status: 501, headers: [], body: new TextEncoder().encode("this object has no fetch() method\n") };

@@ -3,6 +3,7 @@
 // ordinary event of the callee, whose answer arrives once it is durable.
 import * as objects from "opendo:durable-object/objects@0.1.0";
 import { getEnvironment } from "wasi:cli/environment@0.2.3";
+import { decode, encode } from "./encoding.js";
 import { hostCall, hostError } from "./errors.js";
 import { fromRecord, toRecord } from "./http.js";
 
@@ -24,7 +25,13 @@ export class DurableObjectId {
   }
 }
 
-/** A handle on another object; `fetch` sends it a request. */
+/** The request header that names the method of an RPC call (`opendo_runtime::RPC_HEADER`). */
+export const RPC_HEADER = "opendo-rpc";
+
+/**
+ * A handle on another object: `fetch` sends it a request; any other method name is a call of
+ * that method of the object's class (RPC), its arguments and result in the value encoding.
+ */
 export class DurableObjectStub {
   #namespace;
   #target;
@@ -34,10 +41,41 @@ export class DurableObjectStub {
     this.#target = target;
     this.id = id;
     if (target.tag === "name") this.name = target.val;
+    return new Proxy(this, {
+      get(stub, property) {
+        // `then` stays undefined: a stub is not a promise.
+        if (typeof property !== "string" || property in stub || property === "then") {
+          const value = Reflect.get(stub, property);
+          return typeof value === "function" ? value.bind(stub) : value;
+        }
+        return (...args) => stub.#call(property, args);
+      },
+    });
   }
 
   async fetch(input, init) {
     const request = new Request(typeof input === "string" && input.startsWith("/") ? `http://do${input}` : input, init);
+    return this.#send(request);
+  }
+
+  async #call(method, args) {
+    const request = new Request("http://do/", { method: "POST", headers: { [RPC_HEADER]: method }, body: encode(args) });
+    const response = await this.#send(request);
+    const outcome = response.headers.get(RPC_HEADER);
+    const value = decode(new Uint8Array(await response.arrayBuffer()));
+    if (outcome === "ok") return value;
+    if (outcome === "error") {
+      const error = new Error(value?.message ?? String(value));
+      error.name = value?.name ?? "Error";
+      error.remote = true;
+      throw error;
+    }
+    throw new Error(
+      `${this.#namespace}.${method}(): the object answered ${response.status} without a result (only JavaScript objects take calls of their methods)`,
+    );
+  }
+
+  async #send(request) {
     const record = await toRecord(request);
     let response;
     try {

@@ -171,6 +171,43 @@ fn an_alarm_runs_the_alarm_handler_and_env_reaches_other_objects_and_variables()
 }
 
 #[test]
+fn a_stub_calls_the_methods_of_the_objects_class() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&guest("probe.js"), &dir.path().join("data"), &[]);
+    let rpc = json_of(&server.post("/probe/caller/rpc?name=callee"));
+    assert_eq!(
+        rpc["greeting"],
+        json!({"hello": "ann", "at": 0, "tags": ["x", "y"]}),
+        "arguments and result in the value encoding (Date, Set)"
+    );
+    assert_eq!(rpc["counted"], json!([1, 2]));
+    assert_eq!(
+        rpc["failed"],
+        json!({"name": "RangeError", "message": "failed after writing rpc-doomed", "remote": true}),
+        "the method's exception reaches the caller"
+    );
+    assert!(
+        rpc["missing"]["message"].as_str().unwrap().contains("has no method nope()"),
+        "{}",
+        rpc["missing"]
+    );
+    for what in ["handler", "inherited"] {
+        assert_eq!(rpc[what]["name"], "TypeError", "{what}: only the class's own methods: {}", rpc[what]);
+    }
+    assert_eq!(
+        server.get("/probe/callee/get?key=rpc-doomed").body,
+        "null",
+        "the failed method's write is undone"
+    );
+    assert_eq!(server.get("/probe/callee/get?key=rpc-count").body, "2");
+
+    // A client cannot call a method: the server drops the header, the object sees a plain request.
+    let answer = server.raw("POST /probe/callee/ HTTP/1.1\r\nopendo-rpc: count\r\nContent-Length: 2", b"[]");
+    assert_eq!(answer.map(|(status, _)| status), Some(404), "routed as a plain request");
+    assert_eq!(server.get("/probe/callee/get?key=rpc-count").body, "2");
+}
+
+#[test]
 fn a_rust_object_reads_the_json_a_javascript_object_wrote() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");

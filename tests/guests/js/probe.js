@@ -224,6 +224,23 @@ export class Probe extends DurableObject {
         const value = this.env[name];
         return Response.json({ type: typeof value, value: typeof value === "string" ? value : null, has: name in this.env });
       }
+      case "POST /rpc": {
+        const stub = this.env.PROBE.getByName(url.searchParams.get("name"));
+        const settled = (promise) =>
+          promise.then(
+            (value) => ({ value }),
+            (error) => ({ name: error.name, message: error.message, remote: error.remote ?? false }),
+          );
+        const greeting = await stub.greet("ann", ["x", "y"]);
+        return Response.json({
+          greeting: { hello: greeting.hello, at: greeting.at instanceof Date ? greeting.at.getTime() : null, tags: [...greeting.tags] },
+          counted: [await stub.count(), await stub.count()],
+          failed: await settled(stub.writeThenFail("rpc-doomed")),
+          missing: await settled(stub.nope()),
+          handler: await settled(stub.alarm()),
+          inherited: await settled(stub.ctx()),
+        });
+      }
       case "POST /call": {
         const stub = this.env.PROBE.getByName(url.searchParams.get("name"));
         const answer = await stub.fetch("/whoami");
@@ -232,6 +249,22 @@ export class Probe extends DurableObject {
       default:
         return new Response("no such route", { status: 404 });
     }
+  }
+
+  // Methods other objects call on a stub (RPC).
+  greet(name, tags) {
+    return { hello: name, at: new Date(0), tags: new Set(tags) };
+  }
+
+  async count() {
+    const count = ((await this.ctx.storage.get("rpc-count")) ?? 0) + 1;
+    await this.ctx.storage.put("rpc-count", count);
+    return count;
+  }
+
+  async writeThenFail(key) {
+    await this.ctx.storage.put(key, true);
+    throw new RangeError(`failed after writing ${key}`);
   }
 
   async alarm(info) {

@@ -24,11 +24,17 @@ pub(super) async fn run_fetch(
 ) -> Result<(Result<Answer, EventError>, Outputs), opendo_storage::Error> {
     begin_event(ctx, active, alone, chain)?;
     active.store.data_mut().event_sockets.upgrade = upgrade;
-    let result = active.fetch(ctx, request).await;
+    let mut result = active.fetch(ctx, request).await;
     let mut sockets = active.take_event_sockets();
-    let refused = finish_event(ctx, active, result.is_ok(), &mut sockets)?;
+    let undo = result.as_mut().is_ok_and(crate::http::take_rollback);
+    let refused = finish_event(ctx, active, result.is_ok() && !undo, &mut sockets)?;
     if result.is_err() {
         active.reset();
+    }
+    if undo && let Ok(response) = result {
+        // The object answered and asked for its writes (and the messages it sent) to be undone.
+        sockets.discard(&ctx.sockets);
+        return Ok((Ok(Answer { response, accepted: None }), Vec::new()));
     }
     let outcome = match (result, refused) {
         (Err(cause), _) => Err(EventError::Trapped(cause)),

@@ -517,6 +517,10 @@ impl DurableObject for Probe {
                 if let Some(scenario) = path.strip_prefix("/txn/") {
                     return self.transaction_scenario(scenario);
                 }
+                if let Some(key) = path.strip_prefix("/write-then-undo/") {
+                    storage.put_bytes(key, b"written, then undone")?;
+                    return Ok(Response::ok("undone")?.with_status(409).with_header("opendo-rollback", "1"));
+                }
                 if let Some(key) = path.strip_prefix("/write-then-panic/") {
                     storage.put_bytes(key, b"written before the panic")?;
                     panic!("the probe panics on purpose after writing {key}");
