@@ -36,4 +36,4 @@ bench *args:
 # The same workloads with the JavaScript benchmark object (workerd's worker.js, built by opendo):
 # 2,000 objects, as each active JavaScript object holds a few MiB; see docs/performance.md.
 bench-js *args:
-    bash bench/run.sh --module bench/workerd/worker.js --objects 2000 --micro-iterations 0 --json target/bench-js.json {{args}}
+    bash bench/run.sh --module bench/workerd/worker.js --objects 2000 --micro-iterations 0 --cluster-nodes 0 --json target/bench-js.json {{args}}
