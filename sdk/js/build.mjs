@@ -1,27 +1,36 @@
-// Builds a JavaScript or TypeScript Durable Object into a component of the `durable-object`
-// world. `opendo run` calls it in two steps, so that it can look the bundle up in its cache:
+// Builds a JavaScript or TypeScript module into a component: its Durable Object class into one of
+// the `durable-object-js` world (role `object`), or its Worker (`export default`) into one of the
+// `front-js` world (role `front`). `opendo run` calls it in two steps, so that it can look the
+// bundle up in its cache:
 //
-//   node build.mjs bundle <source file> <bundle.js>
-//   node build.mjs componentize <bundle.js> <wit folder> <component.wasm>
+//   node build.mjs bundle <role> <source file> <bundle.js>
+//   node build.mjs componentize <role> <bundle.js> <wit folder> <component.wasm>
 import { fileURLToPath } from "node:url";
 import path from "node:path";
 import { readFile, writeFile } from "node:fs/promises";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
-const sdk = path.join(here, "src", "index.js");
 const toolchain = path.join(here, "toolchain", "node_modules");
+
+// What each role bundles: the SDK the module imports as `cloudflare:workers`, the export the
+// world asks for and the SDK function that makes it, and the world.
+const ROLES = {
+  object: { sdk: "index.js", exportName: "handler", maker: "handler.js", makerName: "handlerFor", world: "durable-object-js" },
+  front: { sdk: "front-index.js", exportName: "frontHandler", maker: "front.js", makerName: "frontHandlerFor", world: "front-js" },
+};
 
 async function load(name) {
   return import(path.join(toolchain, name));
 }
 
-async function bundle(source, out) {
+async function bundle(role, source, out) {
   const { build } = await load("esbuild/lib/main.js");
+  const sdk = path.join(here, "src", role.sdk);
   const entry = [
     `import ${JSON.stringify(sdk)};`,
-    `import * as objectModule from ${JSON.stringify(path.resolve(source))};`,
-    `import { handlerFor } from ${JSON.stringify(path.join(here, "src", "handler.js"))};`,
-    `export const handler = handlerFor(objectModule);`,
+    `import * as userModule from ${JSON.stringify(path.resolve(source))};`,
+    `import { ${role.makerName} } from ${JSON.stringify(path.join(here, "src", role.maker))};`,
+    `export const ${role.exportName} = ${role.makerName}(userModule);`,
   ].join("\n");
   const result = await build({
     stdin: { contents: entry, resolveDir: path.dirname(path.resolve(source)), sourcefile: "opendo-entry.js" },
@@ -42,22 +51,23 @@ async function bundle(source, out) {
   if (result.errors.length > 0) process.exit(1);
 }
 
-async function componentize(bundled, wit, out) {
+async function componentize(role, bundled, wit, out) {
   const { componentize } = await load("@bytecodealliance/componentize-js/src/componentize.js");
   const { component } = await componentize({
     sourcePath: bundled,
     witPath: wit,
-    worldName: "durable-object-js",
+    worldName: role.world,
   });
   await writeFile(out, component);
 }
 
-const [command, ...args] = process.argv.slice(2);
+const [command, roleName, ...args] = process.argv.slice(2);
+const role = ROLES[roleName];
 try {
-  if (command === "bundle" && args.length === 2) await bundle(...args);
-  else if (command === "componentize" && args.length === 3) await componentize(...args);
+  if (command === "bundle" && role && args.length === 2) await bundle(role, ...args);
+  else if (command === "componentize" && role && args.length === 3) await componentize(role, ...args);
   else {
-    console.error("usage: node build.mjs bundle <source> <bundle.js> | componentize <bundle.js> <wit> <out.wasm>");
+    console.error("usage: node build.mjs bundle object|front <source> <bundle.js> | componentize object|front <bundle.js> <wit> <out.wasm>");
     process.exit(2);
   }
 } catch (error) {

@@ -10,10 +10,11 @@ use cargo_metadata::Message;
 const TARGET: &str = "wasm32-wasip2";
 
 /// The component to serve: `path` itself if it is a component, or the component built from the
-/// Rust crate in folder `path`, or from the JavaScript object at `path` (cached in `cache`).
-pub fn resolve_module(path: &Path, cache: &Path) -> anyhow::Result<PathBuf> {
+/// Rust crate in folder `path`, or from the JavaScript module at `path` for `role` (cached in
+/// `cache`).
+pub fn resolve_module(path: &Path, cache: &Path, role: crate::js_build::Role) -> anyhow::Result<PathBuf> {
     if path.exists() && crate::js_build::is_js(path) {
-        return crate::js_build::build(path, cache);
+        return crate::js_build::build(path, cache, role);
     }
     if path.is_file() {
         return Ok(path.to_path_buf());

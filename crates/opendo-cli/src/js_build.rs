@@ -20,7 +20,10 @@ const KIT: &[(&str, &str)] = &[
     ("package.json", include_str!("../../../sdk/js/package.json")),
     ("src/index.js", include_str!("../../../sdk/js/src/index.js")),
     ("src/encoding.js", include_str!("../../../sdk/js/src/encoding.js")),
+    ("src/entrypoint.js", include_str!("../../../sdk/js/src/entrypoint.js")),
     ("src/errors.js", include_str!("../../../sdk/js/src/errors.js")),
+    ("src/front.js", include_str!("../../../sdk/js/src/front.js")),
+    ("src/front-index.js", include_str!("../../../sdk/js/src/front-index.js")),
     ("src/handler.js", include_str!("../../../sdk/js/src/handler.js")),
     ("src/http.js", include_str!("../../../sdk/js/src/http.js")),
     ("src/namespaces.js", include_str!("../../../sdk/js/src/namespaces.js")),
@@ -56,13 +59,31 @@ pub fn is_js(path: &Path) -> bool {
     path.extension().and_then(|e| e.to_str()).is_some_and(|e| SOURCE_EXTENSIONS.contains(&e))
 }
 
-/// The component built from the JavaScript or TypeScript object at `path`, using (and filling)
-/// the cache folder `cache`.
-pub fn build(path: &Path, cache: &Path) -> anyhow::Result<PathBuf> {
+/// What a module is built into.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// A namespace's objects: the module's Durable Object class.
+    Object,
+    /// The front: the module's Worker (`export default`).
+    Front,
+}
+
+impl Role {
+    fn as_str(self) -> &'static str {
+        match self {
+            Role::Object => "object",
+            Role::Front => "front",
+        }
+    }
+}
+
+/// The component built from the JavaScript or TypeScript module at `path` for `role`, using (and
+/// filling) the cache folder `cache`.
+pub fn build(path: &Path, cache: &Path, role: Role) -> anyhow::Result<PathBuf> {
     let source = entry_of(path)?;
     check_node()?;
     let kit = Kit::prepare(cache)?;
-    kit.component_of(&source)
+    kit.component_of(&source, role)
 }
 
 /// The file to bundle: `path` itself, or a folder's `main` (from `package.json`), `index.*` or
@@ -195,19 +216,22 @@ impl Kit {
         Ok(())
     }
 
-    fn component_of(&self, source: &Path) -> anyhow::Result<PathBuf> {
+    fn component_of(&self, source: &Path, role: Role) -> anyhow::Result<PathBuf> {
         let work = self.dir.join("work");
         std::fs::create_dir_all(&work).with_context(|| format!("creating {}", work.display()))?;
         let bundle = work.join("bundle.js");
-        self.node(&[Path::new("bundle"), source, &bundle])
+        let role_arg = Path::new(role.as_str());
+        self.node(&[Path::new("bundle"), role_arg, source, &bundle])
             .with_context(|| format!("bundling {}", source.display()))?;
         let bundled = std::fs::read(&bundle).with_context(|| format!("reading {}", bundle.display()))?;
         let components = self.dir.join("components");
         std::fs::create_dir_all(&components).with_context(|| format!("creating {}", components.display()))?;
-        // One component per source file, replaced when its bundle changes: the runtime's compiled
-        // cache then also keeps one entry per source (see `opendo-runtime`'s component.rs).
+        // One component per source file and role, replaced when its bundle changes: the runtime's
+        // compiled cache then also keeps one entry for each (see `opendo-runtime`'s component.rs).
         let source_path = source.canonicalize().unwrap_or_else(|_| source.to_path_buf());
-        let key = &hex::encode(Sha256::digest(source_path.as_os_str().as_encoded_bytes()))[..32];
+        let mut identity = source_path.as_os_str().as_encoded_bytes().to_vec();
+        identity.extend_from_slice(role.as_str().as_bytes());
+        let key = &hex::encode(Sha256::digest(&identity))[..32];
         let component = components.join(format!("{key}.wasm"));
         let built_from = components.join(format!("{key}.bundle-sha256"));
         let bundle_hash = hex::encode(Sha256::digest(&bundled));
@@ -217,7 +241,7 @@ impl Kit {
         }
         eprintln!("Componentizing {} (componentize-js, some seconds)...", source.display());
         let partial = work.join("component.wasm");
-        self.node(&[Path::new("componentize"), &bundle, &self.dir.join("wit"), &partial])
+        self.node(&[Path::new("componentize"), role_arg, &bundle, &self.dir.join("wit"), &partial])
             .with_context(|| format!("componentizing {}", source.display()))?;
         std::fs::rename(&partial, &component).with_context(|| format!("writing {}", component.display()))?;
         // Written after the component: a crash in between only costs a rebuild.

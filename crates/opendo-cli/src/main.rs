@@ -177,7 +177,10 @@ fn run(args: RunArgs, from_file: Vec<NamespaceSpec>, front: Option<FrontSpec>) -
         if spec.module.is_dir() {
             tracing::info!(namespace = %spec.name, crate_dir = %spec.module.display(), "building");
         }
-        modules.push(guest_build::resolve_module(&spec.module, &cache).with_context(|| origin.clone())?);
+        modules.push(
+            guest_build::resolve_module(&spec.module, &cache, js_build::Role::Object)
+                .with_context(|| origin.clone())?,
+        );
     }
     let front_origin = format!("{}: [front]", file.display());
     let front = match front {
@@ -185,8 +188,8 @@ fn run(args: RunArgs, from_file: Vec<NamespaceSpec>, front: Option<FrontSpec>) -
             if spec.module.is_dir() {
                 tracing::info!(crate_dir = %spec.module.display(), "building the front");
             }
-            let module =
-                guest_build::resolve_module(&spec.module, &cache).with_context(|| front_origin.clone())?;
+            let module = guest_build::resolve_module(&spec.module, &cache, js_build::Role::Front)
+                .with_context(|| front_origin.clone())?;
             Some((spec, module))
         }
         None => None,

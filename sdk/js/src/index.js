@@ -13,12 +13,5 @@ export { DurableObjectId, DurableObjectNamespace, DurableObjectStub } from "./na
 export { DurableObjectStorage } from "./storage.js";
 export { SqlStorage, SqlStorageCursor, SqlStatement } from "./sql.js";
 export { encode, decode } from "./encoding.js";
+export { WorkerEntrypoint } from "./entrypoint.js";
 export { Response, WebSocket, WebSocketPair, WebSocketRequestResponsePair };
-
-/** Cloudflare's base class of a Worker's entry point; a front is not a JavaScript class here. */
-export class WorkerEntrypoint {
-  constructor(ctx, env) {
-    this.ctx = ctx;
-    this.env = env;
-  }
-}

@@ -208,6 +208,34 @@ fn a_stub_calls_the_methods_of_the_objects_class() {
 }
 
 #[test]
+fn a_workers_file_serves_as_front_and_objects_unchanged() {
+    // workerd's benchmark file: a Durable Object class and the Worker in front of it.
+    let worker = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../bench/workerd/worker.js");
+    let dir = tempfile::tempdir().unwrap();
+    let project =
+        format!("[front]\nmodule = {worker:?}\n\n[[namespace]]\nname = \"bench\"\nmodule = {worker:?}\n");
+    std::fs::write(dir.path().join("opendo.toml"), project).unwrap();
+    let server = Server::start_project(dir.path(), &[]);
+    assert_eq!(server.get("/ready").body, "ready", "the Worker answers");
+    assert_eq!(server.get("/bench/a/incr").body, "1");
+    assert_eq!(server.get("/bench/a/incr").body, "2", "env.BENCH reaches one object by its name");
+    assert_eq!(server.get("/bench/b/incr").body, "1");
+    assert_eq!(server.get("/bench/a/hello").body, "hello");
+    assert_eq!(server.get("/elsewhere").status, 404, "the Worker's own 404");
+    server.terminate();
+
+    // A module without a Worker cannot be a front.
+    let project = format!(
+        "[front]\nmodule = {:?}\n\n[[namespace]]\nname = \"bench\"\nmodule = {worker:?}\n",
+        guest("probe.js")
+    );
+    std::fs::write(dir.path().join("opendo.toml"), project).unwrap();
+    let (status, log) = opendo_e2e::run_project_expecting_refusal(dir.path());
+    assert!(!status.success());
+    assert!(log.contains("a JavaScript front needs a Worker"), "{log}");
+}
+
+#[test]
 fn a_rust_object_reads_the_json_a_javascript_object_wrote() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
