@@ -277,6 +277,7 @@ fn a_node_cut_off_from_etcd_stops_serving_before_its_lease_can_expire_and_the_cl
     });
     // A lease counts from the last renewal sent: the nodes let go before etcd could expire it.
     assert!(fenced < TTL, "the nodes held their shards {fenced:?} after losing etcd");
+    eprintln!("both nodes let go of their shards {fenced:?} after etcd was killed");
     for node in &nodes {
         assert!(node.log().contains("letting go of every shard"), "{}", node.log());
     }
