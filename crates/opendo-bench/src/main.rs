@@ -1,5 +1,7 @@
 //! `opendo-bench`: runs the same workloads against open-do and, when it is installed, Cloudflare's
 //! workerd, one after the other on the same machine, and prints one table (and writes JSON).
+//! When etcd is installed it also runs them through three open-do nodes on this machine, against
+//! one node: the cost of forwarding (`cluster.rs`).
 //!
 //! Both servers answer only after a write is durable: open-do runs with `--durability full`
 //! (fsync per commit) and workerd fsyncs every write before answering.
@@ -296,7 +298,7 @@ async fn measure_cluster(args: &Args, dir: &std::path::Path) -> anyhow::Result<C
             load::run(&addrs, args.connections, duration, Paths::Random(paths(op, &names))).await?;
         record(&format!("{op} spread"), measured);
     }
-    let forwarded = cluster.forwards().await? - forwards_before;
+    let forwarded = cluster.forwards().await?.saturating_sub(forwards_before);
     let requests: u64 = workloads.iter().map(|(_, m)| m.requests + m.errors).sum();
     Ok(ClusterResults {
         nodes: args.cluster_nodes,

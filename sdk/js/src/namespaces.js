@@ -1,6 +1,7 @@
 // `this.env`: one binding per namespace the server runs, with Cloudflare's
-// DurableObjectNamespace API (ids and stubs), and the namespace's `env` variables. Calls go through the host's `objects.fetch`: an
-// ordinary event of the callee, whose answer arrives once it is durable.
+// DurableObjectNamespace API (ids and stubs), and the namespace's `env` variables. Calls go
+// through the host's `objects.fetch`: an ordinary event of the callee, whose answer arrives once
+// it is durable.
 import * as objects from "opendo:durable-object/objects@0.1.0";
 import { getEnvironment } from "wasi:cli/environment@0.2.3";
 import { decode, encode } from "./encoding.js";
