@@ -153,10 +153,22 @@ export declare abstract class DurableObject<Env = Record<string, DurableObjectNa
   webSocketError?(ws: WebSocket, error: unknown): void | Promise<void>;
 }
 
+/** The `ctx` of a front's request: the request ends when what `waitUntil` got settles. */
+export interface ExecutionContext {
+  waitUntil(promise: Promise<unknown>): void;
+  passThroughOnException(): void;
+}
+
+/** A Worker, `export default { fetch }`: the project's front when the file is its `[front]`. */
+export interface ExportedHandler<Env = Record<string, DurableObjectNamespace | string | undefined>> {
+  fetch(request: Request, env: Env, ctx: ExecutionContext): Response | Promise<Response>;
+}
+
 export declare abstract class WorkerEntrypoint<Env = unknown> {
-  constructor(ctx: unknown, env: Env);
-  protected ctx: unknown;
+  constructor(ctx: ExecutionContext, env: Env);
+  protected ctx: ExecutionContext;
   protected env: Env;
+  fetch?(request: Request): Response | Promise<Response>;
 }
 
 /** The bytes open-do stores for a value (JSON text for JSON-shaped values). */
