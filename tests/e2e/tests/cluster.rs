@@ -65,6 +65,14 @@ fn shards_held(node: &Server) -> u64 {
     node.metric("opendo_cluster_shards_held")
 }
 
+/// Shards the nodes took or handed over so far: unchanged while no shard moved.
+fn shard_moves(nodes: &[&Server]) -> u64 {
+    let moves = |node: &Server| {
+        node.metric("opendo_cluster_shards_taken_total") + node.metric("opendo_cluster_shards_given_total")
+    };
+    nodes.iter().map(|node| moves(node)).sum()
+}
+
 /// Waits until `check` holds, at most `limit`; returns how long it took.
 fn wait_until(limit: Duration, what: &str, mut check: impl FnMut() -> bool) -> Duration {
     let started = Instant::now();
@@ -299,14 +307,28 @@ fn alarms_fire_on_the_node_that_owns_the_object_and_after_it_dies_on_the_next() 
     settled(&[&n1, &n2]);
 
     // Set through n1; the answer names the node that ran the event: the owner.
+    let moves_before = shard_moves(&[&n1, &n2]);
     let owners: Vec<String> = (0..6).map(|i| n1.post(&format!("/writer/a{i}/alarm?in=500")).body).collect();
     assert!(owners.iter().any(|o| o == "n1") && owners.iter().any(|o| o == "n2"), "{owners:?}");
-    for (i, owner) in owners.iter().enumerate() {
+    let mut fired_on = Vec::new();
+    for i in 0..owners.len() {
         wait_until(Duration::from_secs(10), "the alarm fired", || {
             n1.get(&format!("/writer/a{i}/fired")).body != "[]"
         });
         let fired: Vec<String> = serde_json::from_str(&n1.get(&format!("/writer/a{i}/fired")).body).unwrap();
-        assert_eq!(fired, std::slice::from_ref(owner), "a{i}'s alarm ran where the object lives");
+        fired_on.push(fired);
+    }
+    // A node starved of CPU may miss its renewals and let its shards go (as it must): then an
+    // alarm runs on the shard's new owner, and only that much can be checked.
+    if shard_moves(&[&n1, &n2]) == moves_before {
+        for (i, (fired, owner)) in fired_on.iter().zip(&owners).enumerate() {
+            assert_eq!(fired, std::slice::from_ref(owner), "a{i}'s alarm ran where the object lives");
+        }
+    } else {
+        eprintln!(
+            "shards moved while the alarms were due (a lease lapsed): {owners:?} fired on {fired_on:?}"
+        );
+        assert!(fired_on.iter().flatten().all(|node| node == "n1" || node == "n2"), "{fired_on:?}");
     }
 
     // Alarms of objects on n2, which dies before they are due.
