@@ -55,7 +55,12 @@ export class DurableObjectStub {
   }
 
   async fetch(input, init) {
-    const request = new Request(typeof input === "string" && input.startsWith("/") ? `http://do${input}` : input, init);
+    // A request passed on as it came keeps every header (a copy made by `new Request` drops
+    // those a browser may not set, `Upgrade` among them: a WebSocket upgrade must pass whole).
+    const request =
+      input instanceof Request && init === undefined
+        ? input
+        : new Request(typeof input === "string" && input.startsWith("/") ? `http://do${input}` : input, init);
     return this.#send(request);
   }
 

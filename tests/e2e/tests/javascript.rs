@@ -236,6 +236,40 @@ fn a_workers_file_serves_as_front_and_objects_unchanged() {
 }
 
 #[test]
+fn a_javascript_front_passes_a_websocket_upgrade_on_to_the_chat_room() {
+    let dir = tempfile::tempdir().unwrap();
+    let room = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../guest-examples/js/chat-room/chat-room.js");
+    std::fs::write(
+        dir.path().join("front.js"),
+        r#"export default {
+  async fetch(request, env) {
+    const url = new URL(request.url);
+    if (url.pathname !== "/ws") return new Response("no such page", { status: 404 });
+    return env["chat-room"].getByName(url.searchParams.get("room")).fetch(request);
+  },
+};
+"#,
+    )
+    .unwrap();
+    let project =
+        format!("[front]\nmodule = \"front.js\"\n\n[[namespace]]\nname = \"chat-room\"\nmodule = {room:?}\n");
+    std::fs::write(dir.path().join("opendo.toml"), project).unwrap();
+    let server = Server::start_project(dir.path(), &[]);
+    let text =
+        |socket: &mut opendo_e2e::WsClient| -> Value { serde_json::from_str(&socket.recv_text()).unwrap() };
+    let mut ann = server.websocket("/ws?room=lobby&name=ann");
+    assert_eq!(text(&mut ann), json!({"joined": "ann"}));
+    let mut bo = server.websocket("/ws?room=lobby&name=bo");
+    assert_eq!(text(&mut bo), json!({"joined": "bo"}));
+    assert_eq!(text(&mut ann), json!({"joined": "bo"}));
+    ann.send_text("hi through a JavaScript front");
+    let said = json!({"from": "ann", "text": "hi through a JavaScript front"});
+    assert_eq!(text(&mut ann), said);
+    assert_eq!(text(&mut bo), said);
+    assert_eq!(server.get("/elsewhere").status, 404);
+}
+
+#[test]
 fn a_rust_object_reads_the_json_a_javascript_object_wrote() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
