@@ -236,18 +236,21 @@ fn a_workers_file_serves_as_front_and_objects_unchanged() {
 }
 
 #[test]
-fn a_javascript_front_passes_a_websocket_upgrade_on_to_the_chat_room() {
+fn a_javascript_front_class_passes_a_websocket_upgrade_on_to_the_chat_room() {
     let dir = tempfile::tempdir().unwrap();
     let room = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../guest-examples/js/chat-room/chat-room.js");
     std::fs::write(
         dir.path().join("front.js"),
-        r#"export default {
-  async fetch(request, env) {
+        r#"import { WorkerEntrypoint } from "cloudflare:workers";
+
+// The class form of a Worker (the object form is tested with bench/workerd/worker.js).
+export default class extends WorkerEntrypoint {
+  async fetch(request) {
     const url = new URL(request.url);
     if (url.pathname !== "/ws") return new Response("no such page", { status: 404 });
-    return env["chat-room"].getByName(url.searchParams.get("room")).fetch(request);
-  },
-};
+    return this.env["chat-room"].getByName(url.searchParams.get("room")).fetch(request);
+  }
+}
 "#,
     )
     .unwrap();

@@ -67,16 +67,21 @@ fn fetch(server: &Server, object: &str, url: &str) -> (u16, String) {
     (answer.status, answer.body)
 }
 
+/// `object` gets the allowed server's answers, its 404 included.
+fn reaches_the_allowed_host(server: &Server, object: &str, port: u16) {
+    assert_eq!(
+        fetch(server, object, &format!("http://127.0.0.1:{port}/ok")),
+        (200, "200 hello from outside".into())
+    );
+    assert_eq!(fetch(server, object, &format!("http://127.0.0.1:{port}/nope")).1, "404 ");
+}
+
 #[test]
 fn an_object_reaches_only_the_hosts_its_namespace_allows() {
     let port = outside();
     let other = outside();
     let (_dir, server) = project(&[format!("127.0.0.1:{port}")], &[]);
-    assert_eq!(
-        fetch(&server, "open/a", &format!("http://127.0.0.1:{port}/ok")),
-        (200, "200 hello from outside".into())
-    );
-    assert_eq!(fetch(&server, "open/a", &format!("http://127.0.0.1:{port}/nope")).1, "404 ");
+    reaches_the_allowed_host(&server, "open/a", port);
 
     let (status, body) = fetch(&server, "open/a", &format!("http://127.0.0.1:{other}/ok"));
     assert_eq!(status, 502, "another port of the same host: {body}");
@@ -170,11 +175,7 @@ fn a_javascript_object_fetches_from_an_allowed_host_only() {
         format!("[[namespace]]\nname = \"probe\"\nmodule = {probe:?}\noutbound = [\"127.0.0.1:{port}\"]\n");
     std::fs::write(dir.path().join("opendo.toml"), toml).unwrap();
     let server = Server::start_project(dir.path(), &[]);
-    assert_eq!(
-        fetch(&server, "probe/a", &format!("http://127.0.0.1:{port}/ok")),
-        (200, "200 hello from outside".into())
-    );
-    assert_eq!(fetch(&server, "probe/a", &format!("http://127.0.0.1:{port}/nope")).1, "404 ");
+    reaches_the_allowed_host(&server, "probe/a", port);
     let (status, body) = fetch(&server, "probe/a", &format!("http://127.0.0.1:{other}/ok"));
     assert_eq!(status, 502, "{body}");
     assert!(body.starts_with("refused: "), "{body}");
