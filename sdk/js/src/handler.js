@@ -69,9 +69,10 @@ export function handlerFor(module) {
 
   async function run(method, ...args) {
     const target = instance();
-    await ctx.settle();
+    // Only awaited when there is work: each await is a promise job, a real share of a small event.
+    if (ctx.busy) await ctx.settle();
     const result = typeof target[method] === "function" ? await target[method](...args) : undefined;
-    await ctx.settle();
+    if (ctx.busy) await ctx.settle();
     return result;
   }
 

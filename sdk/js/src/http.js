@@ -3,6 +3,19 @@ const utf8 = new TextEncoder();
 const fromUtf8 = new TextDecoder();
 const NativeResponse = globalThis.Response;
 const STATUS = Symbol("status");
+const BODY = Symbol("body");
+
+/**
+ * A copy of the bytes of a body given as a string or bytes (as the Web's Response copies them),
+ * or undefined for any other kind (a stream, a Blob, a form...).
+ */
+function bytesOf(body) {
+  if (body === null || body === undefined) return new Uint8Array(0);
+  if (typeof body === "string") return utf8.encode(body);
+  if (body instanceof ArrayBuffer) return new Uint8Array(body.slice(0));
+  if (ArrayBuffer.isView(body)) return new Uint8Array(body.buffer.slice(body.byteOffset, body.byteOffset + body.byteLength));
+  return undefined;
+}
 
 /**
  * Response, as Cloudflare's: it takes status 101 with `webSocket` (the answer that completes a
@@ -15,6 +28,18 @@ export class Response extends NativeResponse {
     super(body, special ? { ...init, status: 200 } : init);
     if (special) this[STATUS] = status;
     this.webSocket = init?.webSocket ?? null;
+    // Kept so that answering the host need not read the body back through its stream (several
+    // promise jobs per event), and for clone().
+    this[BODY] = bytesOf(body);
+  }
+
+  /** As the Web's, through this constructor (so that the answer takes the short way too). */
+  static json(data, init = undefined) {
+    const text = JSON.stringify(data);
+    if (text === undefined) throw new TypeError("Response.json: the data cannot be serialized as JSON");
+    const headers = new Headers(init?.headers);
+    if (!headers.has("content-type")) headers.set("content-type", "application/json");
+    return new Response(text, { ...init, headers });
   }
 
   get status() {
@@ -23,6 +48,16 @@ export class Response extends NativeResponse {
 
   get ok() {
     return this.status >= 200 && this.status < 300;
+  }
+
+  /** The engine's own clone() of a Response traps; this one copies a body given as a string or bytes. */
+  clone() {
+    if (this.bodyUsed) throw new TypeError("Response.clone: the body has already been read");
+    if (this[BODY] === undefined) {
+      throw new TypeError("Response.clone: only a response whose body is a string or bytes can be cloned in open-do");
+    }
+    const init = { status: this.status, statusText: this.statusText, headers: new Headers(this.headers), webSocket: this.webSocket };
+    return new Response(this[BODY], init);
   }
 }
 
@@ -43,15 +78,20 @@ export function toRequest(request) {
   return web;
 }
 
-/** The host's `response` record for what a handler returned. */
-export async function fromResponse(response) {
+/**
+ * The host's `response` record for what a handler returned: at once for a body given as a string
+ * or bytes, else a promise of it.
+ */
+export function fromResponse(response) {
   if (!(response instanceof NativeResponse)) {
     throw new TypeError(`fetch() must return a Response, not ${response === null ? "null" : typeof response}`);
   }
   const headers = [];
   response.headers.forEach((value, name) => headers.push([name, utf8.encode(value)]));
-  const body = new Uint8Array(await response.arrayBuffer());
-  return { status: response.status, headers, body };
+  // A Response made by the engine (a `fetch()` answer, say) has no BODY.
+  const given = response.bodyUsed ? undefined : response[BODY];
+  if (given !== undefined) return { status: response.status, headers, body: given };
+  return response.arrayBuffer().then((body) => ({ status: response.status, headers, body: new Uint8Array(body) }));
 }
 
 /** The host's `request` record for a Request sent to another object (path and query only). */

@@ -48,6 +48,11 @@ export class DurableObjectState {
     return sockets.getAutoResponseTimestamp(ws);
   }
 
+  /** Whether `waitUntil` or `blockConcurrencyWhile` handed over work not yet awaited. */
+  get busy() {
+    return this.#pending.length > 0;
+  }
+
   /** Waits for the promises of `waitUntil` and `blockConcurrencyWhile`, and fails if one failed. */
   async settle() {
     while (this.#pending.length > 0) {

@@ -107,6 +107,26 @@ fn a_throw_or_a_rejected_promise_rolls_the_event_back() {
 }
 
 #[test]
+fn every_kind_of_response_body_reaches_the_client() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&guest("probe.js"), &dir.path().join("data"), &[]);
+    for (kind, body) in [
+        ("text", "text héllo"),
+        ("bytes", "bytes"),
+        ("buffer", "buffer"),
+        ("view", "in a view"),
+        ("stream", "stream"),
+        ("json", r#"{"json":true}"#),
+        ("clone", "cloned"),
+        ("clone-stream", "TypeError: Response.clone: only a response whose body is a string or bytes can be cloned in open-do"),
+        ("none", ""),
+    ] {
+        let answer = server.get(&format!("/probe/b/body?kind={kind}"));
+        assert_eq!((answer.status, answer.body.as_str()), (201, body), "{kind}");
+    }
+}
+
+#[test]
 fn transactions_and_sql_cursors_behave_as_at_cloudflare() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(&guest("probe.js"), &dir.path().join("data"), &[]);
@@ -233,6 +253,19 @@ fn a_workers_file_serves_as_front_and_objects_unchanged() {
     let (status, log) = opendo_e2e::run_project_expecting_refusal(dir.path());
     assert!(!status.success());
     assert!(log.contains("a JavaScript front needs a Worker"), "{log}");
+}
+
+#[test]
+fn a_fronts_request_lasts_until_the_work_it_handed_to_wait_until_is_done() {
+    let module = guest("tally.js");
+    let dir = tempfile::tempdir().unwrap();
+    let project = format!("[front]\nmodule = {module:?}\n\n[[namespace]]\nname = \"tally\"\nmodule = {module:?}\n");
+    std::fs::write(dir.path().join("opendo.toml"), project).unwrap();
+    let server = Server::start_project(dir.path(), &[]);
+    assert_eq!(server.get("/count").body, "0");
+    assert_eq!(server.get("/later").body, "handed over");
+    // The work ran after a timer, after the Worker had returned its response.
+    assert_eq!(server.get("/count").body, "1", "the response came only once the work was done");
 }
 
 #[test]

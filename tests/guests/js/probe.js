@@ -246,6 +246,44 @@ export class Probe extends DurableObject {
         const answer = await stub.fetch("/whoami");
         return new Response(await answer.text(), { status: answer.status });
       }
+      case "GET /body": {
+        // Each way a response's body can be given (the SDK answers some without reading the body back).
+        const init = { status: 201 };
+        const word = (text) => new TextEncoder().encode(text);
+        switch (url.searchParams.get("kind")) {
+          case "text":
+            return new Response("text h\u00e9llo", init);
+          case "bytes":
+            return new Response(word("bytes"), init);
+          case "buffer":
+            return new Response(word("buffer").buffer, init);
+          case "view":
+            return new Response(new DataView(word("[in a view]").buffer, 1, 9), init);
+          case "stream": {
+            const stream = new ReadableStream({
+              start(controller) {
+                controller.enqueue(word("str"));
+                controller.enqueue(word("eam"));
+                controller.close();
+              },
+            });
+            return new Response(stream, init);
+          }
+          case "json":
+            return Response.json({ json: true }, init);
+          case "clone":
+            return new Response("cloned", init).clone();
+          case "clone-stream":
+            try {
+              return new Response(new ReadableStream(), init).clone();
+            } catch (error) {
+              return new Response(String(error), init);
+            }
+          case "none":
+            return new Response(null, init);
+        }
+        return new Response("unknown kind", { status: 400 });
+      }
       default:
         return new Response("no such route", { status: 404 });
     }
