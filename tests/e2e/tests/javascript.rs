@@ -118,7 +118,10 @@ fn every_kind_of_response_body_reaches_the_client() {
         ("stream", "stream"),
         ("json", r#"{"json":true}"#),
         ("clone", "cloned"),
-        ("clone-stream", "TypeError: Response.clone: only a response whose body is a string or bytes can be cloned in open-do"),
+        (
+            "clone-stream",
+            "TypeError: Response.clone: only a response whose body is a string or bytes can be cloned in open-do",
+        ),
         ("none", ""),
     ] {
         let answer = server.get(&format!("/probe/b/body?kind={kind}"));
@@ -259,7 +262,8 @@ fn a_workers_file_serves_as_front_and_objects_unchanged() {
 fn a_fronts_request_lasts_until_the_work_it_handed_to_wait_until_is_done() {
     let module = guest("tally.js");
     let dir = tempfile::tempdir().unwrap();
-    let project = format!("[front]\nmodule = {module:?}\n\n[[namespace]]\nname = \"tally\"\nmodule = {module:?}\n");
+    let project =
+        format!("[front]\nmodule = {module:?}\n\n[[namespace]]\nname = \"tally\"\nmodule = {module:?}\n");
     std::fs::write(dir.path().join("opendo.toml"), project).unwrap();
     let server = Server::start_project(dir.path(), &[]);
     assert_eq!(server.get("/count").body, "0");
