@@ -61,6 +61,13 @@ export class Response extends NativeResponse {
   }
 }
 
+// The engine's own clone() traps (which would reset the object); a TypeError can be caught.
+NativeResponse.prototype.clone = function clone() {
+  throw new TypeError(
+    "Response.clone: a response made by the engine (a fetch() answer) cannot be cloned in open-do: read its body once and make new Responses of the bytes",
+  );
+};
+
 /** The Web Request for the host's `request` record. */
 export function toRequest(request) {
   const headers = new Headers();

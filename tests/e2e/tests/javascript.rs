@@ -122,6 +122,11 @@ fn every_kind_of_response_body_reaches_the_client() {
             "clone-stream",
             "TypeError: Response.clone: only a response whose body is a string or bytes can be cloned in open-do",
         ),
+        ("engine", "made by the engine"),
+        (
+            "clone-engine",
+            "TypeError: Response.clone: a response made by the engine (a fetch() answer) cannot be cloned in open-do: read its body once and make new Responses of the bytes",
+        ),
         ("none", ""),
     ] {
         let answer = server.get(&format!("/probe/b/body?kind={kind}"));

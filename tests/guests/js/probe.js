@@ -38,6 +38,9 @@ function describe(value) {
   return value;
 }
 
+// The engine's Response, as `fetch()` answers are (the SDK's Response extends it).
+const NativeResponse = Object.getPrototypeOf(Response);
+
 function keys(map) {
   return Array.from(map.keys());
 }
@@ -276,6 +279,14 @@ export class Probe extends DurableObject {
           case "clone-stream":
             try {
               return new Response(new ReadableStream(), init).clone();
+            } catch (error) {
+              return new Response(String(error), init);
+            }
+          case "engine":
+            return new NativeResponse("made by the engine", init);
+          case "clone-engine":
+            try {
+              return new NativeResponse("x").clone();
             } catch (error) {
               return new Response(String(error), init);
             }
