@@ -54,7 +54,19 @@ async function failure(promise) {
   }
 }
 
+const later = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
 export class Probe extends DurableObject {
+  constructor(ctx, env) {
+    super(ctx, env);
+    // Work behind a timer: the first event must wait for it.
+    this.built = "not yet";
+    ctx.blockConcurrencyWhile(async () => {
+      await later(20);
+      this.built = "built";
+    });
+  }
+
   async fetch(request) {
     const url = new URL(request.url);
     const storage = this.ctx.storage;
@@ -69,6 +81,12 @@ export class Probe extends DurableObject {
       }
       case "GET /expected-values":
         return Response.json(Object.fromEntries(Object.entries(VALUES).map(([k, v]) => [k, describe(v)])));
+      case "GET /built":
+        return new Response(this.built);
+      case "POST /wait-until":
+        // Written after a timer, once the handler has returned its response.
+        this.ctx.waitUntil(later(50).then(() => storage.put("waited", "done")));
+        return new Response("handed over");
       case "GET /get":
         return Response.json(describe((await storage.get(url.searchParams.get("key"))) ?? null));
       case "POST /put-json":
@@ -274,8 +292,35 @@ export class Probe extends DurableObject {
           }
           case "json":
             return Response.json({ json: true }, init);
+          case "json-type": {
+            const plain = Response.json({}).headers.get("content-type");
+            const own = Response.json({}, { headers: { "content-type": "application/x+json" } }).headers.get("content-type");
+            return new Response(`${plain} ${own}`, init);
+          }
+          case "json-undefined":
+            try {
+              return Response.json(undefined, init);
+            } catch (error) {
+              return new Response(String(error), init);
+            }
+          case "mutated": {
+            // As on the Web, the response has its own copy of the bytes it was given.
+            const bytes = word("kept");
+            const response = new Response(bytes, init);
+            bytes.fill(0x78);
+            return response;
+          }
+          case "used": {
+            const response = new Response("read already", init);
+            await response.text();
+            return response;
+          }
           case "clone":
             return new Response("cloned", init).clone();
+          case "clone-keeps": {
+            const copy = new Response("copied", { status: 202, headers: { "x-a": "1" } }).clone();
+            return new Response(`${copy.status} ${copy.headers.get("x-a")} ${await copy.text()}`, init);
+          }
           case "clone-stream":
             try {
               return new Response(new ReadableStream(), init).clone();
